@@ -1,0 +1,92 @@
+"""``hwgen`` command line.
+
+``hwgen verilog KERNEL [options] -o FILE.v`` writes one kernel's Verilog behind the
+AXI4-Stream shell (``ap_clk``, ``ap_rst_n``, ``s_axis_*``, ``m_axis_*``).
+"""
+
+import argparse
+import sys
+
+from .export import kernel_verilog
+
+__all__ = ["main"]
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _add_popcount(commands):
+    parser = commands.add_parser(
+        "popcount", help="compressor-tree population count",
+        description="Population count of N bits per beat (one N-lane 1-bit input beat, one "
+                    "count per output beat).")
+    parser.add_argument("--n", type=_positive_int, required=True, help="input bits per beat")
+    parser.add_argument("--pipeline-every", type=_non_negative_int, default=0, metavar="K",
+                        help="a register stage after every K logic stages (0: combinational)")
+    parser.add_argument("--target", choices=("generic", "xilinx"), default="generic",
+                        help="generic logic, or Xilinx UltraScale+ LUT6_2/CARRY8 instances")
+
+    def build(args):
+        from .popcount import PopcountStream
+        primitives = "instance" if args.target == "xilinx" else "auto"
+        return PopcountStream(args.n, pipeline_every=args.pipeline_every, target=args.target,
+                              primitives=primitives)
+    parser.set_defaults(build=build)
+    return parser
+
+
+KERNELS = {"popcount": _add_popcount}
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="hwgen", description="FPGA hardware generators for "
+                                     "quantized neural networks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    verilog = commands.add_parser("verilog", help="write one kernel's Verilog (AXI4-Stream ports)")
+    kernels = verilog.add_subparsers(dest="kernel", required=True, metavar="KERNEL")
+    for add in KERNELS.values():
+        sub = add(kernels)
+        sub.add_argument("-o", "--output", required=True, help="Verilog file to write ('-': stdout)")
+        sub.add_argument("--name", default=None, help="top module name (default: hwgen_KERNEL)")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.command == "verilog":
+        try:
+            kernel = args.build(args)
+        except (TypeError, ValueError) as error:
+            print(f"hwgen: error: {error}", file=sys.stderr)
+            return 2
+        name = args.name or f"hwgen_{args.kernel}"
+        text = kernel_verilog(kernel, name=name)
+        if args.output == "-":
+            sys.stdout.write(text)
+        else:
+            with open(args.output, "w") as file:
+                file.write(text)
+            print(f"wrote {args.output}: module {name}, latency {kernel.latency} cycles, "
+                  f"{len(text.splitlines())} lines", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
