@@ -253,7 +253,9 @@ def _plan_stage_xilinx(heights, goal):
 
     for column in range(width):
         while need(column) and avail[column] >= 3:
-            if avail[column] == 3:
+            if avail[column] == 3 or avail[column] + out[column] - goal <= 2:
+                # A full adder takes the column down by two and puts one bit above; a chain
+                # position would put two there, which only pays off for taller columns.
                 placement = GPC(column, (3,), kind="lut6_2")
                 avail[column] -= 3
             else:
