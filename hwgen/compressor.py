@@ -365,12 +365,19 @@ class _Builder:
                             instance=self.instance, name=self.fresh("fa"))
             outputs = [o6, o5]
         else:
-            value = 0
+            # Each output bit is a truth table of the (at most six) input bits, so synthesis
+            # maps it to one LUT; an arithmetic "+" here would be mapped to carry chains.
+            inputs, weights = [], []
             for j, count in enumerate(placement.used):
-                column_sum = sum(pools[placement.column + j].pop() for _ in range(count))
-                value = value + (column_sum << j) if j else column_sum
+                inputs += [pools[placement.column + j].pop() for _ in range(count)]
+                weights += [1 << j] * count
+            index = Cat(*inputs)
+            sums = [sum(w for k, w in enumerate(weights) if entry >> k & 1)
+                    for entry in range(1 << len(inputs))]
             out = Signal(placement.outputs, name=self.fresh("gpc"))
-            self.m.d.comb += out.eq(value)
+            for bit in range(placement.outputs):
+                table = sum((total >> bit & 1) << entry for entry, total in enumerate(sums))
+                self.m.d.comb += out[bit].eq(Const(table, len(sums)).bit_select(index, 1))
             outputs = list(out)
         for c, bit in zip(placement.output_columns(), outputs):
             if c < width:

