@@ -37,11 +37,10 @@ def padded_width(width):
 
 def stream_payload_width(component, port):
     """Bit width of the payload of stream port ``port`` of ``component``."""
-    try:
-        member = component.signature.members[port]
-    except KeyError:
+    if port not in component.signature.members:
         raise ValueError(f"component {type(component).__name__} has no stream port {port!r}; "
-                         f"its ports are {sorted(component.signature.members.keys())}") from None
+                         f"its ports are {sorted(component.signature.members.keys())}")
+    member = component.signature.members[port]
     return Shape.cast(member.signature.members["payload"].shape).width
 
 

@@ -1,0 +1,277 @@
+"""Stream beats <-> words, and the one-call cocotb test of a stream kernel.
+
+A *beat* is one transfer of a kernel's stream: ``lanes`` elements of ``w`` bits each, element k
+at bits ``[k*w, (k+1)*w)`` of the beat's *word* (LSB first, two's complement for signed
+elements). Test vectors are numpy 2-D arrays ``(beats, lanes)`` of element integers;
+:func:`pack_beats`/:func:`unpack_beats` convert them to and from words (Python ints of any
+width), for both simulation tiers (:mod:`sim.amaranth_sim` and the cocotb testbench
+:mod:`sim.stream_tb`).
+
+:func:`run_stream_test` runs a kernel's exported Verilog (through
+:class:`hwgen.axis.AXIStreamShell`) against expected outputs on Verilator or Icarus::
+
+    report = run_stream_test(kernel, x, golden(x), seed=3, valid_prob=0.5, ready_prob=0.5)
+    assert report["latency"] == kernel.latency
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+from . import _stream_io
+from ._stream_io import ENV_REPORT, ENV_VECTORS
+
+__all__ = ["pack_beats", "unpack_beats", "port_format", "beats_to_words", "words_to_beats",
+           "write_stream_vectors", "run_stream_test", "ENV_VECTORS", "ENV_REPORT"]
+
+_CHUNK = 4096
+
+
+def _range(width, signed):
+    """Allowed element range: exact for signed=True/False, either for signed=None."""
+    lo = -(1 << (width - 1)) if signed in (None, True) else 0
+    hi = (1 << width) - 1 if signed in (None, False) else (1 << (width - 1)) - 1
+    return lo, hi
+
+
+def pack_beats(values, elem_width, signed=None):
+    """Pack element integers into one word per beat.
+
+    Parameters
+    ----------
+    values : array-like, shape ``(beats, lanes)`` (or ``(beats,)`` for one lane)
+        Element integers.
+    elem_width : int
+        Bits per element ``w``; element k of a beat goes to bits ``[k*w, (k+1)*w)``.
+    signed : bool, optional
+        Check values against the signed (``True``) or unsigned (``False``) range of ``w`` bits.
+        By default anything in ``[-2**(w-1), 2**w)`` is accepted; negative values are stored in
+        two's complement.
+
+    Returns
+    -------
+    list of int
+        One non-negative word per beat, ``< 2**(lanes*w)``.
+    """
+    w = int(elem_width)
+    if w < 1:
+        raise ValueError(f"elem_width={elem_width!r} must be a positive integer")
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"values must be a 2-D array (beats, lanes), not shape {arr.shape}")
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iuO":
+        raise TypeError(f"values must be integers, not dtype {arr.dtype}")
+    beats, lanes = arr.shape
+    if arr.size == 0:
+        return [0] * beats
+    lo, hi = _range(w, signed)
+    vmin, vmax = int(arr.min()), int(arr.max())
+    if vmin < lo or vmax > hi:
+        bad = np.argwhere((arr < lo) | (arr > hi))[0]
+        kind = {None: "", True: "signed ", False: "unsigned "}[signed]
+        raise ValueError(f"value {arr[tuple(bad)]} at beat {bad[0]}, lane {bad[1]} does not fit "
+                         f"{kind}{w}-bit elements (range {lo}..{hi})")
+    mask = (1 << w) - 1
+    if w > 64 or arr.dtype.kind == "O":
+        words = []
+        for row in arr:
+            word = 0
+            for k, v in enumerate(row):
+                word |= (int(v) & mask) << (k * w)
+            words.append(word)
+        return words
+    if arr.dtype.kind == "u":
+        u = arr.astype(np.uint64)
+    else:
+        u = arr.astype(np.int64).view(np.uint64)
+    u = u & np.uint64(mask)
+    shifts = np.arange(w, dtype=np.uint64)
+    words = []
+    for start in range(0, beats, _CHUNK):
+        chunk = u[start:start + _CHUNK]
+        bits = ((chunk[..., None] >> shifts) & np.uint64(1)).astype(np.uint8)
+        packed = np.packbits(bits.reshape(len(chunk), lanes * w), axis=1, bitorder="little")
+        words += [int.from_bytes(row.tobytes(), "little") for row in packed]
+    return words
+
+
+def unpack_beats(words, elem_width, lanes, signed=False):
+    """Unpack words into a ``(beats, lanes)`` array of element integers (inverse of
+    :func:`pack_beats`).
+
+    The dtype is ``int64`` (``uint64`` for unsigned 64-bit elements, ``object`` holding Python
+    ints for elements wider than 64 bits). Raises ``ValueError`` for a word that is negative or
+    has bits set above ``lanes * elem_width``.
+    """
+    w, lanes = int(elem_width), int(lanes)
+    if w < 1 or lanes < 1:
+        raise ValueError(f"elem_width={elem_width!r} and lanes={lanes!r} must be positive")
+    words = [int(x) for x in words]
+    total = w * lanes
+    for n, word in enumerate(words):
+        if word < 0 or word >> total:
+            raise ValueError(f"word {n} = {word:#x} does not fit {lanes} lanes x {w} bits "
+                             f"({total} bits)")
+    if w > 64:
+        mask = (1 << w) - 1
+        out = np.empty((len(words), lanes), dtype=object)
+        for n, word in enumerate(words):
+            for k in range(lanes):
+                v = (word >> (k * w)) & mask
+                if signed and v >> (w - 1):
+                    v -= 1 << w
+                out[n, k] = v
+        return out
+    dtype = np.uint64 if (w == 64 and not signed) else np.int64
+    if not words:
+        return np.zeros((0, lanes), dtype=dtype)
+    nbytes = (total + 7) // 8
+    weights = np.left_shift(np.uint64(1), np.arange(w, dtype=np.uint64))
+    chunks = []
+    for start in range(0, len(words), _CHUNK):
+        part = words[start:start + _CHUNK]
+        raw = np.frombuffer(b"".join(x.to_bytes(nbytes, "little") for x in part), np.uint8)
+        bits = np.unpackbits(raw.reshape(len(part), nbytes), axis=1, bitorder="little")
+        bits = bits[:, :total].reshape(len(part), lanes, w)
+        vals = (bits.astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
+        if not signed:
+            chunks.append(vals.astype(dtype))
+        elif w == 64:
+            chunks.append(vals.view(np.int64))
+        else:
+            chunks.append(vals.astype(np.int64) - (bits[..., w - 1].astype(np.int64) << w))
+    return np.concatenate(chunks)
+
+
+def port_format(component, port):
+    """``(elem_width, lanes, signed)`` of the payload of stream port ``port``: an
+    ``ArrayLayout(elem_shape, lanes)`` payload, or a plain shape as one lane."""
+    members = component.signature.members
+    if port not in members:
+        raise ValueError(f"component {type(component).__name__} has no stream port {port!r}; "
+                         f"its ports are {sorted(members.keys())}")
+    member = members[port]
+    shape = member.signature.members["payload"].shape
+    if isinstance(shape, data.ArrayLayout):
+        elem = shape.elem_shape
+        if isinstance(elem, data.Layout) or not isinstance(Shape.cast(elem), Shape):
+            raise TypeError(f"port {port!r}: elements of {shape!r} must be plain signed/unsigned "
+                            f"shapes")
+        elem = Shape.cast(elem)
+        return elem.width, shape.length, elem.signed
+    if isinstance(shape, data.Layout):
+        return Shape.cast(shape).width, 1, False
+    shape = Shape.cast(shape)
+    return shape.width, 1, shape.signed
+
+
+def beats_to_words(component, port, beats):
+    """Pack ``beats`` (``(beats, lanes)`` array of elements) for stream port ``port``, checking
+    the lane count and each element against the port's element shape."""
+    w, lanes, signed = port_format(component, port)
+    arr = np.asarray(beats)
+    if arr.ndim == 1 and lanes == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != lanes:
+        raise ValueError(f"beats for port {port!r} must have shape (beats, {lanes}), "
+                         f"not {arr.shape}")
+    return pack_beats(arr, w, signed=signed)
+
+
+def words_to_beats(component, port, words):
+    """Unpack words of stream port ``port`` into a ``(beats, lanes)`` element array."""
+    w, lanes, signed = port_format(component, port)
+    return unpack_beats(words, w, lanes, signed=signed)
+
+
+def _out_beats_per_frame(kernel, out_beats_per_frame):
+    if out_beats_per_frame is None:
+        out_beats_per_frame = getattr(kernel, "out_beats_per_frame", 1)
+    return out_beats_per_frame
+
+
+def write_stream_vectors(path, kernel, in_beats, expected_beats, *, seed=0, valid_prob=1.0,
+                         ready_prob=1.0, out_beats_per_frame=None, max_cycles=None,
+                         drain_cycles=8):
+    """Write the vectors file of :mod:`sim.stream_tb` for ``kernel`` (e.g. for cocotb-test)."""
+    in_words = beats_to_words(kernel, "i", in_beats)
+    expected_words = beats_to_words(kernel, "o", expected_beats)
+    return _stream_io.write_vectors(
+        path, in_words, expected_words,
+        out_beats_per_frame=_out_beats_per_frame(kernel, out_beats_per_frame), seed=seed,
+        valid_prob=valid_prob, ready_prob=ready_prob, max_cycles=max_cycles,
+        drain_cycles=drain_cycles)
+
+
+def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8, ready_prob=0.8,
+                    simulator="verilator", waves=None, extra_sources=(), platform=None,
+                    out_beats_per_frame=None, max_cycles=None, drain_cycles=8, timeout=None,
+                    name="top", cache_dir=None, test_dir=None):
+    """Run a stream kernel's Verilog (in the AXI4-Stream shell) against expected outputs.
+
+    Parameters
+    ----------
+    kernel : wiring.Component
+        With stream ports ``i`` and ``o`` (see the kernel contract).
+    in_beats, expected_beats : array-like, shape ``(beats, lanes)``
+        Element integers of the input beats and of the expected output beats.
+    seed, valid_prob, ready_prob
+        Random stalls: in each cycle the next input beat is offered with probability
+        ``valid_prob`` and ``m_axis_tready`` is high with probability ``ready_prob``.
+    simulator : "verilator" | "icarus"
+    waves : None | "fst" | "vcd"
+    extra_sources : paths
+        Extra Verilog (e.g. :func:`sim.runner.xilinx_cells_sim_source` for Xilinx primitives).
+    platform : optional
+        Platform given to the kernel's ``elaborate`` when exporting Verilog.
+    out_beats_per_frame : int, optional
+        Output frame length for ``m_axis_tlast`` (default: the kernel's
+        ``out_beats_per_frame``, or 1).
+    max_cycles, drain_cycles : int
+        Fail if the outputs are not all out after ``max_cycles``; watch ``drain_cycles`` more
+        cycles for unexpected extra outputs.
+    timeout : float, optional
+        Wall-clock limit of the simulation in seconds.
+
+    Returns
+    -------
+    dict
+        The testbench's report (:func:`sim._stream_io.make_report`): ``cycles``, ``latency``,
+        ``in_cycles``, ``out_cycles``... plus ``test_dir``, ``waves`` (path or None) and
+        ``built`` (whether this call compiled the design).
+
+    Raises
+    ------
+    sim.runner.TestFailure
+        With the testbench's message, e.g. ``output beat 3 (cycle 9): expected 0x12, seen 0x13``.
+    """
+    from hwgen.export import kernel_verilog
+
+    from . import runner
+
+    obpf = _out_beats_per_frame(kernel, out_beats_per_frame)
+    verilog = kernel_verilog(kernel, name=name, platform=platform, out_beats_per_frame=obpf)
+    test_dir = Path(test_dir) if test_dir is not None else runner.new_test_dir(name, cache_dir)
+    test_dir.mkdir(parents=True, exist_ok=True)
+    vectors = test_dir / "vectors.json"
+    report_path = test_dir / "report.json"
+    write_stream_vectors(vectors, kernel, in_beats, expected_beats, seed=seed,
+                         valid_prob=valid_prob, ready_prob=ready_prob, out_beats_per_frame=obpf,
+                         max_cycles=max_cycles, drain_cycles=drain_cycles)
+    result = runner.run(
+        verilog, "sim.stream_tb", toplevel=name, simulator=simulator,
+        extra_sources=extra_sources, waves=waves, seed=seed, timeout=timeout,
+        extra_env={ENV_VECTORS: str(vectors.resolve()), ENV_REPORT: str(report_path.resolve())},
+        cache_dir=cache_dir, test_dir=test_dir)
+    report = json.loads(report_path.read_text())
+    report.update(test_dir=str(result.test_dir),
+                  waves=str(result.waves_file) if result.waves_file else None,
+                  built=result.built)
+    return report
