@@ -93,3 +93,20 @@ def test_cocotb_reports_the_first_mismatch():
     with pytest.raises(TestFailure, match=rf"output beat 5 .*expected 0x{expected[5, 0]:x}, "
                                           rf"seen 0x{expected[5, 0] - 1:x}"):
         run_stream_test(kernel, bits, expected, seed=2)
+
+
+# --- slow sweep -----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, primitives", [("generic", "auto"), ("xilinx", "instance")])
+@pytest.mark.parametrize("n", [5, 12, 777, 4096])
+def test_cocotb_sweep(target, primitives, n):
+    kernel = PopcountStream(n, pipeline_every=3, target=target, primitives=primitives)
+    if n <= 12:
+        words = np.arange(1 << n)
+        bits = (words[:, None] >> np.arange(n)) & 1        # exhaustive
+    else:
+        bits = random_bits(n, 2000, seed=n)
+    extra = [xilinx_cells_sim_source(("LUT6_2", "CARRY8"))] if primitives == "instance" else []
+    run_stream_test(kernel, bits, golden.popcount(bits)[:, None], seed=n, valid_prob=0.8,
+                    ready_prob=0.7, extra_sources=extra, timeout=1800)

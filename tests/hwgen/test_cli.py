@@ -1,0 +1,43 @@
+import re
+
+import pytest
+
+from hwgen.cli import main
+
+
+def test_verilog_popcount_writes_an_axi_stream_top(tmp_path, capsys):
+    out = tmp_path / "popcount.v"
+    assert main(["verilog", "popcount", "--n", "40", "--pipeline-every", "1", "-o", str(out)]) == 0
+    text = out.read_text()
+    header = re.search(r"module hwgen_popcount\((.*?)\);", text).group(1)
+    ports = {p.strip() for p in header.split(",")}
+    assert ports == {"ap_clk", "ap_rst_n", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready",
+                     "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast"}
+    assert re.search(r"input \[39:0\] s_axis_tdata;", text)
+    assert re.search(r"output \[7:0\] m_axis_tdata;", text)      # 6-bit count, padded to a byte
+    assert "latency" in capsys.readouterr().err
+    assert "LUT6_2" not in text
+
+
+def test_verilog_popcount_xilinx_instantiates_primitives(tmp_path):
+    out = tmp_path / "popcount.v"
+    assert main(["verilog", "popcount", "--n", "64", "--target", "xilinx", "--name", "pc",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "module pc(" in text
+    assert re.search(r"\bLUT6_2 #", text) and re.search(r"\bCARRY8 #", text)
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["verilog", "popcount", "--n", "0", "-o", "x.v"], r"argument --n: must be at least 1, not 0"),
+    (["verilog", "popcount", "--n", "8", "--pipeline-every", "-1", "-o", "x.v"],
+     r"argument --pipeline-every: must be 0 or more, not -1"),
+    (["verilog", "popcount", "--n", "8", "--target", "ecp5", "-o", "x.v"],
+     r"argument --target: invalid choice: 'ecp5'"),
+    (["verilog", "softmax", "-o", "x.v"], r"invalid choice: 'softmax'"),
+])
+def test_bad_arguments(argv, pattern, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert re.search(pattern, capsys.readouterr().err)
