@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 import pytest
 from amaranth.hdl import Module, unsigned
 from amaranth.lib import wiring

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 import pytest
 from amaranth.hdl import Signal, signed, unsigned
 
