@@ -3,7 +3,7 @@ hardware must match them bit for bit."""
 
 import numpy as np
 
-__all__ = ["popcount", "weighted_sum"]
+__all__ = ["popcount", "threshold", "weighted_sum"]
 
 
 def popcount(bits):
@@ -28,3 +28,16 @@ def weighted_sum(values, shifts=None, negates=None):
     signs = [-1 if negate else 1 for negate in negates]
     return np.array([sum(sign * int(v) << shift for v, shift, sign in zip(row, shifts, signs))
                      for row in values], dtype=object)
+
+
+def threshold(values, thresholds, bias=0):
+    """Multi-threshold activation: ``bias + #{i : thresholds[c][i] <= values[..., c]}``.
+
+    ``values`` has shape ``(..., C)``; ``thresholds`` shape ``(C, T)`` or ``(1, T)`` (shared).
+    """
+    values = np.asarray(values, dtype=np.int64)
+    thresholds = np.asarray(thresholds, dtype=np.int64)
+    if thresholds.ndim != 2 or thresholds.shape[0] not in (1, values.shape[-1]):
+        raise ValueError(f"thresholds of shape {thresholds.shape} do not fit values of shape "
+                         f"{values.shape}")
+    return bias + (thresholds <= values[..., None]).sum(axis=-1)
