@@ -27,7 +27,7 @@ so a stalled output freezes it without losing, duplicating or reordering a beat.
 """
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,7 +35,7 @@ from .bitheap import shape_for_range
 from .compressor import Popcount
 from .streams import lanes_signature, shape_range
 
-__all__ = ["BinarySearchThreshold", "UnrolledThreshold", "Threshold", "MEM_STYLES",
+__all__ = ["BinarySearchThreshold", "UnrolledThreshold", "Threshold", "MEM_STYLES", "IMPLS",
            "check_thresholds", "ConfigSignature"]
 
 MEM_STYLES = ("auto", "registers", "lutram", "bram")
@@ -182,12 +182,67 @@ class _ThresholdBase(wiring.Component):
     def channel_thresholds(self, channel):
         return self._thresholds[0 if self._thresholds.shape[0] == 1 else channel]
 
-    def _fold_counter(self, m, advance_with):
-        fold = Signal(range(max(2, self.fold)))
+    def _pipeline(self, m, depth):
+        """Valid bits of ``depth`` register stages that all advance together when the last
+        one is empty or read. Returns ``advance``, the fold index of the input beat, and the
+        fold index registered along the stages."""
+        valid = [Signal(name=f"valid{s}") for s in range(depth)]
+        advance = Signal()
+        m.d.comb += [
+            advance.eq(~valid[-1] | self.o.ready),
+            self.i.ready.eq(advance),
+            self.o.valid.eq(valid[-1]),
+        ]
+        fold_in = Signal(range(max(2, self.fold)))
         if self.fold > 1:
-            with m.If(advance_with):
-                m.d.sync += fold.eq(Mux(fold == self.fold - 1, 0, fold + 1))
-        return fold
+            with m.If(self.i.valid & advance):
+                m.d.sync += fold_in.eq(Mux(fold_in == self.fold - 1, 0, fold_in + 1))
+        folds = [Signal.like(fold_in, name=f"fold{s}") for s in range(depth)]
+        with m.If(advance):
+            m.d.sync += [valid[0].eq(self.i.valid), folds[0].eq(fold_in)]
+            m.d.sync += [valid[s].eq(valid[s - 1]) for s in range(1, depth)]
+            m.d.sync += [folds[s].eq(folds[s - 1]) for s in range(1, depth)]
+        return advance, fold_in, folds
+
+    def _memory_style(self, depth):
+        if self._mem_style != "auto":
+            return self._mem_style
+        return "registers" if depth == 1 else "lutram" if depth <= 256 else "bram"
+
+
+def _memory_cost(depth, width, style, writable):
+    """Resources of a ``depth`` x ``width`` table on UltraScale+: LUT RAM in 64-deep
+    columns, block RAM in 18 Kbit halves (at most 36 bits wide per half at depth 512), or a
+    register file / constant multiplexer (4 entries per 6-LUT)."""
+    cost = {"luts": 0, "ffs": 0, "bram18": 0, "lutram": 0}
+    if style == "lutram":
+        cost["lutram"] = width * -(-depth // 64)
+        cost["luts"] = cost["lutram"]
+    elif style == "bram":
+        cost["bram18"] = max(-(-width // 36), -(-depth * width // 18432)) if depth <= 512 \
+            else -(-width // 18) * -(-depth // 1024)
+    elif depth > 1 or writable:
+        cost["luts"] = width * -(-(depth - 1) // 4) if depth > 1 else 0
+        cost["ffs"] = depth * width if writable else 0
+    return cost
+
+
+def _read_only_memory(m, name, init, shape, style, address, enable):
+    """Registered read of a constant table: a ``lib.memory`` RAM (style ``lutram`` or
+    ``bram``, with the ``ram_style`` attribute synthesis tools read), or constants
+    (``registers``) selected by a multiplexer into a register."""
+    data = Signal(shape, name=f"{name}_data")
+    if style == "registers":
+        table = Array(Const(value, shape) for value in init)
+        with m.If(enable):
+            m.d.sync += data.eq(table[address] if len(init) > 1 else table[0])
+        return data
+    mem = memory.Memory(shape=shape, depth=len(init), init=init,
+                        attrs={"ram_style": _RAM_STYLE[style]})
+    m.submodules[name] = mem
+    read = mem.read_port()
+    m.d.comb += [read.addr.eq(address), read.en.eq(enable), data.eq(read.data)]
+    return data
 
 
 class BinarySearchThreshold(_ThresholdBase):
@@ -210,7 +265,7 @@ class BinarySearchThreshold(_ThresholdBase):
         Vectors per frame (for ``cycles_per_frame``).
     mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
         Storage of each stage's thresholds. ``auto``: registers for stages with one entry
-        per lane, LUT RAM up to 64 entries, block RAM above.
+        per lane, LUT RAM up to 256 entries, block RAM above.
     runtime_writable : bool
         Add the configuration port ``cfg`` (:class:`ConfigSignature`) to write and read back
         any threshold while the stream flows. A write reaches the beats that read the entry
@@ -285,11 +340,9 @@ class BinarySearchThreshold(_ThresholdBase):
         return init
 
     def mem_style_of(self, stage):
-        """The memory style used for ``stage`` (resolving ``auto``)."""
-        if self._mem_style != "auto":
-            return self._mem_style
-        depth = self.rows << stage
-        return "registers" if depth == 1 else "lutram" if depth <= 64 else "bram"
+        """The memory style used for ``stage`` (resolving ``auto``: registers for one entry
+        per lane, LUT RAM up to 256 entries, block RAM above)."""
+        return self._memory_style(self.rows << stage)
 
     # -- configuration address map --------------------------------------------------------
     def _field_widths(self):
@@ -316,46 +369,26 @@ class BinarySearchThreshold(_ThresholdBase):
         return (((stage << lane_w | lane) << row_w | row) << prefix_w) | prefix
 
     def estimate(self):
-        """Analytic estimate: comparators (one LUT per 2 bits on a carry chain, plus a
-        LUT per bit for the address), memory bits, pipeline flip-flops."""
+        """Analytic estimate (``luts``, ``ffs``, ``carry``, ``bram18``, ``lutram``): ``K``
+        comparators per lane on a carry chain, the pipeline registers, and each stage's
+        memory."""
         width = Shape.cast(self._compare_shape).width
-        luts = self._pe * self.levels * (width // 2 + 1)
-        ffs = self._pe * (self.levels + 1) * (self._input_shape.width + self.levels) + self.levels + 1
-        memory_bits = {style: 0 for style in ("registers", "lutram", "bram")}
+        cost = {"luts": self._pe * self.levels * (width // 2 + 1),
+                "ffs": self._pe * (self.levels + 1) * (self._input_shape.width + self.levels + width),
+                "carry": self._pe * self.levels * -(-width // 8), "bram18": 0, "lutram": 0}
         for stage in range(self.levels):
-            memory_bits[self.mem_style_of(stage)] += self._pe * (self.rows << stage) * width
-        luts += memory_bits["lutram"] // 64
-        if not self._runtime_writable:
-            luts += memory_bits["registers"] // (2 * width) if memory_bits["registers"] else 0
-        else:
-            ffs += memory_bits["registers"]
-        bram18 = sum(-(-self.rows * (1 << s) * width // 18432) for s in range(self.levels)
-                     if self.mem_style_of(s) == "bram") * self._pe
-        return {"luts": luts, "ffs": ffs, "bram18": bram18, "carry": self._pe * self.levels * -(-width // 8)}
+            memory_cost = _memory_cost(self.rows << stage, width, self.mem_style_of(stage),
+                                       self._runtime_writable)
+            for key, value in memory_cost.items():
+                cost[key] += self._pe * value
+        return cost
 
     # -- hardware ---------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
         pe, levels = self._pe, self.levels
         compare = self._compare_shape
-        stage_valid = [Signal(name=f"valid{s}") for s in range(levels + 1)]
-        advance = Signal()
-        m.d.comb += [
-            advance.eq(~stage_valid[-1] | self.o.ready),
-            self.i.ready.eq(advance),
-            self.o.valid.eq(stage_valid[-1]),
-        ]
-        accept = self.i.valid & advance
-        fold_in = self._fold_counter(m, accept)
-        with m.If(advance):
-            m.d.sync += stage_valid[0].eq(self.i.valid)
-            m.d.sync += [stage_valid[s + 1].eq(stage_valid[s]) for s in range(levels)]
-
-        # per stage: the fold index and, per lane, the input value and the count prefix
-        fold = [Signal.like(fold_in, name=f"fold{s}") for s in range(levels + 1)]
-        with m.If(advance):
-            m.d.sync += fold[0].eq(fold_in)
-            m.d.sync += [fold[s + 1].eq(fold[s]) for s in range(levels)]
+        advance, fold_in, fold = self._pipeline(m, levels + 1)
 
         cfg_reads = []
         for lane in range(pe):
@@ -391,44 +424,36 @@ class BinarySearchThreshold(_ThresholdBase):
         for the configuration read-back."""
         init = self.stage_init(lane, stage)
         style = self.mem_style_of(stage)
-        data = Signal(compare, name=f"t{stage}_l{lane}")
-        cfg_read = None
         name = f"mem_s{stage}_l{lane}"
-        if self._runtime_writable:
-            stage_w, lane_w, row_w, prefix_w = self._field_widths()
-            cfg = self.cfg
-            local_w = row_w + prefix_w
-            hit = Signal(name=f"{name}_hit")
-            m.d.comb += hit.eq((cfg.addr[local_w + lane_w:] == stage if stage_w else 1) &
-                               (cfg.addr[local_w:local_w + lane_w] == lane if lane_w else 1))
-            # entries of this stage: row in the row field, prefix in the low ``stage`` bits
-            local = Signal(max(1, (len(init) - 1).bit_length()), name=f"{name}_caddr")
-            row_field = cfg.addr[prefix_w:prefix_w + row_w] if row_w else Const(0, 1)
-            m.d.comb += local.eq((row_field << stage) | cfg.addr[:stage] if stage else row_field)
+        if not self._runtime_writable:
+            return _read_only_memory(m, name, init, compare, style, address, advance), None
+        stage_w, lane_w, row_w, prefix_w = self._field_widths()
+        cfg = self.cfg
+        hit = Signal(name=f"{name}_hit")
+        m.d.comb += hit.eq((cfg.addr[prefix_w + row_w + lane_w:] == stage if stage_w else 1) &
+                           (cfg.addr[prefix_w + row_w:prefix_w + row_w + lane_w] == lane if lane_w else 1))
+        # this stage's entry: the row field above the low ``stage`` bits of the prefix field
+        local = Signal(max(1, (len(init) - 1).bit_length()), name=f"{name}_caddr")
+        row_field = cfg.addr[prefix_w:prefix_w + row_w] if row_w else Const(0, 1)
+        m.d.comb += local.eq((row_field << stage) | cfg.addr[:stage] if stage else row_field)
+        data = Signal(compare, name=f"{name}_data")
         if style == "registers":
-            if self._runtime_writable:
-                cells = [Signal(compare, init=value, name=f"{name}_{k}") for k, value in enumerate(init)]
-                table = Array(cells)
-                with m.If(cfg.we & hit):
-                    m.d.sync += table[local].eq(cfg.wdata)
-                cfg_read = (hit, table[local])
-            else:
-                table = Array(Const(value, compare) for value in init)
+            table = Array(Signal(compare, init=value, name=f"{name}_{k}") for k, value in enumerate(init))
+            with m.If(cfg.we & hit):
+                m.d.sync += table[local].eq(cfg.wdata)
             with m.If(advance):
                 m.d.sync += data.eq(table[address] if len(init) > 1 else table[0])
-            return data, cfg_read
+            return data, (hit, table[local], False)
         mem = memory.Memory(shape=compare, depth=len(init), init=init,
                             attrs={"ram_style": _RAM_STYLE[style]})
         m.submodules[name] = mem
-        read = mem.read_port()
-        m.d.comb += [read.addr.eq(address), read.en.eq(advance), data.eq(read.data)]
-        if self._runtime_writable:
-            write = mem.write_port()
-            back = mem.read_port(domain="comb") if style == "lutram" else mem.read_port()
-            m.d.comb += [write.addr.eq(local), write.data.eq(cfg.wdata), write.en.eq(cfg.we & hit),
-                         back.addr.eq(local)]
-            cfg_read = (hit, back.data, style != "lutram")
-        return data, cfg_read
+        read, write = mem.read_port(), mem.write_port()
+        # read-back: asynchronous from LUT RAM, synchronous (a cycle later) from block RAM
+        back = mem.read_port(domain="comb") if style == "lutram" else mem.read_port()
+        m.d.comb += [read.addr.eq(address), read.en.eq(advance), data.eq(read.data),
+                     write.addr.eq(local), write.data.eq(cfg.wdata), write.en.eq(cfg.we & hit),
+                     back.addr.eq(local)]
+        return data, (hit, back.data, style == "bram")
 
     def _config_readback(self, m, cfg_reads):
         cfg = self.cfg
@@ -438,9 +463,7 @@ class BinarySearchThreshold(_ThresholdBase):
         with m.Else():
             m.d.sync += cfg.rvalid.eq(0)
         hit_registered = []
-        for entry in cfg_reads:
-            hit, data = entry[0], entry[1]
-            synchronous = len(entry) > 2 and entry[2]
+        for hit, data, synchronous in cfg_reads:
             if synchronous:
                 # block RAM read-back port: data arrives a cycle after the address, like rvalid
                 hit_q = Signal()
@@ -457,3 +480,101 @@ class BinarySearchThreshold(_ThresholdBase):
             with m.If(hit_q):
                 m.d.comb += rdata.eq(data)
         m.d.comb += cfg.rdata.eq(rdata)
+
+
+class UnrolledThreshold(_ThresholdBase):
+    """Multi-threshold activation with all ``T`` comparators in parallel (FINN's classic
+    form): the reference :class:`BinarySearchThreshold` beats, and the cheaper choice for
+    very few thresholds. Same parameters, ports and results (no ``runtime_writable``).
+
+    Each lane reads all ``T`` thresholds of its channel as one memory word, compares them
+    with the input at once, and counts the passes with a compressor-tree
+    :class:`~hwgen.compressor.Popcount`. Latency: 2 cycles (memory read, compare and count).
+    """
+
+    def __init__(self, *, channels, pe=1, input_shape, thresholds, bias=0, vectors=1,
+                 mem_style="auto", runtime_writable=False):
+        if runtime_writable:
+            raise ValueError("runtime_writable=True is supported by BinarySearchThreshold only")
+        super().__init__(channels=channels, pe=pe, input_shape=input_shape,
+                         thresholds=thresholds, bias=bias, vectors=vectors, mem_style=mem_style,
+                         runtime_writable=False)
+
+    latency = 2
+
+    @property
+    def rows(self):
+        return 1 if self._thresholds.shape[0] == 1 else self.fold
+
+    @property
+    def mem_style(self):
+        return self._memory_style(self.rows)
+
+    def row_words(self, lane):
+        """Memory words of ``lane``: all thresholds of a channel, threshold ``i`` at bits
+        ``[i*w, (i+1)*w)`` with ``w`` the comparison width."""
+        width = Shape.cast(self._compare_shape).width
+        mask = (1 << width) - 1
+        return [sum((int(t) & mask) << (k * width)
+                    for k, t in enumerate(self.channel_thresholds(row * self._pe + lane)))
+                for row in range(self.rows)]
+
+    def estimate(self):
+        """Analytic estimate, as :meth:`BinarySearchThreshold.estimate`: ``T`` comparators
+        and a ``T``-input popcount per lane, and one ``T``-threshold-wide memory word per
+        row."""
+        width = Shape.cast(self._compare_shape).width
+        count = Popcount(self.num_thresholds).estimate("generic")["luts"]
+        word = self.num_thresholds * width
+        cost = {"luts": self._pe * (self.num_thresholds * (width // 2 + 1) + count),
+                "ffs": self._pe * (self._input_shape.width + self.num_thresholds.bit_length() + word),
+                "carry": self._pe * self.num_thresholds * -(-width // 8), "bram18": 0, "lutram": 0}
+        for key, value in _memory_cost(self.rows, word, self.mem_style, False).items():
+            cost[key] += self._pe * value
+        return cost
+
+    def elaborate(self, platform):
+        m = Module()
+        compare = self._compare_shape
+        width = Shape.cast(compare).width
+        advance, fold_in, _ = self._pipeline(m, 2)
+        word_shape = unsigned(self.num_thresholds * width)
+        address = 0 if self.rows == 1 else fold_in
+        for lane in range(self._pe):
+            value = Signal(self._input_shape, name=f"x_l{lane}")
+            with m.If(advance):
+                m.d.sync += value.eq(self.i.payload[lane])
+            word = _read_only_memory(m, f"mem_l{lane}", self.row_words(lane), word_shape,
+                                     self.mem_style, address, advance)
+            m.submodules[f"count_l{lane}"] = count = Popcount(self.num_thresholds)
+            m.d.comb += count.i.eq(Cat(
+                word.word_select(k, width).as_signed() <= value if compare.signed
+                else word.word_select(k, width) <= value
+                for k in range(self.num_thresholds)))
+            result = Signal(self._output_shape, name=f"y_l{lane}")
+            with m.If(advance):
+                m.d.sync += result.eq(count.o + self._bias)
+            m.d.comb += self.o.payload[lane].eq(result)
+        return m
+
+
+IMPLS = ("auto", "binary", "unrolled")
+
+
+def Threshold(*, impl="auto", **kwargs):
+    """Build a thresholding unit: ``impl="binary"`` (:class:`BinarySearchThreshold`),
+    ``"unrolled"`` (:class:`UnrolledThreshold`) or ``"auto"``, the one with the smaller
+    analytic LUT estimate (block RAMs counted as 64 LUTs each; binary search on ties and
+    whenever ``runtime_writable`` is asked for)."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {', '.join(map(repr, IMPLS))}, not {impl!r}")
+    if impl == "binary" or kwargs.get("runtime_writable"):
+        return BinarySearchThreshold(**kwargs)
+    if impl == "unrolled":
+        return UnrolledThreshold(**kwargs)
+    binary, unrolled = BinarySearchThreshold(**kwargs), UnrolledThreshold(**kwargs)
+
+    def cost(unit):
+        estimate = unit.estimate()
+        return estimate["luts"] + 64 * estimate["bram18"]
+    return unrolled if cost(unrolled) < cost(binary) else binary
