@@ -9,12 +9,20 @@ ternary for 3).
 Two architectures are provided, picked by ``target``:
 
 ``generic``
-    Generalized parallel counters (GPCs) held as data (:data:`GENERIC_COUNTERS`): the full
-    adder (3;2), (6;3), (1,5;3) and (2,3;3). Each output bit is a function of at most six
-    inputs, so a counter costs one 6-LUT per output bit; the greedy choice maximizes
-    ``bits removed / LUTs`` (efficiency 1.0 for (6;3) and (1,5;3)). Counters may be used
-    partly filled; their output count shrinks to what the used inputs can sum to.
-    The final adder is an Amaranth ``+`` (carry chain after synthesis).
+    Generalized parallel counters (GPCs) held as data (:data:`GENERIC_COUNTERS`), in plain
+    Amaranth logic and arithmetic. *LUT counters* — the full adder (3;2), (6;3), (1,5;3) and
+    (2,3;3) — cost one 6-LUT per output bit (efficiency at most 1.0). *Carry-chain
+    counters* (:func:`carry_layout`) are small adders that synthesis maps to a carry chain
+    with one LUT per position: position ``k`` adds a direct bit ``d[k]`` (on the carry mux)
+    and bit ``k`` of the sum of up to five other bits, computed inside the position's LUT,
+    and position 0 takes one more bit as carry-in. ``(1,1,7;4)c`` thus sums nine bits into
+    four with three LUTs (efficiency 5/3), ``(7;3)c`` seven bits of one column into three
+    (4/3). The greedy choice maximizes ``bits removed / LUTs``; counters may be used partly
+    filled, their output count shrinking to what the used inputs can sum to. Among greedy
+    plans that hold back counters below an efficiency threshold in later stages, the one
+    with the fewest LUTs and no more stages than the plain greedy is kept. The final adder
+    is an Amaranth ``+`` (carry chain after synthesis) with the lowest two-bit column's
+    second bit as carry-in.
 
 ``xilinx``
     UltraScale(+) ``LUT6_2`` + ``CARRY8`` row compressors: in the style of Kumm/Zipf's
@@ -35,6 +43,7 @@ Pipelining: with ``pipeline_every=K > 0``, every heap bit is registered after st
 2K, ... where the final adder counts as the last stage; ``latency`` is exact.
 """
 
+import functools
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Shape, Signal
@@ -45,7 +54,8 @@ from .bitheap import BitHeap
 from .xilinx import carry8, is_ultrascale, lut6_2
 
 __all__ = [
-    "Counter", "GENERIC_COUNTERS", "GPC", "Chain", "Stage", "Plan", "plan_compression",
+    "Counter", "GENERIC_COUNTERS", "CarryLayout", "carry_layout", "GPC", "Chain", "Stage", "Plan",
+    "plan_compression",
     "CompressorTree", "Popcount", "Term", "WeightedSum", "TARGETS", "PRIMITIVES",
 ]
 
@@ -64,12 +74,17 @@ class Counter:
     Attributes
     ----------
     name : str
-        Conventional name, e.g. ``"(1,5;3)"`` (heights MSB first, then outputs).
+        Conventional name, e.g. ``"(1,5;3)"`` (heights MSB first, then outputs); a ``c``
+        suffix marks a counter built on a carry chain.
     inputs : tuple of int
         Input bits per column, LSB first.
+    carry : bool
+        Built on a carry chain (an Amaranth ``-`` that synthesis maps to ``CARRY4``/``CARRY8``)
+        as laid out by :func:`carry_layout`, instead of one LUT per output bit.
     """
     name: str
     inputs: tuple
+    carry: bool = False
 
     @property
     def outputs(self):
@@ -77,8 +92,9 @@ class Counter:
 
     @property
     def luts(self):
-        """Cost in 6-LUTs: one per output bit (every counter here has at most 6 inputs)."""
-        return self.outputs
+        """Cost in 6-LUTs: one per output bit (every LUT counter here has at most 6 inputs);
+        one per chain position that computes something for a carry-chain counter."""
+        return carry_layout(self.inputs).luts if self.carry else self.outputs
 
     @property
     def efficiency(self):
@@ -91,7 +107,82 @@ def max_sum_bits(inputs):
     return sum(count << j for j, count in enumerate(inputs)).bit_length()
 
 
+@dataclass(frozen=True)
+class CarryLayout:
+    """How a carry-chain counter uses its bits (see :func:`carry_layout`).
+
+    Attributes
+    ----------
+    carry_in : bool
+        One bit of column 0 enters the chain as its carry-in.
+    direct : tuple of int
+        Per column (0 or 1): a bit that goes straight to the carry mux (``DI``) of the chain
+        position of its column and into that position's LUT.
+    group : tuple of int
+        Per column: the other bits, summed by the LUTs; bit ``k`` of their sum goes into the
+        LUT of position ``k``.
+    length : int
+        Chain positions.
+    luts : int
+        Positions whose LUT has two or more inputs (the others are plain wires).
+    """
+    carry_in: bool
+    direct: tuple
+    group: tuple
+    length: int
+    luts: int
+
+
+#: Most bits the LUTs of a carry-chain counter sum besides the direct bit: a position's LUT
+#: sees the direct bit and every group bit in the columns up to its own.
+MAX_CARRY_GROUP = 5
+
+
+@functools.lru_cache(maxsize=None)
+def carry_layout(used):
+    """Layout of a carry-chain counter taking ``used[j]`` bits of column ``j`` (LSB first).
+
+    Position ``k`` of the chain adds ``d[k] + v[k]`` and the carry from position ``k-1``
+    (the carry-in at position 0): ``d[k]`` is a bit of column ``k`` wired to the carry mux,
+    ``v[k]`` is bit ``k`` of the sum of the *group* bits, which only exists inside the LUT
+    that computes the propagate signal ``d[k] ^ v[k]``. The LUT sees ``d[k]`` and the group
+    bits, so the group holds at most :data:`MAX_CARRY_GROUP` bits. With ``cin`` the second bit
+    of column 0 and ``d[k]`` one bit of every non-empty column, e.g. ``used=(7, 1, 1)`` sums
+    13 bits' worth of 9 inputs into 4 outputs with 3 LUTs (the group: 5 bits of column 0).
+
+    Raises ``ValueError`` when the group would exceed :data:`MAX_CARRY_GROUP` bits.
+    """
+    used = tuple(used)
+    if not used or used[0] < 1 or any(count < 0 for count in used):
+        raise ValueError(f"a carry-chain counter needs bits in its first column, not {used!r}")
+    carry_in = used[0] >= 2
+    direct = tuple(1 if count else 0 for count in used)
+    group = tuple(count - direct[j] - (carry_in if j == 0 else 0) for j, count in enumerate(used))
+    if sum(group) > MAX_CARRY_GROUP:
+        raise ValueError(f"a carry-chain counter sums at most {MAX_CARRY_GROUP} bits in its "
+                         f"LUTs besides the direct ones, not {sum(group)} (used={used!r})")
+    group_bits = max_sum_bits(group)
+    first = next((j for j, count in enumerate(group) if count), group_bits)
+    length = max(len(used), group_bits)
+    luts = 0
+    for k in range(length):
+        support = (direct[k] if k < len(direct) else 0)
+        if first <= k < group_bits:
+            support += sum(group[:k + 1])
+        luts += support >= 2
+    return CarryLayout(carry_in, direct, group, length, luts)
+
+
 GENERIC_COUNTERS = (
+    # On a carry chain: the LUT of each position adds a bit of the group sum to a direct bit.
+    Counter("(1,1,7;4)c", (7, 1, 1), carry=True),
+    Counter("(1,2,6;4)c", (6, 2, 1), carry=True),
+    Counter("(1,3,5;4)c", (5, 3, 1), carry=True),
+    Counter("(1,5;3)c", (5, 1), carry=True),
+    Counter("(7;3)c", (7,), carry=True),
+    Counter("(2,3;3)c", (3, 2), carry=True),
+    Counter("(3;2)c", (3,), carry=True),
+    # One LUT per output bit.
     Counter("(6;3)", (6,)),
     Counter("(1,5;3)", (5, 1)),
     Counter("(2,3;3)", (3, 2)),
@@ -107,7 +198,8 @@ class GPC:
     ``column + j``. Its outputs land in ``column .. column + outputs - 1``."""
     column: int
     used: tuple
-    kind: str = "lut"  # "lut": generic logic; "lut6_2": full adder in one LUT6_2
+    kind: str = "lut"  # "lut": generic logic; "carry": generic logic on a carry chain
+                       # (:func:`carry_layout`); "lut6_2": full adder in one LUT6_2
 
     @property
     def outputs(self):
@@ -115,7 +207,18 @@ class GPC:
 
     @property
     def luts(self):
+        if self.kind == "carry":
+            return carry_layout(self.used).luts
         return 1 if self.kind == "lut6_2" else self.outputs
+
+    @property
+    def carry_positions(self):
+        """Carry-chain positions of a ``carry`` counter as built: its positions, one below
+        them that feeds the carry-in, and one above for the carry-out if that can be 1."""
+        if self.kind != "carry":
+            return 0
+        length = carry_layout(self.used).length
+        return 1 + length + (self.outputs > length)
 
     def output_columns(self):
         return [self.column + k for k in range(self.outputs)]
@@ -184,10 +287,21 @@ class Plan:
         if self.target == "xilinx":
             return len(last)  # one LUT6_2 per column, as built
         first = next(c for c, h in enumerate(last) if h >= 2)
+        if self.final_adder == "binary":
+            # A carry chain from the first column of two bits: one LUT (a ^ b) per column of
+            # two bits but the first, whose second bit is the carry-in; a column of one bit
+            # is a plain wire into the chain. With no other column of two bits, Yosys makes
+            # the carry-in the second operand (one LUT); it maps sums of at most two bits to
+            # LUTs, one per output bit.
+            if len(last) - first <= 2:
+                return len(last) - first
+            return max(sum(1 for h in last if h >= 2) - 1, 1)
         return len(last) - first
 
     def estimate(self, pipeline_every=0):
-        """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8 cells)."""
+        """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8 cells; for
+        ``generic``, one or more per carry chain as Vivado would place them, while Yosys maps
+        every chain to ``CARRY4`` cells)."""
         luts = sum(p.luts for stage in self.stages for p in stage.placements) + self.adder_luts()
         ffs = 0
         if pipeline_every:
@@ -205,41 +319,113 @@ class Plan:
                 carry += (short + 1) // 2 + sum(-(-len(c.used) // 8) for c in chains if len(c.used) > 4)
             if self.final_adder != "none":
                 carry += -(-self.adder_luts() // 8)
+        else:
+            carry = sum(-(-p.carry_positions // 8) for stage in self.stages
+                        for p in stage.placements if p.carry_positions)
+            if self.final_adder != "none":
+                last = self.stages[-1].heights_out if self.stages else self.heights
+                first = next(c for c, h in enumerate(last) if h >= 2)
+                carry += -(-(len(last) - first) // 8)
         return {"luts": luts, "ffs": ffs, "carry": carry}
 
 
-def _plan_stage_generic(heights, goal, counters):
+@functools.lru_cache(maxsize=1 << 14)
+def _best_generic_counter(counters, avail, room, min_efficiency):
+    """The counter to place at a column with ``avail[j]`` bits left in column ``j`` above it
+    (clipped to what any counter takes) and ``room`` columns up to the top of the heap:
+    ``(used, kind)`` of the highest ``bits removed / LUTs`` (then most bits removed), or
+    None when nothing reaches ``min_efficiency``."""
+    best = None
+    for counter in counters:
+        used = tuple(min(count, avail[j]) if j < room else 0
+                     for j, count in enumerate(counter.inputs))
+        while used and used[-1] == 0:
+            used = used[:-1]
+        if not used or used[0] == 0:
+            continue
+        gpc = GPC(0, used, kind="carry" if counter.carry else "lut")
+        gain = sum(used) - min(gpc.outputs, room)
+        if gain <= 0 or gpc.luts == 0:
+            continue
+        score = (gain / gpc.luts, gain)
+        if score[0] >= min_efficiency and (best is None or score > best[0]):
+            best = (score, used, gpc.kind)
+    return best and best[1:]
+
+
+def _plan_stage_generic(heights, goal, counters, min_efficiency=0.0):
+    """Greedy, LSB first: while a column would keep more than ``goal`` bits, place the most
+    efficient counter there. With ``min_efficiency``, counters below it are not placed (the
+    column keeps its bits for a later stage)."""
     width = len(heights)
-    avail = list(heights)
+    reach = max(len(counter.inputs) for counter in counters)
+    clip = [max(counter.inputs[j] if j < len(counter.inputs) else 0 for counter in counters)
+            for j in range(reach)]
+    avail = list(heights) + [0] * reach
     out = [0] * (width + 8)
     placements = []
     for column in range(width):
         while avail[column] + out[column] > goal:
-            best = None
-            for counter in counters:
-                used = tuple(min(count, avail[column + j]) if column + j < width else 0
-                             for j, count in enumerate(counter.inputs))
-                while used and used[-1] == 0:
-                    used = used[:-1]
-                if not used or used[0] == 0:
-                    continue
-                gpc = GPC(column, used)
-                kept = sum(1 for c in gpc.output_columns() if c < width)
-                gain = sum(used) - kept
-                if gain <= 0:
-                    continue
-                score = (gain / gpc.luts, gain)
-                if best is None or score > best[0]:
-                    best = (score, gpc)
+            key = tuple(min(avail[column + j], clip[j]) for j in range(reach))
+            best = _best_generic_counter(counters, key, min(width - column, 8), min_efficiency)
             if best is None:
                 break
-            gpc = best[1]
+            gpc = GPC(column, *best)
             placements.append(gpc)
             for j, count in enumerate(gpc.used):
                 avail[column + j] -= count
             for c in gpc.output_columns():
                 out[c] += 1
     return placements, tuple(avail[c] + out[c] for c in range(width))
+
+
+def _plan_generic(heights, goal, schedule=()):
+    """Stages of generic counters; stage ``s`` only places counters of efficiency
+    ``schedule[s]`` or more, unless that leaves it empty."""
+    stages = []
+    current = heights
+    while current and max(current) > goal:
+        min_efficiency = schedule[len(stages)] if len(stages) < len(schedule) else 0.0
+        placements, after = _plan_stage_generic(current, goal, GENERIC_COUNTERS, min_efficiency)
+        if not placements:
+            placements, after = _plan_stage_generic(current, goal, GENERIC_COUNTERS)
+        if sum(after) >= sum(current):
+            raise AssertionError(f"compressor planning made no progress at heights {current}")
+        stages.append(Stage(tuple(placements), current, after))
+        current = after
+    return tuple(stages)
+
+
+#: Efficiency thresholds tried by :func:`plan_compression` for ``generic`` (see there).
+GENERIC_THRESHOLDS = (1.3, 1.4, 1.5, 1.6)
+
+
+def _plan_generic_cheapest(heights, goal, final_adder):
+    """The plain greedy plan, or the cheapest (in LUTs) of the plans whose stages after the
+    first only place counters of at least some efficiency (falling back to any counter when
+    none fits), as long as it has no more stages.
+
+    Holding back inefficient counters leaves bits for a later stage, where more columns have
+    bits to feed the chains: e.g. popcount(1024) needs 715 instead of 726 LUTs in 7 stages.
+    """
+    def make(schedule):
+        stages = _plan_generic(heights, goal, schedule)
+        final = _final_adder(stages, heights, final_adder, "generic")
+        return Plan(heights, stages, final, "generic")
+
+    best = make(())
+    depth = len(best.stages)
+    best_key = (best.estimate()["luts"], depth)
+    for threshold in GENERIC_THRESHOLDS:
+        for first in (0.0, threshold):
+            for k in range(1, depth):
+                plan = make((first,) + (threshold,) * k)
+                key = (plan.estimate()["luts"], len(plan.stages))
+                if key[1] <= depth and key < best_key:
+                    best, best_key = plan, key
+                if len(plan.stages) <= k + 1:
+                    break  # the schedule outlasts the plan: longer ones are the same
+    return best
 
 
 def _plan_stage_xilinx(heights, goal):
@@ -301,23 +487,28 @@ def plan_compression(heights, *, target="generic", goal=None, final_adder="auto"
     if goal == 3 and final_adder != "ternary":
         raise ValueError("goal=3 needs final_adder='ternary'")
     heights = tuple(heights)
-    stages = []
-    current = heights
-    while current and max(current) > goal:
-        if target == "xilinx":
+    if target == "generic":
+        plan = _plan_generic_cheapest(heights, goal, final_adder)
+        stages = plan.stages
+    else:
+        stages = []
+        current = heights
+        while current and max(current) > goal:
             placements, after = _plan_stage_xilinx(current, goal)
-        else:
-            placements, after = _plan_stage_generic(current, goal, GENERIC_COUNTERS)
-        if sum(after) >= sum(current):
-            raise AssertionError(f"compressor planning made no progress at heights {current}")
-        stages.append(Stage(tuple(placements), current, after))
-        current = after
-    rows = max(current, default=0)
+            if sum(after) >= sum(current):
+                raise AssertionError(f"compressor planning made no progress at heights {current}")
+            stages.append(Stage(tuple(placements), current, after))
+            current = after
+    return Plan(heights, tuple(stages), _final_adder(stages, heights, final_adder, target), target)
+
+
+def _final_adder(stages, heights, final_adder, target):
+    rows = max(stages[-1].heights_out if stages else heights, default=0)
     if rows <= 1:
-        final_adder = "none"
-    elif rows == 2 and final_adder == "ternary" and target == "generic":
-        final_adder = "binary"
-    return Plan(heights, tuple(stages), final_adder, target)
+        return "none"
+    if rows == 2 and final_adder == "ternary" and target == "generic":
+        return "binary"
+    return final_adder
 
 
 # --- building the hardware from a plan ------------------------------------------------------
@@ -364,6 +555,8 @@ class _Builder:
                             lambda b: _full_adder_outputs(b)[1],
                             instance=self.instance, name=self.fresh("fa"))
             outputs = [o6, o5]
+        elif placement.kind == "carry":
+            outputs = self.carry_gpc(placement, pools)
         else:
             # Each output bit is a truth table of the (at most six) input bits, so synthesis
             # maps it to one LUT; an arithmetic "+" here would be mapped to carry chains.
@@ -371,17 +564,57 @@ class _Builder:
             for j, count in enumerate(placement.used):
                 inputs += [pools[placement.column + j].pop() for _ in range(count)]
                 weights += [1 << j] * count
-            index = Cat(*inputs)
-            sums = [sum(w for k, w in enumerate(weights) if entry >> k & 1)
-                    for entry in range(1 << len(inputs))]
             out = Signal(placement.outputs, name=self.fresh("gpc"))
-            for bit in range(placement.outputs):
-                table = sum((total >> bit & 1) << entry for entry, total in enumerate(sums))
-                self.m.d.comb += out[bit].eq(Const(table, len(sums)).bit_select(index, 1))
+            self.m.d.comb += out.eq(Cat(*self.sum_bits(inputs, weights, placement.outputs)))
             outputs = list(out)
         for c, bit in zip(placement.output_columns(), outputs):
             if c < width:
                 new[c].append(bit)
+
+    def sum_bits(self, inputs, weights, count):
+        """The low ``count`` bits of ``sum(weights[k] * inputs[k])``, each as a truth table
+        of the inputs (one LUT when there are at most six)."""
+        index = Cat(*inputs)
+        sums = [sum(w for k, w in enumerate(weights) if entry >> k & 1)
+                for entry in range(1 << len(inputs))]
+        return [Const(sum((total >> bit & 1) << entry for entry, total in enumerate(sums)),
+                      len(sums)).bit_select(index, 1)
+                for bit in range(count)]
+
+    def carry_gpc(self, placement, pools):
+        """A counter on a carry chain (:func:`carry_layout`): position ``k`` adds a direct bit
+        ``d[k]`` and bit ``k`` of the group sum ``v[k]``, the first position also the
+        carry-in ``e``.
+
+        Written as ``Cat(e, d, 0) - Cat(~e, ~v, 1)``, which is ``2*(d + v + e) + 1`` plus a
+        borrow above: Yosys puts the minuend of a subtraction on the carry mux inputs
+        (``DI``), so ``d`` goes there and ``v`` only exists inside the position's propagate
+        LUT ``d[k] ^ v[k]``. An addition would let Yosys pick either operand for ``DI``
+        (and a ``v[k]`` there costs a LUT of its own). The lowest position (propagate 0,
+        ``DI = e``, carry-in 1) only hands ``e`` on as the carry.
+        """
+        layout = carry_layout(placement.used)
+        direct, group, weights = [], [], []
+        carry_in = Const(0, 1)
+        for j, count in enumerate(placement.used):
+            bits = [pools[placement.column + j].pop() for _ in range(count)]
+            # Direct bits and the carry-in are wired to the chain: take plain signals for
+            # them, and leave expressions (inverted bits) to the LUTs.
+            bits.sort(key=lambda bit: hasattr(bit, "operator"))
+            direct.append(bits.pop(0) if layout.direct[j] else Const(0, 1))
+            if j == 0 and layout.carry_in:
+                carry_in = bits.pop(0)
+            group += bits
+            weights += [1 << j] * len(bits)
+        length = layout.length
+        direct += [Const(0, 1)] * (length - len(direct))
+        virtual = self.sum_bits(group, weights, max_sum_bits(layout.group)) if group else []
+        virtual += [Const(0, 1)] * (length - len(virtual))
+        minuend = Cat(carry_in, *direct, Const(0, 1))
+        subtrahend = Cat(~carry_in, *(~bit for bit in virtual), Const(1, 1))
+        out = Signal(placement.outputs, name=self.fresh("cgpc"))
+        self.m.d.comb += out.eq((minuend - subtrahend)[1:1 + placement.outputs])
+        return list(out)
 
     def chains(self, chains, pools, width, new):
         """Build a stage's chains, two short ones per CARRY8 (DUAL_CY4)."""
@@ -508,6 +741,16 @@ def build_compressor(m, columns, plan, *, pipeline_every=0, en=1, instance=False
         result = Cat(*(bits[0] if bits else Const(0, 1) for bits in columns))
     elif plan.target == "xilinx":
         result = builder.xilinx_adder(columns, ternary=plan.final_adder == "ternary")
+    elif plan.final_adder == "binary":
+        # Columns below the first one of two bits pass through; from there on, an adder
+        # whose carry-in is the first column's second bit.
+        first = next(c for c, bits in enumerate(columns) if len(bits) >= 2)
+        low = [bits[0] if bits else Const(0, 1) for bits in columns[:first]]
+        carry_in = columns[first][1]
+        rows = [Cat(*(bits[r] if r < len(bits) and (r == 0 or c > first) else Const(0, 1)
+                      for c, bits in enumerate(columns) if c >= first))
+                for r in range(2)]
+        result = Cat(*low, (rows[0] + rows[1] + carry_in)[:width - first])
     else:
         rows = max(len(bits) for bits in columns)
         total = 0
@@ -534,7 +777,7 @@ class CompressorTree(wiring.Component):
     """Base of the compressor-tree front ends: holds the heap, its plan(s) and the ports
     ``o`` (the sum) and ``en`` (clock enable of the pipeline registers).
 
-    Subclasses build ``self._heap`` from their input ports and call :meth:`_plan`.
+    Subclasses build a heap from the bits of a staging signal, which follows port ``i``.
 
     Parameters
     ----------
@@ -552,8 +795,8 @@ class CompressorTree(wiring.Component):
     final_adder : ``"auto"``, ``"binary"`` or ``"ternary"``
     """
 
-    def __init__(self, signature, heap, *, pipeline_every=0, target="auto", primitives="auto",
-                 final_adder="auto"):
+    def __init__(self, signature, heap, staging, *, pipeline_every=0, target="auto",
+                 primitives="auto", final_adder="auto"):
         _check_pipeline_every(pipeline_every)
         _check_choice("target", target, TARGETS)
         _check_choice("primitives", primitives, PRIMITIVES)
@@ -562,6 +805,7 @@ class CompressorTree(wiring.Component):
         self._target = target
         self._primitives = primitives
         self._heap = heap
+        self._staging = staging  # the heap's bits are slices of it; it follows port i
         signature = dict(signature)
         signature["o"] = Out(heap.shape)
         signature["en"] = In(1, init=1)
@@ -611,7 +855,7 @@ class CompressorTree(wiring.Component):
             m, self._heap.columns(), plan, pipeline_every=self._pipeline_every, en=self.en,
             instance=instance, name="ct",
             extra_latency=self.latency - plan.latency(self._pipeline_every))
-        m.d.comb += self.o.eq(result)
+        m.d.comb += [self._staging.eq(self.i), self.o.eq(result)]
         return m
 
 
@@ -631,18 +875,12 @@ class Popcount(CompressorTree):
         heap = BitHeap()
         for k in range(n):
             heap.add_bit(bits[k])
-        super().__init__({"i": In(n)}, heap, pipeline_every=pipeline_every, target=target,
+        super().__init__({"i": In(n)}, heap, bits, pipeline_every=pipeline_every, target=target,
                          primitives=primitives, final_adder=final_adder)
-        self._bits = bits
 
     @property
     def n(self):
         return self._n
-
-    def elaborate(self, platform):
-        m = super().elaborate(platform)
-        m.d.comb += self._bits.eq(self.i)
-        return m
 
 
 @dataclass(frozen=True)
@@ -673,9 +911,8 @@ class WeightedSum(CompressorTree):
         heap = BitHeap()
         for k, term in enumerate(terms):
             heap.add_value(staging[f"t{k}"], shift=term.shift, negate=term.negate)
-        super().__init__({"i": In(layout)}, heap, pipeline_every=pipeline_every, target=target,
-                         primitives=primitives, final_adder=final_adder)
-        self._staging = staging
+        super().__init__({"i": In(layout)}, heap, staging, pipeline_every=pipeline_every,
+                         target=target, primitives=primitives, final_adder=final_adder)
 
     @staticmethod
     def _cast_term(index, term):
@@ -696,8 +933,3 @@ class WeightedSum(CompressorTree):
     @property
     def terms(self):
         return self._terms
-
-    def elaborate(self, platform):
-        m = super().elaborate(platform)
-        m.d.comb += self._staging.eq(self.i)
-        return m
