@@ -20,7 +20,9 @@ port                    dir     meaning
 ======================  ======  ==========================================================
 
 A kernel's output frame length is its ``out_beats_per_frame`` property (1 when the
-kernel has none).
+kernel has none). Any other ports of the kernel (for example a configuration port ``cfg``
+with members ``addr``, ``we``...) appear at the top level under their flattened names
+(``cfg_addr``, ``cfg_we``...), in the same direction.
 """
 
 from amaranth.hdl import ClockDomain, Module, Mux, Shape, Signal
@@ -74,7 +76,13 @@ class AXIStreamShell(wiring.Component):
         if not isinstance(out_beats_per_frame, int) or out_beats_per_frame < 1:
             raise ValueError(f"out_beats_per_frame must be a positive integer, not {out_beats_per_frame!r}")
         self.out_beats_per_frame = out_beats_per_frame
+        # the kernel's other ports, flattened: name -> (kernel-side value, direction)
+        self._extra = {"_".join(map(str, path)): (value, member)
+                       for path, member, value in kernel.signature.flatten(kernel)
+                       if path[0] not in ("i", "o")}
         super().__init__({
+            **{name: (In if member.flow == wiring.In else Out)(member.shape, init=member.init)
+               for name, (_, member) in self._extra.items()},
             "ap_clk": In(1),
             "ap_rst_n": In(1),
             "s_axis_tdata": In(padded_width(self.in_width)),
@@ -100,6 +108,9 @@ class AXIStreamShell(wiring.Component):
             self.m_axis_tvalid.eq(kernel.o.valid),
             kernel.o.ready.eq(self.m_axis_tready),
         ]
+        for name, (inner, member) in self._extra.items():
+            outer = getattr(self, name)
+            m.d.comb += inner.eq(outer) if member.flow == wiring.In else outer.eq(inner)
         if self.out_beats_per_frame == 1:
             m.d.comb += self.m_axis_tlast.eq(1)
         else:

@@ -32,7 +32,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .bitheap import shape_for_range
-from .compressor import Popcount
+from .compressor import Popcount, plan_compression
 from .streams import lanes_signature, shape_range
 
 __all__ = ["BinarySearchThreshold", "UnrolledThreshold", "Threshold", "MEM_STYLES", "IMPLS",
@@ -63,7 +63,7 @@ def check_thresholds(thresholds, channels, input_shape):
         if bad.any():
             channel, index = map(int, np.argwhere(bad)[0])
             raise ValueError(f"thresholds must be integers; channel {channel} index {index} is "
-                             f"{array[channel, index]!r}")
+                             f"{float(array[channel, index])!r}")
         if np.abs(array).max() >= 2.0 ** 62:
             raise ValueError("thresholds must be within +-2**62")
         array = array.astype(np.int64)
@@ -524,7 +524,8 @@ class UnrolledThreshold(_ThresholdBase):
         and a ``T``-input popcount per lane, and one ``T``-threshold-wide memory word per
         row."""
         width = Shape.cast(self._compare_shape).width
-        count = Popcount(self.num_thresholds).estimate("generic")["luts"]
+        count = plan_compression([self.num_thresholds] + [0] * self.num_thresholds.bit_length(),
+                                 target="generic").estimate()["luts"]
         word = self.num_thresholds * width
         cost = {"luts": self._pe * (self.num_thresholds * (width // 2 + 1) + count),
                 "ffs": self._pe * (self._input_shape.width + self.num_thresholds.bit_length() + word),
@@ -577,4 +578,6 @@ def Threshold(*, impl="auto", **kwargs):
     def cost(unit):
         estimate = unit.estimate()
         return estimate["luts"] + 64 * estimate["bram18"]
-    return unrolled if cost(unrolled) < cost(binary) else binary
+    chosen, dropped = (unrolled, binary) if cost(unrolled) < cost(binary) else (binary, unrolled)
+    dropped._MustUse__silence = True      # built only for its estimate
+    return chosen
