@@ -34,9 +34,16 @@ def default_max_cycles(n_in, n_out, valid_prob=1.0, ready_prob=1.0):
 
 
 def write_vectors(path, in_words, expected_words, *, out_beats_per_frame=1, seed=0,
-                  valid_prob=1.0, ready_prob=1.0, max_cycles=None, drain_cycles=8):
+                  valid_prob=1.0, ready_prob=1.0, max_cycles=None, drain_cycles=8,
+                  config=None):
     """Write a vectors file for :mod:`sim.stream_tb`. Words are non-negative Python ints of
-    any width (the full ``tdata`` word, element k of a beat at bits ``[k*w, (k+1)*w)``)."""
+    any width (the full ``tdata`` word, element k of a beat at bits ``[k*w, (k+1)*w)``).
+
+    ``config`` (optional) asks for configuration-port writes in the middle of the stream:
+    a dict with ``after_inputs`` (input beats sent before the writes), ``after_outputs``
+    (output beats to receive first), ``writes`` (``(address, value)`` pairs, value as an
+    unsigned bit pattern) and ``port`` (the port prefix, default ``"cfg"``).
+    """
     in_words = [int(w) for w in in_words]
     expected_words = [int(w) for w in expected_words]
     for kind, words in (("in_words", in_words), ("expected_words", expected_words)):
@@ -62,6 +69,13 @@ def write_vectors(path, in_words, expected_words, *, out_beats_per_frame=1, seed
         "max_cycles": int(max_cycles),
         "drain_cycles": int(drain_cycles),
     }
+    if config is not None:
+        data["config"] = {
+            "after_inputs": int(config["after_inputs"]),
+            "after_outputs": int(config["after_outputs"]),
+            "writes": [[int(address), int(value)] for address, value in config["writes"]],
+            "port": config.get("port", "cfg"),
+        }
     with open(path, "w") as f:
         json.dump(data, f)
     return os.fspath(path)

@@ -19,6 +19,11 @@ Inputs come from the JSON vectors file named by ``$HWGEN_STREAM_VECTORS`` (writt
   rules on the output (``tvalid`` not withdrawn and ``tdata`` stable until accepted); fails on
   output beats beyond the expected ones (during ``drain_cycles`` after the last) and when the
   outputs have not all arrived after ``max_cycles``;
+* with a ``config`` section in the vectors, sends the first ``after_inputs`` beats, waits
+  for ``after_outputs`` output beats, writes every ``(address, value)`` pair on the
+  configuration port (``{port}_addr/_wdata/_we``), reads each back (``{port}_re``, then
+  ``{port}_rvalid``/``_rdata`` one cycle later) and fails on a mismatch, then sends the rest
+  (the output side keeps its random stalls throughout);
 * writes the cycle report (:func:`sim._stream_io.make_report`: cycle of every input and output
   handshake) to ``$HWGEN_STREAM_REPORT``, also when the test fails.
 
@@ -38,7 +43,7 @@ import warnings
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, Event, FallingEdge, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from sim._stream_io import ENV_REPORT, ENV_VECTORS, make_report, read_vectors, write_report
@@ -122,8 +127,16 @@ async def stream_test(dut):
     if ready_prob < 1.0:
         sink.set_pause_generator(_pause_generator(random.Random(f"hwgen-ready-{seed}"),
                                                   ready_prob))
-    if in_beats:
-        source.send_nowait(AxiStreamFrame(list(in_beats)))
+    config = vectors.get("config")
+    outputs_reached = Event()
+    if config is None:
+        if in_beats:
+            source.send_nowait(AxiStreamFrame(list(in_beats)))
+    else:
+        split = config["after_inputs"]
+        if split:
+            source.send_nowait(AxiStreamFrame(list(in_beats[:split])))
+        cocotb.start_soon(_configure(dut, config, outputs_reached, in_beats[split:], source, fail))
 
     clk = dut.ap_clk
     s_valid, s_ready = dut.s_axis_tvalid, dut.s_axis_tready
@@ -135,6 +148,8 @@ async def stream_test(dut):
     try:
         if not expected:
             end = drain_cycles
+        if config is not None and config["after_outputs"] == 0:
+            outputs_reached.set()
         while end is None or cycle <= end:
             await RisingEdge(clk)
             if _bit(s_valid) and _bit(s_ready):
@@ -162,6 +177,8 @@ async def stream_test(dut):
                         fail(f"output beat {n} (cycle {cycle}): m_axis_tlast={int(_bit(m_last))}, "
                              f"expected {int(want_last)} (frame length {frame_len} beats)")
                     out_cycles.append(cycle)
+                    if config is not None and len(out_cycles) == config["after_outputs"]:
+                        outputs_reached.set()
                     pending = None
                     if len(out_cycles) == len(expected):
                         end = cycle + drain_cycles
@@ -178,3 +195,33 @@ async def stream_test(dut):
         status["passed"] = True
     finally:
         report()
+
+
+async def _configure(dut, config, outputs_reached, rest, source, fail):
+    """Configuration writes and read-back in the middle of the stream (see the module
+    docstring). Signals change on falling edges, so each is sampled at the next rising one."""
+    port = config["port"]
+    addr, wdata, we = (getattr(dut, f"{port}_{name}") for name in ("addr", "wdata", "we"))
+    re, rdata, rvalid = (getattr(dut, f"{port}_{name}") for name in ("re", "rdata", "rvalid"))
+    clk = dut.ap_clk
+    we.value = 0
+    re.value = 0
+    await outputs_reached.wait()
+    await FallingEdge(clk)
+    for address, value in config["writes"]:
+        addr.value, wdata.value, we.value = address, value, 1
+        await FallingEdge(clk)
+    we.value = 0
+    mask = (1 << len(rdata)) - 1
+    for address, value in config["writes"]:
+        addr.value, re.value = address, 1
+        await FallingEdge(clk)
+        re.value = 0
+        if not _bit(rvalid):
+            fail(f"{port}_rvalid low the cycle after reading address {address:#x}")
+        seen, text = _word(rdata)
+        if seen != value & mask:
+            fail(f"{port} read-back of address {address:#x}: expected {value & mask:#x}, "
+                 f"seen {text or hex(seen)}")
+    if rest:
+        source.send_nowait(AxiStreamFrame(list(rest)))

@@ -199,20 +199,22 @@ def _out_beats_per_frame(kernel, out_beats_per_frame):
 
 def write_stream_vectors(path, kernel, in_beats, expected_beats, *, seed=0, valid_prob=1.0,
                          ready_prob=1.0, out_beats_per_frame=None, max_cycles=None,
-                         drain_cycles=8):
-    """Write the vectors file of :mod:`sim.stream_tb` for ``kernel`` (e.g. for cocotb-test)."""
+                         drain_cycles=8, config=None):
+    """Write the vectors file of :mod:`sim.stream_tb` for ``kernel`` (e.g. for cocotb-test).
+    ``config``: configuration writes in mid-stream, see :func:`sim._stream_io.write_vectors`."""
     in_words = beats_to_words(kernel, "i", in_beats)
     expected_words = beats_to_words(kernel, "o", expected_beats)
     return _stream_io.write_vectors(
         path, in_words, expected_words,
         out_beats_per_frame=_out_beats_per_frame(kernel, out_beats_per_frame), seed=seed,
         valid_prob=valid_prob, ready_prob=ready_prob, max_cycles=max_cycles,
-        drain_cycles=drain_cycles)
+        drain_cycles=drain_cycles, config=config)
 
 
 def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8, ready_prob=0.8,
                     simulator="verilator", waves=None, extra_sources=(), platform=None,
                     out_beats_per_frame=None, max_cycles=None, drain_cycles=8, timeout=None,
+                    config=None,
                     name="top", cache_dir=None, test_dir=None):
     """Run a stream kernel's Verilog (in the AXI4-Stream shell) against expected outputs.
 
@@ -239,6 +241,10 @@ def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
         cycles for unexpected extra outputs.
     timeout : float, optional
         Wall-clock limit of the simulation in seconds.
+    config : dict, optional
+        Configuration-port writes (and read-back checks) in the middle of the stream:
+        ``after_inputs``, ``after_outputs``, ``writes`` (``(address, value)`` pairs) and
+        ``port`` (default ``"cfg"``); see :mod:`sim.stream_tb`.
 
     Returns
     -------
@@ -264,7 +270,7 @@ def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
     report_path = test_dir / "report.json"
     write_stream_vectors(vectors, kernel, in_beats, expected_beats, seed=seed,
                          valid_prob=valid_prob, ready_prob=ready_prob, out_beats_per_frame=obpf,
-                         max_cycles=max_cycles, drain_cycles=drain_cycles)
+                         max_cycles=max_cycles, drain_cycles=drain_cycles, config=config)
     result = runner.run(
         verilog, "sim.stream_tb", toplevel=name, simulator=simulator,
         extra_sources=extra_sources, waves=waves, seed=seed, timeout=timeout,

@@ -276,3 +276,23 @@ def test_cocotb_10000_beats(impl, index):
     beats, expected = stream_vectors(config, vectors)
     assert len(beats) >= 10_000
     run_stream_test(unit, beats, expected, seed=index, valid_prob=0.8, ready_prob=0.7, timeout=1800)
+
+
+@pytest.mark.parametrize("mem_style", ["registers", "lutram", "bram"])
+def test_cocotb_config_writes_mid_stream(mem_style):
+    rng = np.random.default_rng(11)
+    channels, pe = 8, 4
+    old = np.sort(rng.integers(-3000, 3000, size=(channels, 20)), axis=1)
+    new = np.sort(rng.integers(-3000, 3000, size=old.shape), axis=1)
+    unit = BinarySearchThreshold(channels=channels, pe=pe, input_shape=signed(12), thresholds=old,
+                                 bias=1, mem_style=mem_style, runtime_writable=True)
+    width = unit.cfg.wdata.shape().width
+    writes = [(unit.config_address(c, i), int(new[c, i]) & ((1 << width) - 1))
+              for c in range(channels) for i in range(old.shape[1])]
+    values = rng.integers(-2048, 2048, size=(60, channels))
+    before, after = values[:30], values[30:]
+    expected = np.concatenate([golden.threshold(before, old, 1), golden.threshold(after, new, 1)])
+    split = before.size // pe
+    run_stream_test(unit, values.reshape(-1, pe), expected.reshape(-1, pe), seed=5,
+                    valid_prob=0.8, ready_prob=0.6,
+                    config={"after_inputs": split, "after_outputs": split, "writes": writes})
