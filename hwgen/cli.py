@@ -48,7 +48,50 @@ def _add_popcount(commands):
     return parser
 
 
-KERNELS = {"popcount": _add_popcount}
+def _shape(text):
+    """``s8`` -> signed(8), ``u4`` -> unsigned(4)."""
+    from amaranth.hdl import signed, unsigned
+    kind, digits = text[:1], text[1:]
+    if kind not in ("s", "u") or not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"expected a shape such as s8 (signed) or u4 (unsigned), "
+                                         f"not {text!r}")
+    return (signed if kind == "s" else unsigned)(int(digits))
+
+
+def _add_threshold(commands):
+    parser = commands.add_parser(
+        "threshold", help="multi-threshold activation (binary search or unrolled)",
+        description="y = bias + #{i : T[c][i] <= x}, PE channels per beat; thresholds from a "
+                    ".npy file of shape (C, T) or (1, T).")
+    parser.add_argument("--channels", type=_positive_int, required=True, help="channels C")
+    parser.add_argument("--pe", type=_positive_int, default=1, help="channels per beat")
+    parser.add_argument("--input-shape", type=_shape, required=True, metavar="SHAPE",
+                        help="input element shape: s<bits> or u<bits>, e.g. s16")
+    parser.add_argument("--thresholds", required=True, metavar="T.npy",
+                        help="integer thresholds, shape (C, T) or (1, T)")
+    parser.add_argument("--bias", type=int, default=0, help="added to the count")
+    parser.add_argument("--impl", choices=("auto", "binary", "unrolled"), default="auto")
+    parser.add_argument("--mem-style", choices=("auto", "registers", "lutram", "bram"),
+                        default="auto")
+    parser.add_argument("--runtime-writable", action="store_true",
+                        help="add the threshold configuration port (cfg_*)")
+
+    def build(args):
+        import numpy as np
+
+        from .threshold import Threshold
+        try:
+            thresholds = np.load(args.thresholds)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--thresholds {args.thresholds}: cannot read a .npy array ({error})")
+        return Threshold(impl=args.impl, channels=args.channels, pe=args.pe,
+                         input_shape=args.input_shape, thresholds=thresholds, bias=args.bias,
+                         mem_style=args.mem_style, runtime_writable=args.runtime_writable)
+    parser.set_defaults(build=build)
+    return parser
+
+
+KERNELS = {"popcount": _add_popcount, "threshold": _add_threshold}
 
 
 def _parser():
@@ -79,8 +122,8 @@ def main(argv=None):
         else:
             with open(args.output, "w") as file:
                 file.write(text)
-            print(f"wrote {args.output}: module {name}, latency {kernel.latency} cycles, "
-                  f"{len(text.splitlines())} lines", file=sys.stderr)
+            print(f"wrote {args.output}: module {name} ({type(kernel).__name__}), latency "
+                  f"{kernel.latency} cycles, {len(text.splitlines())} lines", file=sys.stderr)
     return 0
 
 

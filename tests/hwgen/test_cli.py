@@ -42,3 +42,34 @@ def test_bad_arguments(argv, pattern, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert re.search(pattern, capsys.readouterr().err)
+
+
+def test_verilog_threshold(tmp_path, capsys):
+    import numpy as np
+    thresholds = tmp_path / "t.npy"
+    np.save(thresholds, np.sort(np.random.default_rng(0).integers(-100, 100, size=(8, 15)), axis=1))
+    out = tmp_path / "thr.v"
+    assert main(["verilog", "threshold", "--channels", "8", "--pe", "2", "--input-shape", "s8",
+                 "--thresholds", str(thresholds), "--impl", "binary", "--runtime-writable",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "module hwgen_threshold(" in text and "cfg_addr" in text
+    assert re.search(r"input \[15:0\] s_axis_tdata;", text)
+    assert "BinarySearchThreshold" in capsys.readouterr().err
+
+
+def test_threshold_errors_are_reported(tmp_path, capsys):
+    import numpy as np
+    thresholds = tmp_path / "t.npy"
+    np.save(thresholds, np.array([[3, 2, 1]]))
+    assert main(["verilog", "threshold", "--channels", "4", "--input-shape", "u8",
+                 "--thresholds", str(thresholds), "-o", str(tmp_path / "x.v")]) == 2
+    assert re.search(r"hwgen: error: thresholds must be non-decreasing along each channel; "
+                     r"channel 0 falls at index 1: 3 then 2", capsys.readouterr().err)
+    assert main(["verilog", "threshold", "--channels", "4", "--input-shape", "u8",
+                 "--thresholds", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "x.v")]) == 2
+    assert "--thresholds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["verilog", "threshold", "--channels", "4", "--input-shape", "int8",
+              "--thresholds", str(thresholds), "-o", "x.v"])
+    assert "expected a shape such as s8 (signed) or u4 (unsigned), not 'int8'" in capsys.readouterr().err
