@@ -319,11 +319,37 @@ def _run_yosys(workdir, timeout):
     return log
 
 
+_INDEXED = re.compile(r"\\([A-Za-z_][A-Za-z0-9_$]*)\[([0-9]+)\](?=\s)")
+
+
+def rename_indexed_wires(verilog):
+    """Rename escaped identifiers that look like bit selects (Amaranth's ``\\o__payload[0]``,
+    the lane-0 alias of ``o__payload``) to ``o__payload__0``. Yosys' ABC9 flow rebuilds
+    multi-bit wires from ``name[index]`` bit names, so such a wire either collides with a bit
+    of ``name`` (``Assert `count_id(wire->name) == 0' failed`` in ABC_OPS_REINTEGRATE,
+    YosysHQ/yosys#4349, #4451) or, silently, gets merged with it (a wrong netlist). A pure
+    rename: the design is unchanged. Returns ``(verilog, number of identifiers renamed)``."""
+    names = {}
+
+    def fix(match):
+        old = match.group(0)
+        if old not in names:
+            new = f"{match.group(1)}__{match.group(2)}"
+            while re.search(rf"(?<![\w$\\]){re.escape(new)}(?![\w$])", verilog) \
+                    or new in names.values():
+                new += "_"
+            names[old] = new
+        return names[old]
+    return _INDEXED.sub(fix, verilog), len(names)
+
+
 def synthesize(verilog, *, top, family="xcup", extra_sources=(), flatten=True, cache=True,
                timeout=None):
     """Synthesize Verilog with Yosys and return the cell counts.
 
     ``verilog``: Verilog text, or a path (``str`` ending in ``.v``/``.sv`` or a ``PathLike``).
+    Escaped identifiers that look like bit selects (``\\o__payload[0]``) are renamed first
+    (:func:`rename_indexed_wires`), since Yosys mis-handles them.
     ``top``: top module name. ``family``: one of :data:`FAMILIES`. ``extra_sources``: more
     Verilog files or texts. ``flatten``: flatten the hierarchy first. ``cache``: reuse/store the
     report in :func:`cache_dir`. ``timeout``: seconds before giving up (``None``: no limit).
@@ -341,7 +367,8 @@ def synthesize(verilog, *, top, family="xcup", extra_sources=(), flatten=True, c
         raise ValueError(f"top={top!r} must be a Verilog module name")
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout={timeout!r} must be a positive number of seconds or None")
-    sources = [_read_source(verilog)] + [_read_source(s) for s in extra_sources]
+    sources = [(name, rename_indexed_wires(text)[0])
+               for name, text in [_read_source(verilog)] + [_read_source(s) for s in extra_sources]]
     version = yosys_version()
 
     key_data = json.dumps({

@@ -211,26 +211,42 @@ class _ThresholdBase(wiring.Component):
 
 
 def _memory_cost(depth, width, style, writable):
-    """Resources of a ``depth`` x ``width`` table on UltraScale+: LUT RAM in 64-deep
-    columns, block RAM in 18 Kbit halves (at most 36 bits wide per half at depth 512), or a
-    register file / constant multiplexer (4 entries per 6-LUT)."""
+    """Resources of a ``depth`` x ``width`` table on UltraScale+ (calibrated with Yosys).
+
+    Read-only tables other than block RAM are logic: ``width`` LUTs per 64 entries, and
+    nothing for one or two entries (synthesis folds them into the comparator). Writable LUT
+    RAM takes two ports' worth of RAM64 sites (stream read, configuration write/read-back);
+    writable registers are flip-flops and a 4:1-per-LUT read multiplexer. Block RAM comes in
+    18 Kbit halves, at most 36 bits wide per half at depth 512.
+    """
     cost = {"luts": 0, "ffs": 0, "bram18": 0, "lutram": 0}
-    if style == "lutram":
-        cost["lutram"] = width * -(-depth // 64)
-        cost["luts"] = cost["lutram"]
-    elif style == "bram":
+    if style == "bram":
         cost["bram18"] = max(-(-width // 36), -(-depth * width // 18432)) if depth <= 512 \
             else -(-width // 18) * -(-depth // 1024)
-    elif depth > 1 or writable:
-        cost["luts"] = width * -(-(depth - 1) // 4) if depth > 1 else 0
-        cost["ffs"] = depth * width if writable else 0
+    elif writable and style == "lutram":
+        cost["lutram"] = 2 * width * -(-depth // 64)
+    elif writable:
+        cost["ffs"] = depth * width
+        cost["luts"] = width * -(-(depth - 1) // 4)
+    elif depth > 2:
+        cost["luts"] = width * -(-depth // 64)
     return cost
 
 
+def _comparator_cost(width, constant=False):
+    """LUTs and carry cells (CARRY8) of ``a <= b`` on ``width`` bits, as Yosys maps it: about
+    two LUTs per three bits, a third of that against a constant."""
+    luts = -(-width // 3) if constant else 2 * -(-width // 3)
+    return luts, -(-(-(-width // 2)) // 8)
+
+
 def _read_only_memory(m, name, init, shape, style, address, enable):
-    """Registered read of a constant table: a ``lib.memory`` RAM (style ``lutram`` or
-    ``bram``, with the ``ram_style`` attribute synthesis tools read), or constants
-    (``registers``) selected by a multiplexer into a register."""
+    """Registered read of a constant table: a ``lib.memory`` memory without write port (a
+    ROM), or constants selected by a multiplexer into a register (``registers``).
+
+    ``bram`` ROMs carry ``ram_style = "block"``. A ``lutram`` ROM carries no attribute:
+    tools build a distributed ROM from logic LUTs by default, and Yosys rejects
+    ``ram_style = "distributed"`` on a memory that is never written."""
     data = Signal(shape, name=f"{name}_data")
     if style == "registers":
         table = Array(Const(value, shape) for value in init)
@@ -238,7 +254,7 @@ def _read_only_memory(m, name, init, shape, style, address, enable):
             m.d.sync += data.eq(table[address] if len(init) > 1 else table[0])
         return data
     mem = memory.Memory(shape=shape, depth=len(init), init=init,
-                        attrs={"ram_style": _RAM_STYLE[style]})
+                        attrs={"ram_style": "block"} if style == "bram" else None)
     m.submodules[name] = mem
     read = mem.read_port()
     m.d.comb += [read.addr.eq(address), read.en.eq(enable), data.eq(read.data)]
@@ -373,14 +389,22 @@ class BinarySearchThreshold(_ThresholdBase):
         comparators per lane on a carry chain, the pipeline registers, and each stage's
         memory."""
         width = Shape.cast(self._compare_shape).width
-        cost = {"luts": self._pe * self.levels * (width // 2 + 1),
-                "ffs": self._pe * (self.levels + 1) * (self._input_shape.width + self.levels + width),
-                "carry": self._pe * self.levels * -(-width // 8), "bram18": 0, "lutram": 0}
-        for stage in range(self.levels):
-            memory_cost = _memory_cost(self.rows << stage, width, self.mem_style_of(stage),
-                                       self._runtime_writable)
-            for key, value in memory_cost.items():
-                cost[key] += self._pe * value
+        in_width, levels, pe = self._input_shape.width, self.levels, self._pe
+        cost = {"luts": 0, "carry": 0, "bram18": 0, "lutram": 0,
+                "ffs": (pe * (levels * in_width + levels * (levels + 1) // 2) +
+                        levels * (self.fold - 1).bit_length() + levels + 1)}
+        for stage in range(levels):
+            style = self.mem_style_of(stage)
+            depth = self.rows << stage
+            luts, carry = _comparator_cost(width, constant=depth == 1 and style != "bram"
+                                           and not self._runtime_writable)
+            cost["luts"] += pe * luts
+            cost["carry"] += pe * carry
+            if style != "bram":
+                cost["ffs"] += pe * width      # the registered read of a stage's table
+            for key, value in _memory_cost(depth, width, style, self._runtime_writable).items():
+                cost[key] += pe * value
+        cost["luts"] += (self.fold - 1).bit_length()       # the channel-fold counter
         return cost
 
     # -- hardware ---------------------------------------------------------------------------
@@ -527,9 +551,10 @@ class UnrolledThreshold(_ThresholdBase):
         count = plan_compression([self.num_thresholds] + [0] * self.num_thresholds.bit_length(),
                                  target="generic").estimate()["luts"]
         word = self.num_thresholds * width
-        cost = {"luts": self._pe * (self.num_thresholds * (width // 2 + 1) + count),
-                "ffs": self._pe * (self._input_shape.width + self.num_thresholds.bit_length() + word),
-                "carry": self._pe * self.num_thresholds * -(-width // 8), "bram18": 0, "lutram": 0}
+        luts, carry = _comparator_cost(width, constant=self.rows == 1)
+        cost = {"luts": self._pe * (self.num_thresholds * luts + count) + (self.fold - 1).bit_length(),
+                "ffs": self._pe * (self._input_shape.width + self.num_thresholds.bit_length() + word) + 2,
+                "carry": self._pe * self.num_thresholds * carry, "bram18": 0, "lutram": 0}
         for key, value in _memory_cost(self.rows, word, self.mem_style, False).items():
             cost[key] += self._pe * value
         return cost
@@ -565,8 +590,8 @@ IMPLS = ("auto", "binary", "unrolled")
 def Threshold(*, impl="auto", **kwargs):
     """Build a thresholding unit: ``impl="binary"`` (:class:`BinarySearchThreshold`),
     ``"unrolled"`` (:class:`UnrolledThreshold`) or ``"auto"``, the one with the smaller
-    analytic LUT estimate (block RAMs counted as 64 LUTs each; binary search on ties and
-    whenever ``runtime_writable`` is asked for)."""
+    analytic estimate of ``luts + lutram + 64 * bram18`` (binary search on ties and whenever
+    ``runtime_writable`` is asked for)."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(map(repr, IMPLS))}, not {impl!r}")
     if impl == "binary" or kwargs.get("runtime_writable"):
@@ -577,7 +602,7 @@ def Threshold(*, impl="auto", **kwargs):
 
     def cost(unit):
         estimate = unit.estimate()
-        return estimate["luts"] + 64 * estimate["bram18"]
+        return estimate["luts"] + estimate["lutram"] + 64 * estimate["bram18"]
     chosen, dropped = (unrolled, binary) if cost(unrolled) < cost(binary) else (binary, unrolled)
     dropped._MustUse__silence = True      # built only for its estimate
     return chosen
