@@ -27,6 +27,26 @@ def int_list(text):
     return values
 
 
+def add_synth_arguments(parser, *, timeout=None):
+    """The options every synthesis benchmark takes: --family, --no-cache, --timeout."""
+    parser.add_argument("--family", default="xcup", help="Yosys family (default: %(default)s)")
+    parser.add_argument("--no-cache", action="store_true", help="always rerun Yosys")
+    parser.add_argument("--timeout", type=float, default=timeout,
+                        help="seconds per synthesis (default: %(default)s)")
+
+
+def check_synth_arguments(parser, args, known_impls):
+    """Validate --family and the comma-separated --impl list; returns the implementations."""
+    from boards.synth import FAMILIES
+    if args.family not in FAMILIES:
+        parser.error(f"--family {args.family} is not one of {', '.join(FAMILIES)}")
+    impls = [s.strip() for s in args.impl.split(",") if s.strip()]
+    for impl in impls:
+        if impl not in known_impls:
+            parser.error(f"--impl {impl} is not one of {', '.join(known_impls)}")
+    return impls
+
+
 def _fmt(value):
     if value is None:
         return "-"

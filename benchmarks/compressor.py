@@ -24,7 +24,8 @@ import time
 import warnings
 
 import _common  # noqa: F401  (sets sys.path for a source checkout)
-from _common import format_table, int_list, progress, write_json
+from _common import (add_synth_arguments, check_synth_arguments, format_table, int_list, progress,
+                     write_json)
 
 from amaranth.hdl import Module, UnusedElaboratable, unsigned
 from amaranth.lib import wiring
@@ -131,20 +132,11 @@ def main(argv=None):
     parser.add_argument("--json", metavar="OUT.json", help="write the rows as JSON")
     parser.add_argument("--n", type=int_list, default=list(DEFAULT_N),
                         help="comma-separated widths (default: %(default)s)")
-    parser.add_argument("--family", default="xcup", help="Yosys family: xcup, xcu, xc7, ecp5, ice40")
     parser.add_argument("--impl", default=",".join(IMPLS),
                         help="comma-separated implementations (default: %(default)s)")
-    parser.add_argument("--no-cache", action="store_true", help="always rerun Yosys")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per synthesis")
+    add_synth_arguments(parser)
     args = parser.parse_args(argv)
-
-    from boards.synth import FAMILIES
-    if args.family not in FAMILIES:
-        parser.error(f"--family {args.family} is not one of {', '.join(FAMILIES)}")
-    impls = [s.strip() for s in args.impl.split(",") if s.strip()]
-    for impl in impls:
-        if impl not in IMPLS:
-            parser.error(f"--impl {impl} is not one of {', '.join(IMPLS)}")
+    impls = check_synth_arguments(parser, args, IMPLS)
 
     # A naive popcount that dies of RecursionError leaves its half-built Module behind; the
     # failure is recorded in its row, Amaranth's "created but never used" warning is noise.

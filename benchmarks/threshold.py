@@ -27,8 +27,8 @@ distributed RAM), ``srl``, ``lut_sites``, ``cost`` (``luts + lutram + 64 * bram1
 measure used in the summary), ``latency``, ``mem_styles`` (per binary-search stage, or the
 single unrolled memory),
 ``estimate_luts`` / ``estimate_ffs`` / ``estimate_carry`` / ``estimate_bram18`` /
-``estimate_lutram`` (from ``unit.estimate()``; its ``luts`` include the LUT RAM sites),
-``estimate_cost`` (``estimate_luts + 64 * estimate_bram18``, what the auto factory compares),
+``estimate_lutram`` (from ``unit.estimate()``), ``estimate_cost`` (``estimate_luts +
+estimate_lutram + 64 * estimate_bram18``, what the auto factory compares),
 ``convert_seconds``, ``synth_seconds`` (Yosys wall time when it actually ran; kept in the
 cache) and ``cached``.
 
@@ -45,7 +45,8 @@ import time
 import warnings
 
 import _common  # noqa: F401  (sets sys.path for a source checkout)
-from _common import format_table, int_list, progress, write_json
+from _common import (add_synth_arguments, check_synth_arguments, format_table, int_list, progress,
+                     write_json)
 
 import numpy as np
 from amaranth.hdl import UnusedElaboratable, signed
@@ -123,7 +124,8 @@ def prepare(row):
         estimate = unit.estimate()
         for key in ("luts", "ffs", "carry", "bram18", "lutram"):
             row[f"estimate_{key}"] = estimate.get(key)
-        row["estimate_cost"] = estimate["luts"] + BRAM18_LUTS * estimate["bram18"]
+        row["estimate_cost"] = (estimate["luts"] + estimate["lutram"] +
+                                BRAM18_LUTS * estimate["bram18"])
         verilog = component_verilog(unit, name="thr")
         row["convert_seconds"] = round(time.monotonic() - start, 2)
         return verilog
@@ -231,21 +233,12 @@ def main(argv=None):
                         help="channels C (default: %(default)s)")
     parser.add_argument("--width", type=int, default=16,
                         help="signed input width in bits (default: %(default)s)")
-    parser.add_argument("--family", default="xcup", help="Yosys family (default: %(default)s)")
-    parser.add_argument("--no-cache", action="store_true", help="always rerun Yosys")
-    parser.add_argument("--timeout", type=float, default=7200,
-                        help="seconds per synthesis (default: %(default)s)")
+    add_synth_arguments(parser, timeout=7200)
     parser.add_argument("--jobs", type=int, default=1,
                         help="Yosys runs in parallel (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    from boards.synth import FAMILIES
-    if args.family not in FAMILIES:
-        parser.error(f"--family {args.family} is not one of {', '.join(FAMILIES)}")
-    impls = [s.strip() for s in args.impl.split(",") if s.strip()]
-    for impl in impls:
-        if impl not in IMPLS:
-            parser.error(f"--impl {impl} is not one of {', '.join(IMPLS)}")
+    impls = check_synth_arguments(parser, args, IMPLS)
     if any(k > 12 for k in args.k):
         parser.error("--k values above 12 are not supported (2**K - 1 thresholds per channel)")
     if not 2 <= args.width <= 32:
@@ -296,8 +289,8 @@ def main(argv=None):
                   for r in rows]
     print(f"thresholding units: C={args.channels}, signed({args.width}) input, "
           f"T = 2**K - 1, Yosys synth family={args.family}")
-    print(f"cost = luts + lutram + {BRAM18_LUTS}*bram18; est cost = estimate luts (LUT RAM "
-          f"included) + {BRAM18_LUTS}*estimate bram18")
+    print(f"cost = luts + lutram + {BRAM18_LUTS}*bram18, measured and estimated (the estimate "
+          f"is what the auto factory compares)")
     print(format_table(table_rows, COLUMNS))
     print()
     print("\n".join(summarize(rows)))
