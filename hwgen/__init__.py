@@ -1,7 +1,22 @@
-"""hwgen: RTL generators for quantized neural networks (Amaranth HDL components)."""
+"""hwgen: RTL generators for quantized neural networks (Amaranth HDL components).
+
+Kernels (each an ``amaranth.lib.wiring.Component``; see the module docstrings):
+
+* :mod:`hwgen.compressor`: :class:`Popcount`, :class:`WeightedSum` (compressor trees);
+* :mod:`hwgen.popcount`: their stream-kernel wrappers;
+* :mod:`hwgen.threshold`: :class:`BinarySearchThreshold`, :class:`UnrolledThreshold`,
+  :func:`Threshold`;
+* :mod:`hwgen.axis`: the AXI4-Stream shell for standalone Verilog (:func:`kernel_verilog`).
+"""
 
 from .axis import AXIStreamShell
+from .compressor import Popcount, Term, WeightedSum
 from .export import component_verilog, kernel_verilog
 from .streams import lanes_signature, shape_range
+from .threshold import BinarySearchThreshold, Threshold, UnrolledThreshold
 
-__all__ = ["AXIStreamShell", "component_verilog", "kernel_verilog", "lanes_signature", "shape_range"]
+__all__ = [
+    "AXIStreamShell", "BinarySearchThreshold", "Popcount", "Term", "Threshold",
+    "UnrolledThreshold", "WeightedSum", "component_verilog", "kernel_verilog", "lanes_signature",
+    "shape_range",
+]
