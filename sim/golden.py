@@ -3,7 +3,7 @@ hardware must match them bit for bit."""
 
 import numpy as np
 
-__all__ = ["popcount", "threshold", "weighted_sum"]
+__all__ = ["popcount", "threshold", "weighted_sum", "dsp48e2_mac"]
 
 
 def popcount(bits):
@@ -41,3 +41,166 @@ def threshold(values, thresholds, bias=0):
         raise ValueError(f"thresholds of shape {thresholds.shape} do not fit values of shape "
                          f"{values.shape}")
     return bias + (thresholds <= values[..., None]).sum(axis=-1)
+
+
+# --- DSP48E2 -------------------------------------------------------------------------------
+
+_DSP48E2_DEFAULT_INPUTS = {
+    "A": 0, "B": 0, "C": 0, "D": 0, "PCIN": 0, "OPMODE": 0b000000101, "INMODE": 0, "ALUMODE": 0,
+    "CARRYIN": 0, "CARRYINSEL": 0,
+    **{ce: 1 for ce in ("CEA1", "CEA2", "CEB1", "CEB2", "CEC", "CED", "CEAD", "CEM", "CEP",
+                        "CECTRL", "CEINMODE", "CEALUMODE", "CECARRYIN")},
+    **{rst: 0 for rst in ("RSTA", "RSTB", "RSTC", "RSTD", "RSTM", "RSTP", "RSTCTRL",
+                          "RSTINMODE", "RSTALLCARRYIN", "RSTALUMODE")},
+}
+
+
+def _to_signed(value, bits):
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def dsp48e2_mac(cycles, *, AREG=1, BREG=1, CREG=1, DREG=1, ADREG=1, MREG=1, PREG=1,
+                OPMODEREG=1, INMODEREG=1, ALUMODEREG=1, CARRYINREG=1, CARRYINSELREG=1,
+                AMULTSEL="A", BMULTSEL="B", PREADDINSEL="A", USE_MULT="MULTIPLY", RND=0):
+    """Cycle-by-cycle model of a ``DSP48E2`` slice (AMD UG579), written from the user guide's
+    tables with Python integers.
+
+    ``cycles`` is a sequence of dicts, one per clock cycle, of port values (``A``, ``B``, ``C``,
+    ``D``, ``PCIN``, ``OPMODE``, ``INMODE``, ``ALUMODE``, ``CARRYIN``, ``CARRYINSEL``, the
+    ``CE*`` and ``RST*`` ports; missing ones take :class:`hwgen.dsp48e2.DSP48E2`'s defaults:
+    CE 1, RST 0, OPMODE = multiply, data 0). Returns the signed 48-bit ``P`` seen in each cycle
+    (before that cycle's clock edge) as an int64 array; ``PCOUT`` equals ``P``. All registers
+    start at 0.
+
+    Raises ``ValueError`` for uses that UG579 leaves undefined: X or Y selecting M without the
+    other, P feedback with ``PREG=0``, logic ALUMODEs with ``W != 0`` or Y other than 0/all
+    ones, ALUMODE 10xx, and ``CARRYINSEL=100`` after a multiply or logic operation.
+    """
+    mask48 = (1 << 48) - 1
+    dreg = DREG if (AMULTSEL, BMULTSEL) != ("A", "B") and USE_MULT != "NONE" else 0
+    adreg = ADREG if (AMULTSEL, BMULTSEL) != ("A", "B") and USE_MULT != "NONE" else 0
+    names = ("A1", "A2", "B1", "B2", "C", "D", "AD", "M", "MSIGN", "P", "CCOUT", "INMODE",
+             "OPMODE", "CARRYINSEL", "ALUMODE", "CARRYIN")
+    reg = dict.fromkeys(names, 0)
+    outputs = []
+    for t, given in enumerate(cycles):
+        unknown = set(given) - set(_DSP48E2_DEFAULT_INPUTS)
+        if unknown:
+            raise ValueError(f"cycle {t}: unknown DSP48E2 inputs {sorted(unknown)}")
+        inp = {**_DSP48E2_DEFAULT_INPUTS, **given}
+        a_in, b_in = inp["A"] & (1 << 30) - 1, inp["B"] & (1 << 18) - 1
+        c_in, d_in, pcin = inp["C"] & mask48, inp["D"] & (1 << 27) - 1, inp["PCIN"] & mask48
+
+        # values at each stage during this cycle
+        a2 = reg["A2"] if AREG else a_in
+        a1 = reg["A1"]
+        b2 = reg["B2"] if BREG else b_in
+        b1 = reg["B1"]
+        inmode = reg["INMODE"] if INMODEREG else inp["INMODE"]
+        opmode = reg["OPMODE"] if OPMODEREG else inp["OPMODE"]
+        carryinsel = reg["CARRYINSEL"] if CARRYINSELREG else inp["CARRYINSEL"]
+        alumode = reg["ALUMODE"] if ALUMODEREG else inp["ALUMODE"]
+        carryin = reg["CARRYIN"] if CARRYINREG else inp["CARRYIN"]
+        c = reg["C"] if CREG else c_in
+        d = reg["D"] if dreg else d_in
+
+        bit = lambda value, k: value >> k & 1  # noqa: E731
+        a_op = _to_signed(a1 if bit(inmode, 0) else a2, 27)
+        b_op = _to_signed(b1 if bit(inmode, 4) else b2, 18)
+        if bit(inmode, 1):  # the pre-adder's A/B operand is zeroed
+            if PREADDINSEL == "A":
+                a_op = 0
+            else:
+                b_op = 0
+        d_op = _to_signed(d, 27) if bit(inmode, 2) else 0
+        other = a_op if PREADDINSEL == "A" else b_op
+        ad_now = _to_signed(d_op - other if bit(inmode, 3) else d_op + other, 27)
+        ad = reg["AD"] if adreg else ad_now
+        mult_a = a_op if AMULTSEL == "A" else ad
+        mult_b = b_op if BMULTSEL == "B" else _to_signed(ad, 18)
+        product_now = mult_a * mult_b if USE_MULT == "MULTIPLY" else 0
+        sign_now = int((mult_a < 0) == (mult_b < 0))
+        product = reg["M"] if MREG else product_now
+        mult_sign = reg["MSIGN"] if MREG else sign_now
+
+        x_sel, y_sel = opmode & 3, opmode >> 2 & 3
+        z_sel, w_sel = opmode >> 4 & 7, opmode >> 7 & 3
+        uses_p = (w_sel == 1 or x_sel == 2 or z_sel in (2, 4, 6, 7)
+                  or carryinsel in (0b100, 0b101, 0b111))
+        if uses_p and not PREG:
+            raise ValueError(f"cycle {t}: P feedback (OPMODE={opmode:09b}, "
+                             f"CARRYINSEL={carryinsel:03b}) needs PREG=1")
+        if (x_sel == 1) != (y_sel == 1):
+            raise ValueError(f"cycle {t}: OPMODE={opmode:09b} selects M on only one of X, Y")
+        p_fb = reg["P"]
+        w = [0, p_fb, RND, c][w_sel]
+        x = [0, product & mask48, p_fb, (a2 << 18 | b2) & mask48][x_sel]
+        y = [0, 0, mask48, c][y_sel]
+        z = {0: 0, 1: pcin, 2: p_fb, 3: c, 4: p_fb, 5: _to_signed(pcin, 48) >> 17 & mask48,
+             6: _to_signed(p_fb, 48) >> 17 & mask48}[min(z_sel, 6)]
+
+        cin = {0b000: carryin, 0b001: 1 - (pcin >> 47), 0b010: 0, 0b011: pcin >> 47,
+               0b100: reg["CCOUT"], 0b101: 1 - (p_fb >> 47), 0b110: mult_sign,
+               0b111: p_fb >> 47}[carryinsel]
+        if cin is None:
+            raise ValueError(f"cycle {t}: CARRYINSEL=100 reads the carry out of a multiply or "
+                             f"logic operation, which UG579 leaves undefined")
+
+        if alumode >> 2 == 0:  # arithmetic (UG579's ALUMODE table)
+            s = w + x + y + cin
+            result = {0b0000: z + s, 0b0001: -z + s - 1, 0b0010: -z - s - 1,
+                      0b0011: z - s}[alumode]
+            if x_sel == 1:
+                carry_out = None  # CARRYOUT is not valid for multiply operations
+            else:
+                z_word = z if alumode & 1 == 0 else ~z & mask48
+                carry_out = ((z_word + s) >> 48 & 1) ^ int(alumode == 0b0011)
+        elif alumode >> 2 in (0b01, 0b11):  # two-input logic unit
+            if w_sel != 0 or y_sel not in (0b00, 0b10):
+                raise ValueError(f"cycle {t}: logic ALUMODE={alumode:04b} needs W=0 and Y=0 or "
+                                 f"all ones, not OPMODE={opmode:09b}")
+            ones = y_sel == 0b10
+            table = {
+                0b0100: (x ^ z, ~(x ^ z)), 0b0111: (x ^ z, ~(x ^ z)),
+                0b0101: (~(x ^ z), x ^ z), 0b0110: (~(x ^ z), x ^ z),
+                0b1100: (x & z, x | z), 0b1101: (x & ~z, x | ~z),
+                0b1110: (~(x & z), ~(x | z)), 0b1111: (~x | z, ~x & z),
+            }
+            result = table[alumode][ones]
+            carry_out = None
+        else:
+            raise ValueError(f"cycle {t}: ALUMODE={alumode:04b} is not defined by UG579")
+        alu = result & mask48
+        p = reg["P"] if PREG else alu
+        outputs.append(_to_signed(p, 48))
+
+        # clock edge: synchronous resets win over clock enables
+        nxt = dict(reg)
+
+        def load(name, rst, ce, value, enabled=True):
+            if not enabled:
+                return
+            if inp[rst]:
+                nxt[name] = 0
+            elif inp[ce]:
+                nxt[name] = value
+
+        load("A1", "RSTA", "CEA1", a_in, AREG >= 1)
+        load("A2", "RSTA", "CEA2", reg["A1"] if AREG == 2 else a_in, AREG >= 1)
+        load("B1", "RSTB", "CEB1", b_in, BREG >= 1)
+        load("B2", "RSTB", "CEB2", reg["B1"] if BREG == 2 else b_in, BREG >= 1)
+        load("C", "RSTC", "CEC", c_in, CREG)
+        load("D", "RSTD", "CED", d_in, dreg)
+        load("AD", "RSTD", "CEAD", ad_now, adreg)
+        load("M", "RSTM", "CEM", product_now, MREG)
+        load("MSIGN", "RSTALLCARRYIN", "CEM", sign_now, MREG)
+        load("P", "RSTP", "CEP", alu, PREG)
+        load("CCOUT", "RSTP", "CEP", carry_out, PREG)
+        load("INMODE", "RSTINMODE", "CEINMODE", inp["INMODE"], INMODEREG)
+        load("OPMODE", "RSTCTRL", "CECTRL", inp["OPMODE"], OPMODEREG)
+        load("CARRYINSEL", "RSTCTRL", "CECTRL", inp["CARRYINSEL"], CARRYINSELREG)
+        load("ALUMODE", "RSTALUMODE", "CEALUMODE", inp["ALUMODE"], ALUMODEREG)
+        load("CARRYIN", "RSTALLCARRYIN", "CECARRYIN", inp["CARRYIN"], CARRYINREG)
+        reg = nxt
+    return np.array(outputs, dtype=np.int64)
