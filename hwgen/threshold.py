@@ -425,11 +425,10 @@ class BinarySearchThreshold(_ThresholdBase):
                 # the address this stage reads is issued one cycle earlier, from the stage
                 # before: its fold and its prefix extended by its comparison result
                 if stage == 0:
-                    address_fold, address_prefix = fold_in, Const(0, 1)
+                    address = 0 if self.rows == 1 else fold_in
                 else:
-                    address_fold, address_prefix = fold[stage - 1], next_prefix
-                row = 0 if self.rows == 1 else address_fold
-                address = (row << stage) | address_prefix if stage else row
+                    row = 0 if self.rows == 1 else fold[stage - 1]
+                    address = (row << stage) | next_prefix
                 data, cfg_read = self._stage_memory(m, lane, stage, address, advance, compare)
                 cfg_reads.append(cfg_read)
                 passed = data <= values[stage]
