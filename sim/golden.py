@@ -3,7 +3,7 @@ hardware must match them bit for bit."""
 
 import numpy as np
 
-__all__ = ["popcount", "threshold", "weighted_sum", "dsp48e2_mac"]
+__all__ = ["popcount", "threshold", "weighted_sum", "dsp48e2_mac", "packed_mac"]
 
 
 def popcount(bits):
@@ -204,3 +204,31 @@ def dsp48e2_mac(cycles, *, AREG=1, BREG=1, CREG=1, DREG=1, ADREG=1, MREG=1, PREG
         load("CARRYIN", "RSTALLCARRYIN", "CECARRYIN", inp["CARRYIN"], CARRYINREG)
         reg = nxt
     return np.array(outputs, dtype=np.int64)
+
+
+# --- packed MAC ------------------------------------------------------------------------------
+
+def packed_mac(weights, activations, first, last):
+    """Dot products of a :class:`hwgen.packed_mac.PackedMAC` term stream.
+
+    ``weights`` is a ``(terms, lanes)`` integer array, ``activations``, ``first`` and ``last``
+    have one entry per term (only the terms the hardware takes: ``valid`` and ``en`` high).
+    A term with ``first`` starts a new sum (otherwise it adds to the running one, also after
+    a ``last``); a term with ``last`` closes it. Returns a ``(dot products, lanes)`` int64 array
+    of the closed sums, in order.
+    """
+    weights = np.asarray(weights, dtype=np.int64)
+    activations = np.asarray(activations, dtype=np.int64)
+    if weights.ndim != 2 or activations.shape != weights.shape[:1]:
+        raise ValueError(f"weights of shape {weights.shape} do not fit activations of shape "
+                         f"{activations.shape}")
+    first = np.asarray(first, dtype=bool)
+    last = np.asarray(last, dtype=bool)
+    products = weights * activations[:, None]
+    running = np.zeros(weights.shape[1], dtype=np.int64)
+    results = []
+    for t in range(len(products)):
+        running = products[t] if first[t] else running + products[t]
+        if last[t]:
+            results.append(running)
+    return np.array(results, dtype=np.int64).reshape(-1, weights.shape[1])

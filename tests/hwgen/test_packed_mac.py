@@ -1,0 +1,410 @@
+# amaranth: UnusedElaboratable=no
+"""PackedMAC: lane counts against FINN's rule, exhaustive single products, long accumulations
+with extreme operands (packed and generic targets against sim.golden.packed_mac), framing and
+latency, the DSP48E2 Instance path and parameter errors."""
+
+import itertools
+import re
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from amaranth_boards.kcu105 import KCU105Platform
+
+from hwgen.export import component_verilog
+from hwgen.packed_mac import PackedMAC, max_lanes, packing
+from sim.golden import packed_mac
+
+WIDTHS = range(2, 9)
+# (weight_signed, act_signed, narrow_range)
+SIGNEDNESS = [(True, True, False), (True, False, False), (False, True, False),
+              (False, False, False), (True, True, True)]
+SIGNEDNESS_IDS = ["ss", "su", "us", "uu", "ss_narrow"]
+
+
+def finn_lanes(weight_width, act_width):
+    return 1 + (26 - weight_width) // (weight_width + act_width - 1)
+
+
+def make(weight_width, act_width, signedness=(True, True, False), **kwargs):
+    weight_signed, act_signed, narrow_range = signedness
+    kwargs.setdefault("target", "packed")
+    kwargs.setdefault("primitives", "behavioural")
+    return PackedMAC(weight_width=weight_width, act_width=act_width, weight_signed=weight_signed,
+                     act_signed=act_signed, narrow_range=narrow_range, **kwargs)
+
+
+# --- simulation driver -----------------------------------------------------------------------
+
+def _to_raw(values, width):
+    mask = (1 << width) - 1
+    raw = 0
+    for k, value in enumerate(values):
+        raw |= (int(value) & mask) << (k * width)
+    return raw
+
+
+def _from_raw(raw, shape, count):
+    width = shape.width
+    values = []
+    for k in range(count):
+        value = raw >> (k * width) & ((1 << width) - 1)
+        if shape.signed and value >> (width - 1):
+            value -= 1 << width
+        values.append(value)
+    return values
+
+
+def simulate(dut, weights, activations, first, last, *, valid=None, en=None):
+    """Drive one term per cycle (``weights[t]`` is a row of ``lanes`` weights; bipolar ones as
+    bits) and return ``[(cycle, sums)]`` for every cycle with ``o_valid`` high."""
+    cycles = len(activations)
+    valid = [1] * cycles if valid is None else list(valid)
+    en = [1] * cycles if en is None else list(en)
+    weight_width = dut.weight_shape.width
+    act_width = dut.act_shape.width
+    results = []
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def testbench(ctx):
+        w_port, o_port = dut.w.as_value(), dut.o.as_value()
+        ports = {"w": w_port, "a": dut.a, "valid": dut.valid, "first": dut.first,
+                 "last": dut.last, "en": dut.en}
+        previous = {}
+        for t in range(cycles + dut.latency + 2):
+            if t < cycles:
+                inputs = {"w": _to_raw(weights[t], weight_width),
+                          "a": int(activations[t]) & ((1 << act_width) - 1),
+                          "valid": int(valid[t]), "first": int(first[t]),
+                          "last": int(last[t]), "en": int(en[t])}
+            else:
+                inputs = {"valid": 0, "en": 1}
+            for name, value in inputs.items():
+                if previous.get(name) != value:
+                    ctx.set(ports[name], value)
+                    previous[name] = value
+            if ctx.get(dut.o_valid):
+                results.append((t, _from_raw(ctx.get(o_port), dut.acc_shape, dut.lanes)))
+            await ctx.tick()
+
+    sim.add_testbench(testbench)
+    sim.run()
+    return results
+
+
+def run_and_check(dut, weights, activations, first, last, *, valid=None, en=None):
+    """Simulate, compare with the golden model and the latency; return the sums."""
+    weights = np.asarray(weights, dtype=np.int64)
+    activations = np.asarray(activations, dtype=np.int64)
+    first, last = np.asarray(first, dtype=bool), np.asarray(last, dtype=bool)
+    taken = np.ones(len(activations), dtype=bool)
+    if valid is not None:
+        taken &= np.asarray(valid, dtype=bool)
+    if en is not None:
+        taken &= np.asarray(en, dtype=bool)
+    bipolar = dut.weight_shape.width == 1
+    values = np.where(weights == 0, -1, 1) if bipolar else weights
+    expected = packed_mac(values[taken], activations[taken], first[taken], last[taken])
+    seen = simulate(dut, weights, activations, first, last, valid=valid, en=en)
+    sums = np.array([s for _, s in seen], dtype=np.int64).reshape(-1, dut.lanes)
+    assert sums.shape == expected.shape, (sums.shape, expected.shape)
+    bad = np.argwhere(sums != expected)
+    assert not bad.size, (f"{len(bad)} wrong sums; first: dot product {bad[0][0]}, lane "
+                          f"{bad[0][1]}: {sums[tuple(bad[0])]} != {expected[tuple(bad[0])]}")
+    if en is None:
+        last_cycles = np.flatnonzero(last & taken)
+        assert [t for t, _ in seen] == list(last_cycles + dut.latency)
+    return sums
+
+
+def random_operands(rng, packing_, lanes, count, extreme_prob=0.2):
+    """Random weights and activations in their ranges (not bipolar bits), each at an extreme
+    with some probability."""
+    (wlo, whi), (alo, ahi) = packing_.weight_range, packing_.act_range
+    weights = rng.integers(wlo, whi + 1, size=(count, lanes))
+    weights = np.where(rng.random((count, lanes)) < extreme_prob,
+                       rng.choice([wlo, whi], size=(count, lanes)), weights)
+    acts = rng.integers(alo, ahi + 1, size=count)
+    acts = np.where(rng.random(count) < extreme_prob, rng.choice([alo, ahi], size=count), acts)
+    return weights, acts
+
+
+# --- lane counts -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("weight_width,act_width", list(itertools.product(WIDTHS, WIDTHS)))
+def test_max_lanes_at_least_finn(weight_width, act_width):
+    finn = finn_lanes(weight_width, act_width)
+    assert max_lanes(weight_width, act_width) >= finn
+    assert max_lanes(weight_width, act_width, narrow_range=True) >= finn
+    # an unsigned A-bit activation is a signed (A+1)-bit one
+    assert max_lanes(weight_width, act_width, act_signed=False) >= finn_lanes(weight_width,
+                                                                              act_width + 1)
+    assert packing(weight_width, act_width).stride == weight_width + act_width - 1
+
+
+def test_max_lanes_known_values():
+    assert max_lanes(4, 4) == 4
+    assert max_lanes(8, 8) == 2
+    assert max_lanes(2, 2) == 9
+    assert max_lanes(2, 4, narrow_range=True) == 6  # ternary: one lane more than FINN's 5
+    assert max_lanes(4, 4, act_signed=False) == 3
+    assert max_lanes(1, 4, bipolar=True) == 6
+
+
+@pytest.mark.parametrize("signedness", SIGNEDNESS, ids=SIGNEDNESS_IDS)
+def test_max_lanes_is_largest_exact(signedness):
+    """One more lane breaks a condition: the packed operand or P would overflow."""
+    weight_signed, act_signed, narrow_range = signedness
+    for weight_width, act_width in itertools.product(WIDTHS, WIDTHS):
+        pk = packing(weight_width, act_width, weight_signed=weight_signed,
+                     act_signed=act_signed, narrow_range=narrow_range)
+        assert pk.fits(pk.lanes) and not pk.fits(pk.lanes + 1)
+        low, high = pk.product_range
+        assert pk.stride == (high - low).bit_length()  # no smaller stride can separate lanes
+
+
+# --- exhaustive single products --------------------------------------------------------------
+
+def single_products(rng, pk, lanes):
+    """Every (weight, activation) pair in every lane, the other lanes random with extremes;
+    then every lane at the same extreme for every activation."""
+    (wlo, whi), (alo, ahi) = pk.weight_range, pk.act_range
+    weight_values = range(wlo, whi + 1)
+    rows, acts = [], []
+    for lane in range(lanes):
+        for w in weight_values:
+            for a in range(alo, ahi + 1):
+                others, _ = random_operands(rng, pk, lanes, 1, extreme_prob=0.5)
+                row = others[0].copy()
+                row[lane] = w
+                rows.append(row)
+                acts.append(a)
+    for w in (wlo, whi):
+        for a in range(alo, ahi + 1):
+            rows.append(np.full(lanes, w))
+            acts.append(a)
+    return np.array(rows), np.array(acts)
+
+
+@pytest.mark.parametrize("signedness", SIGNEDNESS, ids=SIGNEDNESS_IDS)
+@pytest.mark.parametrize("weight_width,act_width",
+                         list(itertools.product(range(2, 5), range(2, 5))))
+def test_exhaustive_single_products(weight_width, act_width, signedness):
+    dut = make(weight_width, act_width, signedness, max_terms=1)
+    rng = np.random.default_rng(weight_width * 10 + act_width)
+    weights, acts = single_products(rng, dut.packing, dut.lanes)
+    ones = np.ones(len(acts), dtype=bool)
+    sums = run_and_check(dut, weights, acts, ones, ones)
+    assert len(sums) == len(acts)
+
+
+@pytest.mark.parametrize("act_width", [2, 4])
+def test_exhaustive_bipolar(act_width):
+    dut = make(1, act_width, bipolar=True, max_terms=1)
+    assert dut.lanes == max_lanes(1, act_width, bipolar=True)
+    alo, ahi = dut.packing.act_range
+    rows, acts = [], []
+    for lane in range(dut.lanes):
+        for bit in (0, 1):
+            for a in range(alo, ahi + 1):
+                row = [(lane + k + bit) % 2 for k in range(dut.lanes)]
+                row[lane] = bit
+                rows.append(row)
+                acts.append(a)
+    ones = np.ones(len(acts), dtype=bool)
+    run_and_check(dut, np.array(rows), np.array(acts), ones, ones)
+    generic = make(1, act_width, bipolar=True, max_terms=1, target="generic")
+    run_and_check(generic, np.array(rows), np.array(acts), ones, ones)
+
+
+# --- long accumulations ----------------------------------------------------------------------
+
+def extreme_corners(pk):
+    """(weight, activation) pairs giving the smallest and the largest product."""
+    (wlo, whi), (alo, ahi) = pk.weight_range, pk.act_range
+    corners = [(w, a) for w in (wlo, whi) for a in (alo, ahi)]
+    return min(corners, key=lambda c: c[0] * c[1]), max(corners, key=lambda c: c[0] * c[1])
+
+
+def accumulation_stream(rng, pk, lanes, *, max_terms, lengths, all_corners):
+    """Dot products of the given random lengths, then ``max_terms``-term ones at the extreme
+    products (all lanes at the smallest, all at the largest; with ``all_corners`` also every
+    corner with lanes alternating between the two weight extremes)."""
+    (wlo, whi), (alo, ahi) = pk.weight_range, pk.act_range
+    blocks = []
+    for length in lengths:
+        blocks.append(random_operands(rng, pk, lanes, length))
+    for w, a in extreme_corners(pk):
+        blocks.append((np.full((max_terms, lanes), w), np.full(max_terms, a)))
+    if all_corners:
+        for a in (alo, ahi):
+            pattern = np.array([wlo if k % 2 == 0 else whi for k in range(lanes)])
+            for row in (pattern, np.where(np.arange(lanes) % 2 == 0, whi, wlo)):
+                blocks.append((np.tile(row, (max_terms, 1)), np.full(max_terms, a)))
+    weights = np.concatenate([b[0] for b in blocks])
+    acts = np.concatenate([b[1] for b in blocks])
+    first = np.zeros(len(acts), dtype=bool)
+    last = np.zeros(len(acts), dtype=bool)
+    position = 0
+    for w, _ in blocks:
+        first[position] = True
+        position += len(w)
+        last[position - 1] = True
+    return weights, acts, first, last
+
+
+def check_accumulations(weight_width, act_width, signedness, *, lengths, all_corners,
+                        seed=0):
+    rng = np.random.default_rng(seed)
+    packed = make(weight_width, act_width, signedness)
+    stream = accumulation_stream(rng, packed.packing, packed.lanes, max_terms=packed.max_terms,
+                                 lengths=lengths, all_corners=all_corners)
+    packed_sums = run_and_check(packed, *stream)
+    generic = make(weight_width, act_width, signedness, target="generic")
+    generic_sums = run_and_check(generic, *stream)
+    assert np.array_equal(packed_sums, generic_sums)
+    low, high = packed.packing.product_range
+    assert packed_sums.min() == low * 4096 and packed_sums.max() == high * 4096
+
+
+FAST_PAIRS = [(2, 2), (4, 4), (8, 8), (3, 7), (8, 2)]
+
+
+@pytest.mark.parametrize("signedness", SIGNEDNESS, ids=SIGNEDNESS_IDS)
+@pytest.mark.parametrize("weight_width,act_width", FAST_PAIRS)
+def test_long_accumulations(weight_width, act_width, signedness):
+    check_accumulations(weight_width, act_width, signedness, lengths=[1, 2, 3, 40, 257],
+                        all_corners=False, seed=weight_width * 10 + act_width)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signedness", SIGNEDNESS, ids=SIGNEDNESS_IDS)
+@pytest.mark.parametrize("weight_width,act_width", list(itertools.product(WIDTHS, WIDTHS)))
+def test_long_accumulations_all_pairs(weight_width, act_width, signedness):
+    rng = np.random.default_rng(weight_width * 10 + act_width)
+    lengths = [1, 2, 3, 4096] + list(rng.integers(1, 4097, size=3))
+    check_accumulations(weight_width, act_width, signedness, lengths=lengths, all_corners=True,
+                        seed=weight_width * 100 + act_width)
+
+
+def test_more_lanes_than_one_dsp():
+    dut = make(4, 4, lanes=9, max_terms=64)
+    assert dut.lanes_per_dsp == 4 and dut.dsp_count == 3
+    rng = np.random.default_rng(5)
+    stream = accumulation_stream(rng, dut.packing, 9, max_terms=64, lengths=[1, 7, 30],
+                                 all_corners=True)
+    run_and_check(dut, *stream)
+
+
+# --- framing, latency, clock enable --------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["packed", "generic"])
+def test_back_to_back_dot_products(target):
+    """Dot products of lengths 1, 2, 1, 5, ... with no gap between them: every result exactly
+    ``latency`` cycles after its last term; a term after a ``last`` without ``first`` keeps
+    adding to the previous sum."""
+    dut = make(4, 4, target=target, max_terms=16)
+    assert dut.latency == 5
+    rng = np.random.default_rng(2)
+    lengths = [1, 2, 1, 5, 1, 1, 3, 16, 1]
+    weights, acts = random_operands(rng, dut.packing, dut.lanes, sum(lengths))
+    first = np.zeros(sum(lengths), dtype=bool)
+    last = np.zeros(sum(lengths), dtype=bool)
+    ends = np.cumsum(lengths)
+    first[np.concatenate([[0], ends[:-1]])] = True
+    last[ends - 1] = True
+    first[ends[4]] = False  # continues the sum closed at ends[4] - 1
+    run_and_check(dut, weights, acts, first, last)
+
+
+@pytest.mark.parametrize("target", ["packed", "generic"])
+def test_valid_gaps_and_clock_enable(target):
+    dut = make(5, 3, (True, False, False), target=target, max_terms=64)
+    rng = np.random.default_rng(3)
+    count = 300
+    weights, acts = random_operands(rng, dut.packing, dut.lanes, count)
+    valid = rng.random(count) < 0.7
+    en = rng.random(count) < 0.8
+    first = rng.random(count) < 0.1
+    last = rng.random(count) < 0.1
+    first[0] = True
+    sums = run_and_check(dut, weights, acts, first, last, valid=valid, en=en)
+    assert len(sums) > 5
+
+
+def test_latency_and_properties():
+    dut = make(8, 8, max_terms=4096)
+    assert (dut.lanes, dut.stride, dut.latency, dut.dsp_count) == (2, 15, 5, 1)
+    assert dut.acc_shape.signed and dut.acc_shape.width == 28  # up to 2**14 * 4096 = 2**26
+    unsigned_dut = make(8, 8, (False, False, False), max_terms=4096)
+    assert not unsigned_dut.acc_shape.signed and unsigned_dut.acc_shape.width == 28
+    assert make(4, 4, target="generic").dsp_count == 0
+    assert make(4, 4, target="auto").dsp_count == 1
+
+
+# --- Instance path ---------------------------------------------------------------------------
+
+def dsp_instances(text):
+    return len(re.findall(r"\bDSP48E2 #\(", text))
+
+
+@pytest.mark.parametrize("weight_width,act_width,lanes", [(4, 4, None), (8, 8, 5)])
+def test_instance_path_elaborates(weight_width, act_width, lanes):
+    dut = make(weight_width, act_width, lanes=lanes, primitives="instance")
+    text = component_verilog(dut)
+    assert dsp_instances(text) == dut.dsp_count
+    assert '.AMULTSEL("AD")' in text
+
+
+def test_target_follows_platform():
+    auto = PackedMAC(weight_width=4, act_width=4)
+    assert dsp_instances(component_verilog(auto, platform=KCU105Platform())) == 1
+    assert dsp_instances(component_verilog(PackedMAC(weight_width=4, act_width=4))) == 0
+    generic = PackedMAC(weight_width=4, act_width=4, target="generic")
+    assert dsp_instances(component_verilog(generic, platform=KCU105Platform())) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weight_width,act_width,lanes", [(4, 4, None), (8, 8, 5)])
+def test_instance_synthesizes_to_dsp48e2(weight_width, act_width, lanes):
+    from boards.synth import synthesize
+
+    dut = make(weight_width, act_width, lanes=lanes, primitives="instance")
+    report = synthesize(component_verilog(dut, name="top"), top="top", family="xcup")
+    assert report["dsp48e2"] == dut.dsp_count
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(weight_width=9), ValueError, r"weight_width=9 is not supported; valid values: 2 to 8"),
+    (dict(weight_width=1), ValueError, r"weight_width=1 is not supported; valid values: 2 to 8"),
+    (dict(act_width=1), ValueError, r"act_width=1 is not supported; valid values: 2 to 8"),
+    (dict(act_width=4.0), ValueError, r"act_width=4.0 is not supported"),
+    (dict(weight_signed=1), TypeError, r"weight_signed=1 must be True or False"),
+    (dict(weight_signed=False, narrow_range=True), ValueError,
+     r"narrow_range=True needs signed weights \(weight_signed=True\)"),
+    (dict(bipolar=True), ValueError, r"weight_width=4 must be 1 with bipolar=True"),
+    (dict(weight_width=1, bipolar=True, narrow_range=True), ValueError,
+     r"narrow_range=True does not apply to bipolar weights"),
+    (dict(lanes=0), ValueError, r"lanes=0 must be a positive integer"),
+    (dict(max_terms=0), ValueError, r"max_terms=0 must be a positive integer"),
+    (dict(target="dsp"), ValueError,
+     r"target='dsp' is not supported; valid values: 'auto', 'packed', 'generic'"),
+    (dict(primitives="vendor"), ValueError,
+     r"primitives='vendor' is not supported; valid values: 'auto', 'instance', 'behavioural'"),
+])
+def test_errors(kwargs, error, message):
+    kwargs = {"weight_width": 4, "act_width": 4, **kwargs}
+    with pytest.raises(error, match=message):
+        PackedMAC(**kwargs)
+
+
+def test_max_lanes_errors_and_keyword_only():
+    with pytest.raises(ValueError, match=r"act_width=9 is not supported"):
+        max_lanes(4, 9)
+    with pytest.raises(TypeError):
+        max_lanes(4, 4, True)
+    with pytest.raises(TypeError):
+        PackedMAC(4, 4)
