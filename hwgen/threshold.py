@@ -479,30 +479,20 @@ class BinarySearchThreshold(_ThresholdBase):
         return data, (hit, back.data, style == "bram")
 
     def _config_readback(self, m, cfg_reads):
+        """``rdata`` and ``rvalid`` a cycle after ``re``: block RAM read-back ports are
+        synchronous already; asynchronous reads are captured to arrive at the same time."""
         cfg = self.cfg
-        rdata = Signal.like(cfg.rdata)
-        with m.If(cfg.re):
-            m.d.sync += cfg.rvalid.eq(1)
-        with m.Else():
-            m.d.sync += cfg.rvalid.eq(0)
-        hit_registered = []
+        m.d.sync += cfg.rvalid.eq(cfg.re)
         for hit, data, synchronous in cfg_reads:
-            if synchronous:
-                # block RAM read-back port: data arrives a cycle after the address, like rvalid
-                hit_q = Signal()
-                m.d.sync += hit_q.eq(hit)
-                hit_registered.append((hit_q, data))
-            else:
+            if not synchronous:
                 captured = Signal.like(cfg.rdata)
                 with m.If(cfg.re & hit):
                     m.d.sync += captured.eq(data)
-                hit_q = Signal()
-                m.d.sync += hit_q.eq(hit)
-                hit_registered.append((hit_q, captured))
-        for hit_q, data in hit_registered:
+                data = captured
+            hit_q = Signal()
+            m.d.sync += hit_q.eq(hit)
             with m.If(hit_q):
-                m.d.comb += rdata.eq(data)
-        m.d.comb += cfg.rdata.eq(rdata)
+                m.d.comb += cfg.rdata.eq(data)
 
 
 class UnrolledThreshold(_ThresholdBase):
