@@ -67,6 +67,13 @@ so a second term may already overflow into the next lane; keeping ``k`` terms in
 same fabric adders as the accumulators. This design is exact for every supported width pair
 and any ``max_terms``; in-DSP accumulation is left as a refinement.
 
+With ``s = -1`` the accumulator would subtract the field, and a fabric subtractor costs two
+LUTs per bit in synthesis (the inverted operand needs its own LUT). Instead the slice's ALU
+complements P (``ALUMODE = 0010``, ``P = ~(M + RND)``): a field becomes
+``~t = 2**S - 1 - t = p + K - 1``, read with its MSB inverted it is ``p - 1``, and the
+accumulator adds it with a carry-in of one: one LUT per accumulator bit (a 4x4 signed
+:class:`PackedMAC` synthesizes to 87 LUTs with Yosys instead of 167).
+
 Lanes beyond :func:`max_lanes` use more slices, ``ceil(lanes / max_lanes)``
 (:attr:`dsp_count`).
 
@@ -88,10 +95,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .bitheap import BitHeap
+from .compressor import Term, WeightedSum, plan_compression
 from .dsp48e2 import DSP48E2, PRIMITIVES
 from .xilinx import is_ultrascale
 
-__all__ = ["Packing", "packing", "max_lanes", "PackedMAC", "TARGETS"]
+__all__ = ["Packing", "packing", "max_lanes", "PackedMAC", "PackedDotProduct", "TARGETS"]
 
 TARGETS = ("auto", "packed", "generic")
 
@@ -108,6 +117,8 @@ _DSP_ATTRIBUTES = dict(
 _DSP_LATENCY = 4  # D/A -> DREG/AREG -> ADREG -> MREG -> PREG; B -> B1 -> B2 -> MREG -> PREG
 _INMODE_D_MINUS_A = 0b01100  # INMODE[2]: use D; INMODE[3]: AD = D - A
 _OPMODE_M_PLUS_RND = 0b10_000_01_01  # W = RND, Z = 0, Y = X = M
+_ALUMODE_SUM = 0b0000  # P = Z + W + X + Y
+_ALUMODE_NOT_SUM = 0b0010  # P = ~(Z + W + X + Y): every lane field complemented
 _CLOCK_ENABLES = ("CEA1", "CEA2", "CEB1", "CEB2", "CED", "CEAD", "CEM", "CEP")
 
 
@@ -250,6 +261,175 @@ def max_lanes(weight_width, act_width, *, weight_signed=True, act_signed=True,
                    narrow_range=narrow_range, bipolar=bipolar).lanes
 
 
+# --- shared implementation (PackedMAC, PackedDotProduct) ------------------------------------
+
+def _resolve_target(target, platform):
+    if target == "auto":
+        return "packed" if is_ultrascale(platform) else "generic"
+    return target
+
+
+def _weight_value(bits, bipolar):
+    """A weight as a number (a bipolar bit becomes ``signed(2)`` -1 or +1)."""
+    if bipolar:
+        return Cat(Const(1, 1), ~bits).as_signed()
+    return bits
+
+
+def _weight_value_shape(weight_shape, bipolar):
+    return signed(2) if bipolar else weight_shape
+
+
+def _stage(m, value, en, name):
+    reg = Signal(value.shape(), name=name, reset_less=True)
+    with m.If(en):
+        m.d.sync += reg.eq(value)
+    return reg
+
+
+def _generic_products(m, weights, activation, en, prefix=""):
+    """One ``w * a`` per weight with ``_DSP_LATENCY`` register stages (input, product,
+    padding)."""
+    a = _stage(m, activation, en, f"{prefix}a_reg")
+    products = []
+    for lane, weight in enumerate(weights):
+        w = _stage(m, weight, en, f"{prefix}w{lane}_reg")
+        product = _stage(m, w * a, en, f"{prefix}product{lane}")
+        for k in range(_DSP_LATENCY - 2):
+            product = _stage(m, product, en, f"{prefix}product{lane}_d{k}")
+        products.append(product)
+    return products
+
+
+def _field_shape(pk):
+    """Shape of a lane field as :func:`_packed_products` returns it."""
+    return signed(pk.stride) if pk.bias else unsigned(pk.stride)
+
+
+def _packed_products(m, pk, weights, activation, en, primitives, prefix="", complement=False):
+    """``weights`` times one shared ``activation`` on ``ceil(len(weights) / pk.lanes)`` slices.
+    Returns the lane fields of P, ``_DSP_LATENCY`` cycles later: the products, negated when
+    ``pk.negate`` (``t - K`` as ``signed(S)`` when ``pk.bias``, else ``t`` as
+    ``unsigned(S)``).
+
+    With ``complement`` and ``pk.negate`` (which implies ``K = 2**(S-1)``), the slice's ALU
+    outputs ``~P`` instead (``ALUMODE = 0010``, free): each field becomes
+    ``~t = 2**S - 1 - t = p + K - 1``, and the returned ``~t - K`` (MSB inverted, signed) is
+    ``p - 1``, the product itself minus one rather than its negative. The caller adds the one
+    (an adder's carry-in); this spares a subtractor, whose operand inversion costs a second
+    LUT per accumulator bit in synthesis."""
+    stride = pk.stride
+    complement = complement and pk.negate
+    products = []
+    for group, start in enumerate(range(0, len(weights), pk.lanes)):
+        values = weights[start:start + pk.lanes]
+        count = len(values)
+        fields = []
+        signs = Signal(MULTIPLIER_WIDTH, name=f"{prefix}signs{group}")
+        for k, value in enumerate(values):
+            top = k == count - 1
+            width = MULTIPLIER_WIDTH - k * stride if top else stride
+            field = Signal(signed(width) if value.shape().signed else unsigned(width),
+                           name=f"{prefix}field{start + k}")
+            m.d.comb += field.eq(value)
+            fields.append(field)
+            if value.shape().signed and not top:
+                m.d.comb += signs[(k + 1) * stride].eq(value[-1])
+        concat = Cat(*fields)
+        minuend, subtrahend = (signs, concat) if pk.negate else (concat, signs)
+        spread = sum(1 << (k * stride) for k in range(count))
+        dsp = DSP48E2(**_DSP_ATTRIBUTES, RND=pk.bias * spread, primitives=primitives)
+        assert dsp.latency == _DSP_LATENCY
+        m.submodules[f"{prefix}dsp{group}"] = dsp
+        m.d.comb += [
+            dsp.D.eq(minuend),
+            dsp.A.eq(subtrahend),
+            dsp.B.eq(activation),
+            dsp.INMODE.eq(_INMODE_D_MINUS_A),
+            dsp.OPMODE.eq(_OPMODE_M_PLUS_RND),
+            dsp.ALUMODE.eq(_ALUMODE_NOT_SUM if complement else _ALUMODE_SUM),
+            *(getattr(dsp, ce).eq(en) for ce in _CLOCK_ENABLES),
+        ]
+        for k in range(count):
+            field = dsp.P[k * stride:(k + 1) * stride]
+            if pk.bias:
+                products.append(Cat(field[:-1], ~field[-1]).as_signed())
+            else:
+                products.append(field)
+    return products
+
+
+def _delayed_control(m, component, stages):
+    """``valid``, ``first``, ``last`` of ``component`` delayed by ``stages`` enabled cycles."""
+    control = Cat(component.valid, component.first, component.last)
+    for k in range(stages):
+        stage = Signal(3, name=f"control{k}")
+        with m.If(component.en):
+            m.d.sync += stage.eq(control)
+        control = stage
+    return control[0], control[1], control[2]
+
+
+def _accumulate(m, component, terms, negate, valid, first, last, acc_shape, plus_one=False):
+    """One accumulator per lane (``acc = (first ? 0 : acc) +- term [+ 1]``), driving ``o``
+    and, one cycle after a ``valid & last`` term, ``o_valid``."""
+    done = Signal()
+    with m.If(component.en):
+        m.d.sync += done.eq(valid & last)
+    m.d.comb += component.o_valid.eq(done & component.en)
+    for lane, term in enumerate(terms):
+        acc = Signal(acc_shape, name=f"acc{lane}")
+        running = Mux(first, 0, acc)
+        if negate:
+            total = running - term
+        elif plus_one:
+            # (2r + 1) + (2t + 1) = 2(r + t + 1): the one rides on the carry chain's carry-in
+            # (Yosys builds a second adder for ``running + term + 1``).
+            doubled = Cat(Const(1, 1), running).as_signed() + Cat(Const(1, 1), term).as_signed()
+            total = doubled[1:]
+        else:
+            total = running + term
+        with m.If(component.en & valid):
+            m.d.sync += acc.eq(total)
+        m.d.comb += component.o[lane].eq(acc)
+
+
+def _acc_shape(product_range, max_terms):
+    low, high = product_range
+    return Shape.cast(range(min(0, low * max_terms), high * max_terms + 1))
+
+
+def _tree_plans(shapes, negate):
+    """Compressor plans (generic and xilinx) of a sum of ``shapes``, each negated if
+    ``negate``, as :class:`~hwgen.compressor.WeightedSum` makes them."""
+    heap = BitHeap()
+    for shape in shapes:
+        heap.add_value(Signal(shape), negate=negate)
+    return [plan_compression(heap.heights(), target=arch) for arch in ("generic", "xilinx")]
+
+
+def _mac_estimate(*, target, lanes, simd, acc_width, dsp_count, weight_width, act_width,
+                  product_width, control_stages, plus_one=False, tree_costs=(),
+                  tree_registers=0, sum_width=0):
+    """Resources of a PackedMAC / PackedDotProduct (see their ``estimate``)."""
+    # Accumulators: one LUT per bit (the ``first`` mux, the lane's field bit or its inverted
+    # MSB and the sum's XOR fit one 6-LUT in front of the carry chain), one FF per bit; one
+    # more LUT for the carry-in of a complemented field.
+    luts = lanes * (acc_width + plus_one)
+    ffs = lanes * acc_width + 3 * control_stages + 1
+    carry = lanes * -(-acc_width // 8)
+    if target == "generic":
+        # operand registers, then three product stages (multipliers left to synthesis)
+        ffs += simd * (act_width + lanes * (weight_width + 3 * product_width))
+    for cost in tree_costs:
+        luts += cost["luts"]
+        ffs += cost["ffs"]
+        carry += cost["carry"]
+    ffs += tree_registers * sum_width * lanes
+    return {"luts": luts, "ffs": ffs, "carry": carry,
+            "dsp48e2": dsp_count}
+
+
 class PackedMAC(wiring.Component):
     """``lanes`` multiply-accumulates sharing one activation per cycle:
     ``o[l] = sum(w[l] * a)`` over each framed dot product (see the module documentation).
@@ -318,8 +498,7 @@ class PackedMAC(wiring.Component):
             self._weight_shape = (signed if weight_signed else unsigned)(weight_width)
         self._weight_signed = weight_signed
         self._act_shape = (signed if act_signed else unsigned)(act_width)
-        low, high = self._packing.product_range
-        self._acc_shape = Shape.cast(range(min(0, low * max_terms), high * max_terms + 1))
+        self._acc_shape = _acc_shape(self._packing.product_range, max_terms)
         super().__init__({
             "w": In(data.ArrayLayout(self._weight_shape, lanes)),
             "a": In(self._act_shape),
@@ -389,100 +568,284 @@ class PackedMAC(wiring.Component):
 
     def _weight_value(self, lane):
         """Lane ``lane``'s weight as a number (bipolar bits become signed(2) +-1)."""
-        if self._bipolar:
-            return Cat(Const(1, 1), ~self.w[lane]).as_signed()
-        return self.w[lane]
-
-    def _stage(self, m, value, name):
-        reg = Signal(value.shape(), name=name, reset_less=True)
-        with m.If(self.en):
-            m.d.sync += reg.eq(value)
-        return reg
-
-    def _generic_products(self, m):
-        """One ``w * a`` per lane with ``_DSP_LATENCY`` register stages (input, product,
-        padding)."""
-        a = self._stage(m, self.a, "a_reg")
-        products = []
-        for lane in range(self._lanes):
-            w = self._stage(m, self._weight_value(lane), f"w{lane}_reg")
-            product = self._stage(m, w * a, f"product{lane}")
-            for k in range(_DSP_LATENCY - 2):
-                product = self._stage(m, product, f"product{lane}_d{k}")
-            products.append(product)
-        return products
-
-    def _packed_products(self, m, platform):
-        """One slice per group of up to ``lanes_per_dsp`` lanes; the lane products (negated
-        when ``packing.negate``) are fields of P."""
-        pk = self._packing
-        stride = pk.stride
-        products = []
-        for group, start in enumerate(range(0, self._lanes, pk.lanes)):
-            lanes = range(start, min(start + pk.lanes, self._lanes))
-            count = len(lanes)
-            fields = []
-            signs = Signal(MULTIPLIER_WIDTH, name=f"signs{group}")
-            for k, lane in enumerate(lanes):
-                top = k == count - 1
-                width = MULTIPLIER_WIDTH - k * stride if top else stride
-                value = self._weight_value(lane)
-                field = Signal(signed(width) if value.shape().signed else unsigned(width),
-                               name=f"field{lane}")
-                m.d.comb += field.eq(value)
-                fields.append(field)
-                if value.shape().signed and not top:
-                    m.d.comb += signs[(k + 1) * stride].eq(value[-1])
-            concat = Cat(*fields)
-            minuend, subtrahend = (signs, concat) if pk.negate else (concat, signs)
-            spread = sum(1 << (k * stride) for k in range(count))
-            dsp = DSP48E2(**_DSP_ATTRIBUTES, RND=pk.bias * spread, primitives=self._primitives)
-            assert dsp.latency == _DSP_LATENCY
-            m.submodules[f"dsp{group}"] = dsp
-            m.d.comb += [
-                dsp.D.eq(minuend),
-                dsp.A.eq(subtrahend),
-                dsp.B.eq(self.a),
-                dsp.INMODE.eq(_INMODE_D_MINUS_A),
-                dsp.OPMODE.eq(_OPMODE_M_PLUS_RND),
-                *(getattr(dsp, ce).eq(self.en) for ce in _CLOCK_ENABLES),
-            ]
-            for k in range(count):
-                field = dsp.P[k * stride:(k + 1) * stride]
-                if pk.bias:
-                    products.append(Cat(field[:-1], ~field[-1]).as_signed())
-                else:
-                    products.append(field)
-        return products
+        return _weight_value(self.w[lane], self._bipolar)
 
     def elaborate(self, platform):
         m = Module()
-        target = self._target
-        if target == "auto":
-            target = "packed" if is_ultrascale(platform) else "generic"
-        if target == "packed":
-            products = self._packed_products(m, platform)
-            negate = self._packing.negate
+        weights = [self._weight_value(lane) for lane in range(self._lanes)]
+        packed = _resolve_target(self._target, platform) == "packed"
+        if packed:
+            products = _packed_products(m, self._packing, weights, self.a, self.en,
+                                        self._primitives, complement=True)
         else:
-            products = self._generic_products(m)
+            products = _generic_products(m, weights, self.a, self.en)
+        valid, first, last = _delayed_control(m, self, _DSP_LATENCY)
+        _accumulate(m, self, products, False, valid, first, last, self._acc_shape,
+                    plus_one=packed and self._packing.negate)
+        return m
+
+    def estimate(self):
+        """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8) and ``dsp48e2``
+        (exact: :attr:`dsp_count`). See :func:`_accumulator_estimate`; the generic target's
+        multipliers are left to synthesis and not counted."""
+        value_shape = _weight_value_shape(self._weight_shape, self._bipolar)
+        product = (Signal(value_shape) * Signal(self._act_shape)).shape().width
+        return _mac_estimate(target=self._target, lanes=self._lanes, simd=1,
+                             acc_width=self._acc_shape.width, dsp_count=self.dsp_count,
+                             plus_one=self._target != "generic" and self._packing.negate,
+                             weight_width=self._weight_shape.width,
+                             act_width=self._act_shape.width, product_width=product,
+                             control_stages=_DSP_LATENCY)
+
+
+class PackedDotProduct(wiring.Component):
+    """``lanes`` (PE) dot products of ``simd`` terms per cycle, accumulated over framed dot
+    products: ``o[l] = sum over cycles of sum(w[l][s] * a[s], s < simd)``.
+
+    The SIMD reduction
+    ------------------
+    Each SIMD position ``s`` has its own packed slices, ``ceil(lanes / lanes_per_dsp)`` of
+    them, multiplying the ``lanes`` weights ``w[:, s]`` by the one activation ``a[s]`` exactly
+    as :class:`PackedMAC` does (same :class:`Packing`, same per-lane bias, so every lane
+    product is a bit field of its slice's P). The ``simd`` fields of lane ``l`` are then summed
+    in fabric by a :class:`~hwgen.compressor.WeightedSum` compressor tree per lane (each
+    field enters as ``t - K``, negated when ``packing.negate``; the bias correction is the heap's
+    constant, so it costs nothing), optionally pipelined (``pipeline_every``), and the tree's
+    sum goes to the same full-width fabric accumulator as in :class:`PackedMAC`.
+
+    The alternative is to chain the ``simd`` slices of a lane group through the ``PCIN``
+    cascade (``Z = PCIN``), so that the DSPs add the packed products and only the last slice's
+    lanes are extracted. It needs no fabric for the reduction, but a lane field must then hold
+    the sum of ``simd`` products: ``ceil(log2(simd))`` more stride bits per lane, which costs
+    lanes (4x4 signed: stride 7 -> 10 for ``simd=8``, 4 -> 3 lanes per slice, i.e. a third
+    more slices), the cascade adds one cycle of latency per slice (the operands must be
+    skewed by delay lines in fabric, ``simd * (simd - 1) / 2`` operand registers), and P
+    still overflows beyond ``simd`` terms, so accumulation stays in fabric. The compressor
+    tree keeps :func:`max_lanes` lanes per slice and costs roughly one LUT per bit removed
+    (about ``simd * stride`` LUTs per lane), exact for any ``simd``; it is what is built.
+
+    :attr:`dsp_count` is ``simd * ceil(lanes / lanes_per_dsp)``. :attr:`latency` is the
+    slices' 4 stages, the tree's pipeline registers and the accumulator (5 with
+    ``simd=1`` or a combinational tree); it is the same for every ``target``.
+
+    Parameters
+    ----------
+    weight_width, act_width, weight_signed, act_signed, narrow_range, bipolar
+        As for :class:`PackedMAC`.
+    lanes : int or None
+        Output rows (PE); default :func:`max_lanes` (one slice per SIMD position).
+    simd : int
+        Products summed per cycle and lane (SIMD), at least 1.
+    max_terms : int
+        Most products in one dot product, ``simd`` times its cycles; sizes the accumulators
+        (default 4096). Longer sums wrap. At least ``simd``.
+    pipeline_every : int
+        A register stage after every K logic stages of the compressor trees (0: combinational,
+        from the slices' P registers to the accumulators). Default 2.
+    target : ``"auto"``, ``"packed"`` or ``"generic"``
+        As for :class:`PackedMAC`; the compressor trees use ``xilinx`` counters on
+        UltraScale(+) platforms with the packed target, generic ones otherwise.
+    primitives : ``"auto"``, ``"instance"`` or ``"behavioural"``
+        For the ``DSP48E2`` slices and the trees' ``LUT6_2``/``CARRY8`` cells.
+
+    Members
+    -------
+    w : In(ArrayLayout(ArrayLayout(weight shape, simd), lanes))
+        Weights; ``w[l][s]`` at bits ``[(l*simd + s)*W, (l*simd + s + 1)*W)``.
+    a : In(ArrayLayout(activation shape, simd))
+        Activations; ``a[s]`` at bits ``[s*A, (s+1)*A)``.
+    valid, first, last, en : In(1)
+        As for :class:`PackedMAC`, per cycle of ``simd`` terms.
+    o : Out(ArrayLayout(acc_shape, lanes))
+    o_valid : Out(1)
+        As for :class:`PackedMAC`.
+    """
+
+    def __init__(self, *, weight_width, act_width, simd, weight_signed=True, act_signed=True,
+                 narrow_range=False, bipolar=False, lanes=None, max_terms=4096,
+                 pipeline_every=2, target="auto", primitives="auto"):
+        self._packing = packing(weight_width, act_width, weight_signed=weight_signed,
+                                act_signed=act_signed, narrow_range=narrow_range,
+                                bipolar=bipolar)
+        if lanes is None:
+            lanes = self._packing.lanes
+        if not _is_int(lanes) or lanes < 1:
+            raise ValueError(f"lanes={lanes!r} must be a positive integer")
+        if not _is_int(simd) or simd < 1:
+            raise ValueError(f"simd={simd!r} must be a positive integer")
+        if not _is_int(max_terms) or max_terms < 1:
+            raise ValueError(f"max_terms={max_terms!r} must be a positive integer")
+        if max_terms < simd:
+            raise ValueError(f"max_terms={max_terms!r} must be at least simd={simd!r} (one cycle "
+                             f"adds simd products)")
+        if not _is_int(pipeline_every) or pipeline_every < 0:
+            raise ValueError(f"pipeline_every={pipeline_every!r} must be a non-negative integer")
+        _check_choice("target", target, TARGETS)
+        _check_choice("primitives", primitives, PRIMITIVES)
+        self._lanes = lanes
+        self._simd = simd
+        self._max_terms = max_terms
+        self._pipeline_every = pipeline_every
+        self._target = target
+        self._primitives = primitives
+        self._bipolar = bipolar
+        if bipolar:
+            self._weight_shape = unsigned(1)
+        else:
+            self._weight_shape = (signed if weight_signed else unsigned)(weight_width)
+        self._act_shape = (signed if act_signed else unsigned)(act_width)
+        self._acc_shape = _acc_shape(self._packing.product_range, max_terms)
+        value_shape = _weight_value_shape(self._weight_shape, bipolar)
+        self._product_shape = (Signal(value_shape) * Signal(self._act_shape)).shape()
+        # Tree plans of both targets (the trees' generic and xilinx architectures): the
+        # latency is their longest pipeline, the others are padded to it.
+        if simd == 1:
+            self._plans = {}
+        else:
+            self._plans = {
+                "packed": _tree_plans([_field_shape(self._packing)] * simd,
+                                      self._packing.negate),
+                "generic": _tree_plans([self._product_shape] * simd, False),
+            }
+        self._tree_latency = max((plan.latency(pipeline_every)
+                                  for plans in self._plans.values() for plan in plans),
+                                 default=0)
+        super().__init__({
+            "w": In(data.ArrayLayout(data.ArrayLayout(self._weight_shape, simd), lanes)),
+            "a": In(data.ArrayLayout(self._act_shape, simd)),
+            "valid": In(1),
+            "first": In(1),
+            "last": In(1),
+            "en": In(1, init=1),
+            "o": Out(data.ArrayLayout(self._acc_shape, lanes)),
+            "o_valid": Out(1),
+        })
+
+    # --- description ------------------------------------------------------------------------
+
+    @property
+    def packing(self):
+        """The :class:`Packing` of one slice."""
+        return self._packing
+
+    @property
+    def lanes(self):
+        """Output rows (PE)."""
+        return self._lanes
+
+    @property
+    def simd(self):
+        return self._simd
+
+    @property
+    def lanes_per_dsp(self):
+        return self._packing.lanes
+
+    @property
+    def stride(self):
+        return self._packing.stride
+
+    @property
+    def max_terms(self):
+        return self._max_terms
+
+    @property
+    def pipeline_every(self):
+        return self._pipeline_every
+
+    @property
+    def target(self):
+        return self._target
+
+    @property
+    def weight_shape(self):
+        return self._weight_shape
+
+    @property
+    def act_shape(self):
+        return self._act_shape
+
+    @property
+    def acc_shape(self):
+        """Accumulator shape: holds ``max_terms`` times the smallest and the largest product."""
+        return self._acc_shape
+
+    @property
+    def latency(self):
+        """Cycles from a ``last`` term to its ``o_valid``: the slices' 4 stages, the
+        compressor trees' registers and the accumulator register."""
+        return _DSP_LATENCY + self._tree_latency + 1
+
+    @property
+    def dsp_count(self):
+        """DSP48E2 slices of the packed target, ``simd * ceil(lanes / lanes_per_dsp)``; 0 with
+        ``target="generic"``."""
+        if self._target == "generic":
+            return 0
+        return self._simd * math.ceil(self._lanes / self._packing.lanes)
+
+    # --- implementation ---------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        target = _resolve_target(self._target, platform)
+        by_lane = [[] for _ in range(self._lanes)]
+        for s in range(self._simd):
+            weights = [_weight_value(self.w[lane][s], self._bipolar)
+                       for lane in range(self._lanes)]
+            if target == "packed":
+                products = _packed_products(m, self._packing, weights, self.a[s], self.en,
+                                            self._primitives, prefix=f"s{s}_",
+                                            complement=self._simd == 1)
+            else:
+                products = _generic_products(m, weights, self.a[s], self.en, prefix=f"s{s}_")
+            for lane, product in enumerate(products):
+                by_lane[lane].append(product)
+        negate = target == "packed" and self._packing.negate
+
+        plus_one = False
+        if self._simd == 1:  # as PackedMAC: complemented fields, the one as carry-in
+            sums = [products[0] for products in by_lane]
+            plus_one, negate = negate, False
+        else:
+            tree_target = "auto" if target == "packed" else "generic"
+            sums = []
+            for lane, products in enumerate(by_lane):
+                tree = WeightedSum([Term(p.shape(), 0, negate) for p in products],
+                                   pipeline_every=self._pipeline_every, target=tree_target,
+                                   primitives=self._primitives)
+                m.submodules[f"tree{lane}"] = tree
+                m.d.comb += tree.en.eq(self.en)
+                m.d.comb += [tree.i[f"t{k}"].eq(p) for k, p in enumerate(products)]
+                total = tree.o
+                for k in range(self._tree_latency - tree.latency):
+                    total = _stage(m, total, self.en, f"sum{lane}_pad{k}")
+                sums.append(total)
             negate = False
 
-        control = Cat(self.valid, self.first, self.last)
-        for k in range(_DSP_LATENCY):
-            stage = Signal(3, name=f"control{k}")
-            with m.If(self.en):
-                m.d.sync += stage.eq(control)
-            control = stage
-        valid, first, last = control[0], control[1], control[2]
-
-        done = Signal()
-        with m.If(self.en):
-            m.d.sync += done.eq(valid & last)
-        m.d.comb += self.o_valid.eq(done & self.en)
-        for lane, product in enumerate(products):
-            acc = Signal(self._acc_shape, name=f"acc{lane}")
-            running = Mux(first, 0, acc)
-            with m.If(self.en & valid):
-                m.d.sync += acc.eq(running - product if negate else running + product)
-            m.d.comb += self.o[lane].eq(acc)
+        valid, first, last = _delayed_control(m, self, _DSP_LATENCY + self._tree_latency)
+        _accumulate(m, self, sums, negate, valid, first, last, self._acc_shape, plus_one)
         return m
+
+    def estimate(self):
+        """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8) and ``dsp48e2``
+        (exact: :attr:`dsp_count`): the accumulators (one LUT and one FF per bit), the
+        compressor trees' own estimates (generic counters) and their padding registers, the
+        control pipeline, and for the generic target its operand and product registers (the
+        multipliers are left to synthesis and not counted)."""
+        costs, registers, sum_width = (), 0, 0
+        if self._simd > 1:
+            key = "generic" if self._target == "generic" else "packed"
+            plan = self._plans[key][0]
+            costs = [plan.estimate(self._pipeline_every)] * self._lanes
+            registers = self._tree_latency - plan.latency(self._pipeline_every)
+            sum_width = plan.width
+        return _mac_estimate(target=self._target, lanes=self._lanes, simd=self._simd,
+                             acc_width=self._acc_shape.width, dsp_count=self.dsp_count,
+                             weight_width=self._weight_shape.width,
+                             act_width=self._act_shape.width,
+                             product_width=self._product_shape.width,
+                             plus_one=(self._simd == 1 and self._target != "generic"
+                                       and self._packing.negate),
+                             control_stages=_DSP_LATENCY + self._tree_latency,
+                             tree_costs=costs, tree_registers=registers, sum_width=sum_width)

@@ -232,3 +232,25 @@ def packed_mac(weights, activations, first, last):
         if last[t]:
             results.append(running)
     return np.array(results, dtype=np.int64).reshape(-1, weights.shape[1])
+
+
+# --- packed dot product ----------------------------------------------------------------------
+
+def dot_products(weights, activations, first, last):
+    """Dot products of a :class:`hwgen.packed_mac.PackedDotProduct` stream.
+
+    ``weights`` is a ``(cycles, lanes, simd)`` integer array, ``activations`` a
+    ``(cycles, simd)`` one, ``first`` and ``last`` have one entry per cycle (only the cycles the
+    hardware takes). Each cycle adds ``sum(w[l][s] * a[s], s)`` to lane ``l``; framing as in
+    :func:`packed_mac`. Returns a ``(dot products, lanes)`` int64 array.
+    """
+    weights = np.asarray(weights, dtype=np.int64)
+    activations = np.asarray(activations, dtype=np.int64)
+    if weights.ndim != 3 or activations.shape != (weights.shape[0], weights.shape[2]):
+        raise ValueError(f"weights of shape {weights.shape} do not fit activations of shape "
+                         f"{activations.shape}")
+    per_cycle = np.einsum("tls,ts->tl", weights, activations)
+    return packed_mac(per_cycle, np.ones(len(per_cycle), dtype=np.int64), first, last)
+
+
+__all__ += ["dot_products"]

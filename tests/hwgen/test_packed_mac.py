@@ -408,3 +408,313 @@ def test_max_lanes_errors_and_keyword_only():
         max_lanes(4, 4, True)
     with pytest.raises(TypeError):
         PackedMAC(4, 4)
+
+
+# === PackedDotProduct ==========================================================================
+
+from hwgen.packed_mac import PackedDotProduct  # noqa: E402
+from sim.golden import dot_products  # noqa: E402
+
+
+def make_dot(weight_width, act_width, signedness=(True, True, False), **kwargs):
+    weight_signed, act_signed, narrow_range = signedness
+    kwargs.setdefault("target", "packed")
+    kwargs.setdefault("primitives", "behavioural")
+    return PackedDotProduct(weight_width=weight_width, act_width=act_width,
+                            weight_signed=weight_signed, act_signed=act_signed,
+                            narrow_range=narrow_range, **kwargs)
+
+
+def simulate_dot(dut, weights, activations, first, last, *, valid=None, en=None):
+    """As :func:`simulate`, one cycle of ``simd`` terms per row: ``weights[t]`` is
+    ``(lanes, simd)``, ``activations[t]`` has ``simd`` entries."""
+    cycles = len(activations)
+    valid = [1] * cycles if valid is None else list(valid)
+    en = [1] * cycles if en is None else list(en)
+    weight_width = dut.weight_shape.width
+    act_width = dut.act_shape.width
+    results = []
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def testbench(ctx):
+        ports = {"w": dut.w.as_value(), "a": dut.a.as_value(), "valid": dut.valid,
+                 "first": dut.first, "last": dut.last, "en": dut.en}
+        o_port = dut.o.as_value()
+        previous = {}
+        for t in range(cycles + dut.latency + 2):
+            if t < cycles:
+                inputs = {"w": _to_raw(np.ravel(weights[t]), weight_width),
+                          "a": _to_raw(activations[t], act_width),
+                          "valid": int(valid[t]), "first": int(first[t]),
+                          "last": int(last[t]), "en": int(en[t])}
+            else:
+                inputs = {"valid": 0, "en": 1}
+            for name, value in inputs.items():
+                if previous.get(name) != value:
+                    ctx.set(ports[name], value)
+                    previous[name] = value
+            if ctx.get(dut.o_valid):
+                results.append((t, _from_raw(ctx.get(o_port), dut.acc_shape, dut.lanes)))
+            await ctx.tick()
+
+    sim.add_testbench(testbench)
+    sim.run()
+    return results
+
+
+def run_and_check_dot(dut, weights, activations, first, last, *, valid=None, en=None):
+    weights = np.asarray(weights, dtype=np.int64)
+    activations = np.asarray(activations, dtype=np.int64)
+    first, last = np.asarray(first, dtype=bool), np.asarray(last, dtype=bool)
+    taken = np.ones(len(activations), dtype=bool)
+    if valid is not None:
+        taken &= np.asarray(valid, dtype=bool)
+    if en is not None:
+        taken &= np.asarray(en, dtype=bool)
+    bipolar = dut.weight_shape.width == 1
+    values = np.where(weights == 0, -1, 1) if bipolar else weights
+    expected = dot_products(values[taken], activations[taken], first[taken], last[taken])
+    seen = simulate_dot(dut, weights, activations, first, last, valid=valid, en=en)
+    sums = np.array([s for _, s in seen], dtype=np.int64).reshape(-1, dut.lanes)
+    assert sums.shape == expected.shape, (sums.shape, expected.shape)
+    bad = np.argwhere(sums != expected)
+    assert not bad.size, (f"{len(bad)} wrong sums; first: dot product {bad[0][0]}, lane "
+                          f"{bad[0][1]}: {sums[tuple(bad[0])]} != {expected[tuple(bad[0])]}")
+    if en is None:
+        last_cycles = np.flatnonzero(last & taken)
+        assert [t for t, _ in seen] == list(last_cycles + dut.latency)
+    return sums
+
+
+def dot_stream(rng, pk, lanes, simd, *, max_terms, lengths):
+    """Random dot products of the given lengths (cycles), then ``max_terms // simd``-cycle ones
+    at the extremes: every lane and SIMD position at the smallest product, at the largest, and
+    at alternating weight extremes for both activation extremes."""
+    (wlo, whi), (alo, ahi) = pk.weight_range, pk.act_range
+    blocks = []
+    for length in lengths:
+        weights, acts = random_operands(rng, pk, lanes * simd, length)
+        acts = np.where(rng.random((length, simd)) < 0.2, rng.choice([alo, ahi], (length, simd)),
+                        rng.integers(alo, ahi + 1, size=(length, simd)))
+        blocks.append((weights.reshape(length, lanes, simd), acts))
+    cycles = max_terms // simd
+    for w, a in extreme_corners(pk):
+        blocks.append((np.full((cycles, lanes, simd), w), np.full((cycles, simd), a)))
+    pattern = np.where((np.arange(lanes)[:, None] + np.arange(simd)) % 2 == 0, wlo, whi)
+    for a in (alo, ahi):
+        blocks.append((np.tile(pattern, (cycles, 1, 1)), np.full((cycles, simd), a)))
+    weights = np.concatenate([b[0] for b in blocks])
+    acts = np.concatenate([b[1] for b in blocks])
+    first = np.zeros(len(acts), dtype=bool)
+    last = np.zeros(len(acts), dtype=bool)
+    position = 0
+    for w, _ in blocks:
+        first[position] = True
+        position += len(w)
+        last[position - 1] = True
+    return weights, acts, first, last
+
+
+# (weight_width, act_width, signedness, lanes, simd)
+DOT_CONFIGS = [
+    (4, 4, (True, True, False), None, 1),
+    (4, 4, (True, True, False), 9, 4),     # 3 slices per SIMD position
+    (2, 2, (True, True, True), 5, 3),      # ternary-ish, narrow range
+    (8, 8, (True, False, False), 3, 2),
+    (3, 5, (False, True, False), 4, 5),
+    (6, 2, (False, False, False), 2, 8),
+]
+DOT_IDS = [f"w{w}a{a}_{'ss su us uu'.split()[(not s[0]) * 2 + (not s[1])]}"
+           f"{'_narrow' if s[2] else ''}_pe{pe}_simd{simd}" for w, a, s, pe, simd in DOT_CONFIGS]
+
+
+@pytest.mark.parametrize("weight_width,act_width,signedness,lanes,simd", DOT_CONFIGS,
+                         ids=DOT_IDS)
+def test_dot_product_exact(weight_width, act_width, signedness, lanes, simd):
+    """Random and all-extreme operands, ``max_terms`` = 4096 products at the extremes; packed
+    and generic agree with the golden model and each other."""
+    packed = make_dot(weight_width, act_width, signedness, lanes=lanes, simd=simd)
+    lanes = packed.lanes
+    rng = np.random.default_rng(weight_width * 100 + act_width * 10 + simd)
+    stream = dot_stream(rng, packed.packing, lanes, simd, max_terms=packed.max_terms,
+                        lengths=[1, 2, 3, 37])
+    packed_sums = run_and_check_dot(packed, *stream)
+    generic = make_dot(weight_width, act_width, signedness, lanes=lanes, simd=simd,
+                       target="generic")
+    assert generic.latency == packed.latency
+    generic_sums = run_and_check_dot(generic, *stream)
+    assert np.array_equal(packed_sums, generic_sums)
+    low, high = packed.packing.product_range
+    cycles = packed.max_terms // simd
+    assert packed_sums.min() == low * simd * cycles and packed_sums.max() == high * simd * cycles
+    assert packed.dsp_count == simd * -(-lanes // packed.lanes_per_dsp)
+
+
+def test_dot_product_bipolar():
+    dut = make_dot(1, 3, bipolar=True, simd=3, max_terms=60)
+    rng = np.random.default_rng(9)
+    cycles = 50
+    weights = rng.integers(0, 2, size=(cycles, dut.lanes, 3))
+    acts = rng.integers(-4, 4, size=(cycles, 3))
+    first = rng.random(cycles) < 0.3
+    last = rng.random(cycles) < 0.3
+    first[0] = True
+    run_and_check_dot(dut, weights, acts, first, last)
+    generic = make_dot(1, 3, bipolar=True, simd=3, max_terms=60, target="generic")
+    run_and_check_dot(generic, weights, acts, first, last)
+
+
+@pytest.mark.parametrize("target", ["packed", "generic"])
+@pytest.mark.parametrize("pipeline_every", [0, 1, 2])
+def test_dot_product_back_to_back(target, pipeline_every):
+    """Lengths 1, 2, 1, 5, ... with no gaps; each result exactly ``latency`` cycles after its
+    last cycle; a cycle after a ``last`` without ``first`` continues the sum."""
+    dut = make_dot(4, 4, target=target, simd=6, max_terms=6 * 16,
+                   pipeline_every=pipeline_every)
+    if pipeline_every == 0:
+        assert dut.latency == 5
+    rng = np.random.default_rng(12)
+    lengths = [1, 2, 1, 5, 1, 1, 3, 16, 1]
+    stream = dot_stream(rng, dut.packing, dut.lanes, 6, max_terms=6, lengths=lengths)
+    weights, acts = stream[0][:sum(lengths)], stream[1][:sum(lengths)]
+    first = np.zeros(sum(lengths), dtype=bool)
+    last = np.zeros(sum(lengths), dtype=bool)
+    ends = np.cumsum(lengths)
+    first[np.concatenate([[0], ends[:-1]])] = True
+    last[ends - 1] = True
+    first[ends[4]] = False
+    run_and_check_dot(dut, weights, acts, first, last)
+
+
+def test_dot_product_valid_gaps_and_clock_enable():
+    dut = make_dot(5, 3, (True, False, False), simd=3, lanes=4, max_terms=3 * 64)
+    rng = np.random.default_rng(13)
+    count = 200
+    weights = rng.integers(-16, 16, size=(count, 4, 3))
+    acts = rng.integers(0, 8, size=(count, 3))
+    valid = rng.random(count) < 0.7
+    en = rng.random(count) < 0.8
+    first = rng.random(count) < 0.1
+    last = rng.random(count) < 0.1
+    first[0] = True
+    sums = run_and_check_dot(dut, weights, acts, first, last, valid=valid, en=en)
+    assert len(sums) > 5
+
+
+def test_dot_product_properties():
+    dut = make_dot(4, 4, simd=8, lanes=6, max_terms=4096, pipeline_every=0)
+    assert (dut.lanes, dut.simd, dut.lanes_per_dsp, dut.stride) == (6, 8, 4, 7)
+    assert dut.dsp_count == 16 and dut.latency == 5
+    assert dut.acc_shape == make(4, 4, max_terms=4096).acc_shape
+    assert make_dot(4, 4, simd=8, target="generic").dsp_count == 0
+    assert make_dot(4, 4, simd=1, pipeline_every=2).latency == 5
+    assert make_dot(4, 4, simd=64, pipeline_every=1).latency > 6
+    assert len(dut.w.as_value()) == 6 * 8 * 4 and len(dut.a.as_value()) == 8 * 4
+
+
+@pytest.mark.parametrize("lanes,simd", [(None, 1), (6, 3)])
+def test_dot_product_instance_path(lanes, simd):
+    dut = make_dot(4, 4, lanes=lanes, simd=simd, primitives="instance")
+    text = component_verilog(dut)
+    assert dsp_instances(text) == dut.dsp_count == simd * -(-dut.lanes // 4)
+    auto = PackedDotProduct(weight_width=4, act_width=4, simd=2)
+    assert dsp_instances(component_verilog(auto, platform=KCU105Platform())) == 2
+    assert dsp_instances(component_verilog(auto)) == 0
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(simd=0), ValueError, r"simd=0 must be a positive integer"),
+    (dict(simd=2.0), ValueError, r"simd=2.0 must be a positive integer"),
+    (dict(lanes=-1), ValueError, r"lanes=-1 must be a positive integer"),
+    (dict(simd=8, max_terms=4), ValueError,
+     r"max_terms=4 must be at least simd=8 \(one cycle adds simd products\)"),
+    (dict(pipeline_every=-1), ValueError,
+     r"pipeline_every=-1 must be a non-negative integer"),
+    (dict(weight_width=9), ValueError, r"weight_width=9 is not supported; valid values: 2 to 8"),
+    (dict(act_signed="yes"), TypeError, r"act_signed='yes' must be True or False"),
+    (dict(target="dsp"), ValueError,
+     r"target='dsp' is not supported; valid values: 'auto', 'packed', 'generic'"),
+])
+def test_dot_product_errors(kwargs, error, message):
+    kwargs = {"weight_width": 4, "act_width": 4, "simd": 2, **kwargs}
+    with pytest.raises(error, match=message):
+        PackedDotProduct(**kwargs)
+    with pytest.raises(TypeError):
+        PackedDotProduct(4, 4, 2)
+
+
+# --- cocotb on Verilator (two builds) ----------------------------------------------------------
+
+def _raw_sums(sums, shape):
+    return [_to_raw(row, shape.width) for row in sums]
+
+
+@pytest.mark.parametrize("kind", ["mac", "dot"])
+def test_cocotb_verilator_matches_golden(kind, tmp_path):
+    """The exported Verilog of the behavioural packed path, on Verilator, with random gaps in
+    ``valid``: every dot product's sums and cycle."""
+    import json
+    from pathlib import Path
+
+    from sim.runner import run
+
+    rng = np.random.default_rng(21)
+    if kind == "mac":
+        dut = make(4, 4, lanes=5, max_terms=512)  # two slices, the second half full
+        stream = accumulation_stream(rng, dut.packing, dut.lanes, max_terms=512,
+                                     lengths=[1, 2, 3, 1, 40, 200], all_corners=True)
+        weights, acts, first, last = stream
+        expected = packed_mac(weights, acts, first, last)
+        rows = [(_to_raw(w, 4), int(a) & 0xF) for w, a in zip(weights, acts)]
+    else:
+        dut = make_dot(4, 4, (True, False, False), lanes=5, simd=3, max_terms=3 * 128,
+                       pipeline_every=1)
+        stream = dot_stream(rng, dut.packing, dut.lanes, 3, max_terms=dut.max_terms,
+                            lengths=[1, 2, 3, 1, 40, 200])
+        weights, acts, first, last = stream
+        expected = dot_products(weights, acts, first, last)
+        rows = [(_to_raw(np.ravel(w), 4), _to_raw(a, 4)) for w, a in zip(weights, acts)]
+    vectors = tmp_path / "vectors.json"
+    vectors.write_text(json.dumps({
+        "terms": [[w, a, int(f), int(l)] for (w, a), f, l in zip(rows, first, last)],
+        "expected": _raw_sums(expected, dut.acc_shape), "latency": dut.latency,
+        "valid_probability": 0.7, "seed": 5}))
+    result = run(dut, Path(__file__).with_name("packed_mac_tb.py"),
+                 extra_env={"HWGEN_PACKED_MAC_VECTORS": str(vectors)},
+                 test_dir=tmp_path / "run", timeout=300)
+    assert result.passed and len(result.tests) == 1
+
+
+# --- estimates ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("unit", [
+    lambda: make(4, 4), lambda: make(8, 8, lanes=5), lambda: make(4, 4, target="generic"),
+    lambda: make_dot(4, 4, simd=4, lanes=6), lambda: make_dot(2, 2, simd=1),
+    lambda: make_dot(3, 5, simd=8, target="generic"),
+], ids=["mac44", "mac88x5", "mac_generic", "dot44", "dot_simd1", "dot_generic"])
+def test_estimate(unit):
+    unit = unit()
+    estimate = unit.estimate()
+    assert set(estimate) == {"luts", "ffs", "carry", "dsp48e2"}
+    assert estimate["dsp48e2"] == unit.dsp_count
+    assert estimate["luts"] >= unit.lanes * unit.acc_shape.width
+    assert estimate["ffs"] >= unit.lanes * unit.acc_shape.width + 3 * (unit.latency - 1) + 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mac_ss", "mac_uu", "dot"])
+def test_estimate_against_yosys(kind):
+    from boards.synth import synthesize
+
+    if kind == "mac_ss":
+        unit = make(4, 4, primitives="instance")
+    elif kind == "mac_uu":
+        unit = make(4, 4, (False, False, False), primitives="instance")
+    else:
+        unit = make_dot(4, 4, simd=4, pipeline_every=0, primitives="instance")
+    report = synthesize(component_verilog(unit, name="mac"), top="mac", family="xcup")
+    estimate = unit.estimate()
+    assert report["dsp48e2"] == estimate["dsp48e2"]
+    assert report["ffs"] == estimate["ffs"]
+    assert abs(report["luts"] - estimate["luts"]) <= 0.1 * report["luts"]
