@@ -6,17 +6,21 @@ Kernels (each an ``amaranth.lib.wiring.Component``; see the module docstrings):
 * :mod:`hwgen.popcount`: their stream-kernel wrappers;
 * :mod:`hwgen.threshold`: :class:`BinarySearchThreshold`, :class:`UnrolledThreshold`,
   :func:`Threshold`;
+* :mod:`hwgen.dsp48e2`: :class:`DSP48E2`; :mod:`hwgen.packed_mac`: :class:`PackedMAC`,
+  :class:`PackedDotProduct`, :func:`max_lanes`;
 * :mod:`hwgen.axis`: the AXI4-Stream shell for standalone Verilog (:func:`kernel_verilog`).
 """
 
 from .axis import AXIStreamShell
 from .compressor import Popcount, Term, WeightedSum
+from .dsp48e2 import DSP48E2
 from .export import component_verilog, kernel_verilog
 from .streams import lanes_signature, shape_range
+from .packed_mac import PackedDotProduct, PackedMAC, max_lanes
 from .threshold import BinarySearchThreshold, Threshold, UnrolledThreshold
 
 __all__ = [
-    "AXIStreamShell", "BinarySearchThreshold", "Popcount", "Term", "Threshold",
-    "UnrolledThreshold", "WeightedSum", "component_verilog", "kernel_verilog", "lanes_signature",
-    "shape_range",
+    "AXIStreamShell", "BinarySearchThreshold", "DSP48E2", "PackedDotProduct", "PackedMAC",
+    "Popcount", "Term", "Threshold", "UnrolledThreshold", "WeightedSum", "component_verilog",
+    "kernel_verilog", "lanes_signature", "max_lanes", "shape_range",
 ]
