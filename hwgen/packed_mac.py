@@ -26,8 +26,21 @@ chosen so that every biased lane term ``t[l] = s * p[l] + K`` lies in ``[0, 2**S
 
 The stride is the smallest ``S`` for which one of those choices fits (:func:`packing`):
 ``W + A - 1`` for signed x signed (full or narrow range), ``W + A`` when one operand is
-unsigned (an unsigned ``A``-bit activation is an ``A + 1``-bit signed one), ``A + 1`` for
-bipolar weights.
+unsigned, ``A + 1`` for bipolar weights.
+
+Activation offset (signed weights, unsigned activations). An unsigned ``A``-bit activation
+would be a signed ``A + 1``-bit one, one stride bit more. Instead the slice's ``B`` port gets
+``a' = a - 2**(A-1)``, which is ``a`` with its MSB inverted read as a signed ``A``-bit number
+(free). The lanes then hold the signed x signed products ``p'[l] = w[l] * a'`` with stride
+``W + A - 1`` and the same exact extraction as above (the proof below applies with ``p'`` for
+``p``), and fabric adds the correction: ``w * a = p' + w * 2**(A-1)``. In :class:`PackedMAC`
+each lane's field gets its weight (delayed by the slice's 4 stages) added at bit ``A - 1``,
+a ``W + 1``-bit adder (the field's low ``A - 1`` bits pass through; its high ``W`` bits are
+``floor(p' / 2**(A-1))``, a signed ``W``-bit number, so the sum of two of them cannot
+overflow) in front of the accumulator, which sees exactly ``w * a`` (minus one with a
+complemented field, as below); in :class:`PackedDotProduct` the shifted weights are ``W`` more bits per SIMD
+position in each lane's compressor heap. :func:`packing` uses it (``Packing.act_offset``)
+where it gives more lanes than stride ``W + A``: 15 of the 49 width pairs.
 
 Exactness. The lane terms are in ``[0, 2**S)``, so ``sum(t[l] * 2**(l*S))`` has no carries
 between lanes: bits ``[l*S, (l+1)*S)`` of ``P`` *are* ``t[l]``, and ``p[l] = s * (t[l] - K)``.
@@ -45,8 +58,19 @@ signed activations, ``2**(W-1) * G <= 2**26 - 1`` holds exactly when
 ``(L-1) * S <= 26 - W`` (``G`` is a little more than ``2**((L-1)*S)``), i.e. FINN's rule
 ``L = 1 + floor((26 - W) / (W + A - 1))``: 4 lanes for 4x4, 2 for 8x8. Narrow-range weights
 (``|w| <= 2**(W-1) - 1``) may gain a lane where ``(L-1) * S = 27 - W`` (ternary 2x4: 6 instead
-of 5); an unsigned activation costs one stride bit (it is a signed ``A + 1``-bit one, and
-the lane count is at least FINN's rule with ``A + 1``).
+of 5). Unsigned activations with signed weights reach at least FINN's rule too: with the
+activation offset the packed operand and the stride are those of signed x signed (4 lanes
+for 4x4 instead of 3), and stride ``W + A`` is kept where the offset gains no lane. Their
+lane counts (stride; ``*``: activation offset, the others unchanged)::
+
+    W | A:  2       3       4       5       6       7       8
+    2     9 (3)*  7 (4)*  5 (6)   5 (6)*  4 (8)   4 (8)*  3 (10)
+    3     6 (4)*  5 (5)*  4 (7)   4 (7)*  3 (9)   3 (10)  3 (11)
+    4     5 (5)*  4 (7)   4 (7)*  3 (9)   3 (10)  3 (11)  3 (11)*
+    5     4 (7)   4 (7)*  3 (9)   3 (10)  3 (10)* 2 (12)  2 (13)
+    6     3 (8)   3 (9)   3 (10)  3 (10)* 2 (12)  2 (13)  2 (14)
+    7     3 (9)   3 (9)*  2 (11)  2 (12)  2 (13)  2 (14)  2 (15)
+    8     3 (9)*  2 (11)  2 (12)  2 (13)  2 (14)  2 (15)  2 (16)
 
 Forming ``Wp`` needs no fabric adder. The fields are concatenated, each weight sign-extended
 to ``S`` bits (the top one to the remaining ``27 - (L-1)*S`` bits); for signed weights that
@@ -185,6 +209,13 @@ class Packing:
         complement with their MSB inverted).
     weight_range, act_range, product_range : (int, int)
         Inclusive ranges of a weight, an activation and a lane product ``w * a``.
+    act_offset : int
+        0, or ``2**(A-1)`` when an unsigned activation enters the slice as
+        ``a' = a - act_offset`` (its MSB inverted, read as signed): the lane fields then hold
+        ``w * a'`` and ``w * act_offset`` is added in fabric (the activation-offset trick).
+    lane_range : (int, int)
+        Inclusive range of what a lane field holds (before ``negate`` and ``bias``):
+        ``w * (a - act_offset)``.
     """
     lanes: int
     stride: int
@@ -193,6 +224,8 @@ class Packing:
     weight_range: tuple
     act_range: tuple
     product_range: tuple
+    act_offset: int = 0
+    lane_range: tuple = None
 
     def operand_limit(self, lanes):
         """``max |Wp|`` for ``lanes`` lanes."""
@@ -226,14 +259,28 @@ def packing(weight_width, act_width, *, weight_signed=True, act_signed=True, nar
     _check_operands(weight_width, act_width, weight_signed, act_signed, narrow_range, bipolar)
     weight_range = (-1, 1) if bipolar else _range(weight_width, weight_signed, narrow_range)
     act_range = _range(act_width, act_signed)
-    corners = [w * a for w in weight_range for a in act_range]
-    product_range = (min(corners), max(corners))
-    stride, negate, bias = _lane_format(product_range)
-    draft = Packing(1, stride, negate, bias, weight_range, act_range, product_range)
-    lanes = 1
-    while draft.fits(lanes + 1):
-        lanes += 1
-    return Packing(lanes, stride, negate, bias, weight_range, act_range, product_range)
+
+    def candidate(act_offset):
+        corners = [w * a for w in weight_range for a in act_range]
+        lane_corners = [w * (a - act_offset) for w in weight_range for a in act_range]
+        product_range = (min(corners), max(corners))
+        lane_range = (min(lane_corners), max(lane_corners))
+        stride, negate, bias = _lane_format(lane_range)
+        draft = Packing(1, stride, negate, bias, weight_range, act_range, product_range,
+                        act_offset, lane_range)
+        lanes = 1
+        while draft.fits(lanes + 1):
+            lanes += 1
+        return Packing(lanes, stride, negate, bias, weight_range, act_range, product_range,
+                       act_offset, lane_range)
+
+    plain = candidate(0)
+    if act_signed or not weight_signed or bipolar:
+        return plain
+    # Unsigned activations times signed weights: the activation-offset trick, where it gains
+    # a lane (it costs a small fabric adder per lane).
+    offset = candidate(1 << (act_width - 1))
+    return offset if offset.lanes > plain.lanes else plain
 
 
 def max_lanes(weight_width, act_width, *, weight_signed=True, act_signed=True,
@@ -254,8 +301,9 @@ def max_lanes(weight_width, act_width, *, weight_signed=True, act_signed=True,
     bipolar : bool
         Weights are +-1, one bit each (``weight_width=1``).
 
-    At least FINN's ``1 + (26 - W) // (W + A - 1)`` for signed weights and activations; see
-    the module documentation for the derivation.
+    At least FINN's ``1 + (26 - W) // (W + A - 1)`` for signed weights and signed or unsigned
+    activations (the latter with the activation offset); see the module documentation for the
+    derivation.
     """
     return packing(weight_width, act_width, weight_signed=weight_signed, act_signed=act_signed,
                    narrow_range=narrow_range, bipolar=bipolar).lanes
@@ -320,6 +368,10 @@ def _packed_products(m, pk, weights, activation, en, primitives, prefix="", comp
     LUT per accumulator bit in synthesis."""
     stride = pk.stride
     complement = complement and pk.negate
+    if pk.act_offset:  # a' = a - 2**(A-1): the MSB inverted, read as signed (free)
+        offset_activation = Cat(activation[:-1], ~activation[-1]).as_signed()
+    else:
+        offset_activation = activation
     products = []
     for group, start in enumerate(range(0, len(weights), pk.lanes)):
         values = weights[start:start + pk.lanes]
@@ -344,7 +396,7 @@ def _packed_products(m, pk, weights, activation, en, primitives, prefix="", comp
         m.d.comb += [
             dsp.D.eq(minuend),
             dsp.A.eq(subtrahend),
-            dsp.B.eq(activation),
+            dsp.B.eq(offset_activation),
             dsp.INMODE.eq(_INMODE_D_MINUS_A),
             dsp.OPMODE.eq(_OPMODE_M_PLUS_RND),
             dsp.ALUMODE.eq(_ALUMODE_NOT_SUM if complement else _ALUMODE_SUM),
@@ -357,6 +409,24 @@ def _packed_products(m, pk, weights, activation, en, primitives, prefix="", comp
             else:
                 products.append(field)
     return products
+
+
+def _delayed_weights(m, weights, en, prefix=""):
+    """``weights`` delayed by the slice's ``_DSP_LATENCY`` enabled cycles (aligned with the
+    lane fields of :func:`_packed_products`)."""
+    delayed = []
+    for lane, weight in enumerate(weights):
+        for k in range(_DSP_LATENCY):
+            weight = _stage(m, weight, en, f"{prefix}w{lane}_d{k}")
+        delayed.append(weight)
+    return delayed
+
+
+def _add_act_offset(field, weight, shift):
+    """``field + weight * 2**shift`` (the activation-offset correction): the low ``shift``
+    bits of ``field`` pass through, a ``W + 1``-bit adder forms the rest."""
+    high = field[shift:].as_signed() + weight
+    return Cat(field[:shift], high).as_signed()
 
 
 def _delayed_control(m, component, stages):
@@ -399,24 +469,31 @@ def _acc_shape(product_range, max_terms):
     return Shape.cast(range(min(0, low * max_terms), high * max_terms + 1))
 
 
-def _tree_plans(shapes, negate):
+def _tree_plans(shapes, negate, extra=()):
     """Compressor plans (generic and xilinx) of a sum of ``shapes``, each negated if
-    ``negate``, as :class:`~hwgen.compressor.WeightedSum` makes them."""
+    ``negate``, and of the ``extra`` ``(shape, shift)`` terms, as
+    :class:`~hwgen.compressor.WeightedSum` makes them."""
     heap = BitHeap()
     for shape in shapes:
         heap.add_value(Signal(shape), negate=negate)
+    for shape, shift in extra:
+        heap.add_value(Signal(shape), shift=shift)
     return [plan_compression(heap.heights(), target=arch) for arch in ("generic", "xilinx")]
 
 
 def _mac_estimate(*, target, lanes, simd, acc_width, dsp_count, weight_width, act_width,
                   product_width, control_stages, plus_one=False, tree_costs=(),
-                  tree_registers=0, sum_width=0):
+                  tree_registers=0, sum_width=0, offset_adders=0, offset_registers=0):
     """Resources of a PackedMAC / PackedDotProduct (see their ``estimate``)."""
     # Accumulators: one LUT per bit (the ``first`` mux, the lane's field bit or its inverted
     # MSB and the sum's XOR fit one 6-LUT in front of the carry chain), one FF per bit; one
     # more LUT for the carry-in of a complemented field.
     luts = lanes * (acc_width + plus_one)
     ffs = lanes * acc_width + 3 * control_stages + 1
+    # activation offset: the delayed weights, and per lane a W + 1-bit correction adder
+    # (PackedMAC, simd=1) or W more heap bits per SIMD position (counted by the tree plans)
+    luts += offset_adders * (weight_width + 1)
+    ffs += offset_registers * weight_width * _DSP_LATENCY
     carry = lanes * -(-acc_width // 8)
     if target == "generic":
         # operand registers, then three product stages (multipliers left to synthesis)
@@ -577,6 +654,10 @@ class PackedMAC(wiring.Component):
         if packed:
             products = _packed_products(m, self._packing, weights, self.a, self.en,
                                         self._primitives, complement=True)
+            if self._packing.act_offset:
+                shift = self._act_shape.width - 1
+                products = [_add_act_offset(p, w, shift) for p, w in
+                            zip(products, _delayed_weights(m, weights, self.en))]
         else:
             products = _generic_products(m, weights, self.a, self.en)
         valid, first, last = _delayed_control(m, self, _DSP_LATENCY)
@@ -590,9 +671,12 @@ class PackedMAC(wiring.Component):
         multipliers are left to synthesis and not counted."""
         value_shape = _weight_value_shape(self._weight_shape, self._bipolar)
         product = (Signal(value_shape) * Signal(self._act_shape)).shape().width
+        offset = self._target != "generic" and bool(self._packing.act_offset)
         return _mac_estimate(target=self._target, lanes=self._lanes, simd=1,
                              acc_width=self._acc_shape.width, dsp_count=self.dsp_count,
                              plus_one=self._target != "generic" and self._packing.negate,
+                             offset_adders=self._lanes * offset,
+                             offset_registers=self._lanes * offset,
                              weight_width=self._weight_shape.width,
                              act_width=self._act_shape.width, product_width=product,
                              control_stages=_DSP_LATENCY)
@@ -702,9 +786,12 @@ class PackedDotProduct(wiring.Component):
         if simd == 1:
             self._plans = {}
         else:
+            extra = ()
+            if self._packing.act_offset:
+                extra = [(self._weight_shape, act_width - 1)] * simd
             self._plans = {
                 "packed": _tree_plans([_field_shape(self._packing)] * simd,
-                                      self._packing.negate),
+                                      self._packing.negate, extra),
                 "generic": _tree_plans([self._product_shape] * simd, False),
             }
         self._tree_latency = max((plan.latency(pipeline_every)
@@ -790,6 +877,8 @@ class PackedDotProduct(wiring.Component):
         m = Module()
         target = _resolve_target(self._target, platform)
         by_lane = [[] for _ in range(self._lanes)]
+        offsets = [[] for _ in range(self._lanes)]  # delayed weights (activation offset)
+        shift = self._act_shape.width - 1
         for s in range(self._simd):
             weights = [_weight_value(self.w[lane][s], self._bipolar)
                        for lane in range(self._lanes)]
@@ -797,6 +886,14 @@ class PackedDotProduct(wiring.Component):
                 products = _packed_products(m, self._packing, weights, self.a[s], self.en,
                                             self._primitives, prefix=f"s{s}_",
                                             complement=self._simd == 1)
+                if self._packing.act_offset:
+                    delayed = _delayed_weights(m, weights, self.en, prefix=f"s{s}_")
+                    if self._simd == 1:
+                        products = [_add_act_offset(p, w, shift)
+                                    for p, w in zip(products, delayed)]
+                    else:
+                        for lane, weight in enumerate(delayed):
+                            offsets[lane].append(weight)
             else:
                 products = _generic_products(m, weights, self.a[s], self.en, prefix=f"s{s}_")
             for lane, product in enumerate(products):
@@ -811,12 +908,14 @@ class PackedDotProduct(wiring.Component):
             tree_target = "auto" if target == "packed" else "generic"
             sums = []
             for lane, products in enumerate(by_lane):
-                tree = WeightedSum([Term(p.shape(), 0, negate) for p in products],
-                                   pipeline_every=self._pipeline_every, target=tree_target,
-                                   primitives=self._primitives)
+                terms = [Term(p.shape(), 0, negate) for p in products]
+                terms += [Term(w.shape(), shift, False) for w in offsets[lane]]
+                tree = WeightedSum(terms, pipeline_every=self._pipeline_every,
+                                   target=tree_target, primitives=self._primitives)
                 m.submodules[f"tree{lane}"] = tree
                 m.d.comb += tree.en.eq(self.en)
-                m.d.comb += [tree.i[f"t{k}"].eq(p) for k, p in enumerate(products)]
+                m.d.comb += [tree.i[f"t{k}"].eq(p)
+                             for k, p in enumerate(products + offsets[lane])]
                 total = tree.o
                 for k in range(self._tree_latency - tree.latency):
                     total = _stage(m, total, self.en, f"sum{lane}_pad{k}")
@@ -840,8 +939,11 @@ class PackedDotProduct(wiring.Component):
             costs = [plan.estimate(self._pipeline_every)] * self._lanes
             registers = self._tree_latency - plan.latency(self._pipeline_every)
             sum_width = plan.width
+        offset = self._target != "generic" and bool(self._packing.act_offset)
         return _mac_estimate(target=self._target, lanes=self._lanes, simd=self._simd,
                              acc_width=self._acc_shape.width, dsp_count=self.dsp_count,
+                             offset_adders=self._lanes * offset * (self._simd == 1),
+                             offset_registers=self._lanes * self._simd * offset,
                              weight_width=self._weight_shape.width,
                              act_width=self._act_shape.width,
                              product_width=self._product_shape.width,

@@ -137,9 +137,8 @@ def test_max_lanes_at_least_finn(weight_width, act_width):
     finn = finn_lanes(weight_width, act_width)
     assert max_lanes(weight_width, act_width) >= finn
     assert max_lanes(weight_width, act_width, narrow_range=True) >= finn
-    # an unsigned A-bit activation is a signed (A+1)-bit one
-    assert max_lanes(weight_width, act_width, act_signed=False) >= finn_lanes(weight_width,
-                                                                              act_width + 1)
+    # an unsigned activation enters the slice offset by -2**(A-1) (a signed A-bit one)
+    assert max_lanes(weight_width, act_width, act_signed=False) >= finn
     assert packing(weight_width, act_width).stride == weight_width + act_width - 1
 
 
@@ -148,7 +147,9 @@ def test_max_lanes_known_values():
     assert max_lanes(8, 8) == 2
     assert max_lanes(2, 2) == 9
     assert max_lanes(2, 4, narrow_range=True) == 6  # ternary: one lane more than FINN's 5
-    assert max_lanes(4, 4, act_signed=False) == 3
+    assert max_lanes(4, 4, act_signed=False) == 4  # activation offset: stride 7, not 8
+    assert packing(4, 4, act_signed=False).act_offset == 8
+    assert packing(8, 8, act_signed=False).act_offset == 0  # 2 lanes either way
     assert max_lanes(1, 4, bipolar=True) == 6
 
 
@@ -160,8 +161,10 @@ def test_max_lanes_is_largest_exact(signedness):
         pk = packing(weight_width, act_width, weight_signed=weight_signed,
                      act_signed=act_signed, narrow_range=narrow_range)
         assert pk.fits(pk.lanes) and not pk.fits(pk.lanes + 1)
-        low, high = pk.product_range
+        low, high = pk.lane_range
         assert pk.stride == (high - low).bit_length()  # no smaller stride can separate lanes
+        if not pk.act_offset:
+            assert pk.lane_range == pk.product_range
 
 
 # --- exhaustive single products --------------------------------------------------------------
@@ -524,6 +527,8 @@ DOT_CONFIGS = [
     (8, 8, (True, False, False), 3, 2),
     (3, 5, (False, True, False), 4, 5),
     (6, 2, (False, False, False), 2, 8),
+    (4, 4, (True, False, False), None, 1),  # activation offset, simd=1 (PackedMAC's path)
+    (2, 3, (True, False, False), 9, 4),     # activation offset in the trees, 2 slices
 ]
 DOT_IDS = [f"w{w}a{a}_{'ss su us uu'.split()[(not s[0]) * 2 + (not s[1])]}"
            f"{'_narrow' if s[2] else ''}_pe{pe}_simd{simd}" for w, a, s, pe, simd in DOT_CONFIGS]
@@ -690,9 +695,10 @@ def test_cocotb_verilator_matches_golden(kind, tmp_path):
 
 @pytest.mark.parametrize("unit", [
     lambda: make(4, 4), lambda: make(8, 8, lanes=5), lambda: make(4, 4, target="generic"),
+    lambda: make(4, 4, (True, False, False)),
     lambda: make_dot(4, 4, simd=4, lanes=6), lambda: make_dot(2, 2, simd=1),
     lambda: make_dot(3, 5, simd=8, target="generic"),
-], ids=["mac44", "mac88x5", "mac_generic", "dot44", "dot_simd1", "dot_generic"])
+], ids=["mac44", "mac88x5", "mac_generic", "mac44_su", "dot44", "dot_simd1", "dot_generic"])
 def test_estimate(unit):
     unit = unit()
     estimate = unit.estimate()
