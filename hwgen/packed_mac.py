@@ -507,7 +507,45 @@ def _mac_estimate(*, target, lanes, simd, acc_width, dsp_count, weight_width, ac
             "dsp48e2": dsp_count}
 
 
-class PackedMAC(wiring.Component):
+class _PackedUnit(wiring.Component):
+    """Read-only description shared by :class:`PackedMAC` and :class:`PackedDotProduct`."""
+
+    @property
+    def packing(self):
+        """The :class:`Packing` of one slice."""
+        return self._packing
+
+    @property
+    def lanes_per_dsp(self):
+        return self._packing.lanes
+
+    @property
+    def stride(self):
+        return self._packing.stride
+
+    @property
+    def max_terms(self):
+        return self._max_terms
+
+    @property
+    def target(self):
+        return self._target
+
+    @property
+    def weight_shape(self):
+        return self._weight_shape
+
+    @property
+    def act_shape(self):
+        return self._act_shape
+
+    @property
+    def acc_shape(self):
+        """Accumulator shape: holds ``max_terms`` times the smallest and the largest product."""
+        return self._acc_shape
+
+
+class PackedMAC(_PackedUnit):
     """``lanes`` multiply-accumulates sharing one activation per cycle:
     ``o[l] = sum(w[l] * a)`` over each framed dot product (see the module documentation).
 
@@ -590,42 +628,8 @@ class PackedMAC(wiring.Component):
     # --- description ------------------------------------------------------------------------
 
     @property
-    def packing(self):
-        """The :class:`Packing` of one slice."""
-        return self._packing
-
-    @property
     def lanes(self):
         return self._lanes
-
-    @property
-    def lanes_per_dsp(self):
-        return self._packing.lanes
-
-    @property
-    def stride(self):
-        return self._packing.stride
-
-    @property
-    def max_terms(self):
-        return self._max_terms
-
-    @property
-    def target(self):
-        return self._target
-
-    @property
-    def weight_shape(self):
-        return self._weight_shape
-
-    @property
-    def act_shape(self):
-        return self._act_shape
-
-    @property
-    def acc_shape(self):
-        """Accumulator shape: holds ``max_terms`` times the smallest and the largest product."""
-        return self._acc_shape
 
     @property
     def latency(self):
@@ -682,7 +686,7 @@ class PackedMAC(wiring.Component):
                              control_stages=_DSP_LATENCY)
 
 
-class PackedDotProduct(wiring.Component):
+class PackedDotProduct(_PackedUnit):
     """``lanes`` (PE) dot products of ``simd`` terms per cycle, accumulated over framed dot
     products: ``o[l] = sum over cycles of sum(w[l][s] * a[s], s < simd)``.
 
@@ -811,11 +815,6 @@ class PackedDotProduct(wiring.Component):
     # --- description ------------------------------------------------------------------------
 
     @property
-    def packing(self):
-        """The :class:`Packing` of one slice."""
-        return self._packing
-
-    @property
     def lanes(self):
         """Output rows (PE)."""
         return self._lanes
@@ -825,37 +824,8 @@ class PackedDotProduct(wiring.Component):
         return self._simd
 
     @property
-    def lanes_per_dsp(self):
-        return self._packing.lanes
-
-    @property
-    def stride(self):
-        return self._packing.stride
-
-    @property
-    def max_terms(self):
-        return self._max_terms
-
-    @property
     def pipeline_every(self):
         return self._pipeline_every
-
-    @property
-    def target(self):
-        return self._target
-
-    @property
-    def weight_shape(self):
-        return self._weight_shape
-
-    @property
-    def act_shape(self):
-        return self._act_shape
-
-    @property
-    def acc_shape(self):
-        """Accumulator shape: holds ``max_terms`` times the smallest and the largest product."""
-        return self._acc_shape
 
     @property
     def latency(self):
