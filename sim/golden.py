@@ -3,7 +3,8 @@ hardware must match them bit for bit."""
 
 import numpy as np
 
-__all__ = ["popcount", "threshold", "weighted_sum", "dsp48e2_mac", "packed_mac"]
+__all__ = ["popcount", "threshold", "weighted_sum", "dsp48e2_mac", "packed_mac", "dot_products",
+           "bipolar", "mvau"]
 
 
 def popcount(bits):
@@ -253,4 +254,33 @@ def dot_products(weights, activations, first, last):
     return packed_mac(per_cycle, np.ones(len(per_cycle), dtype=np.int64), first, last)
 
 
-__all__ += ["dot_products"]
+
+def bipolar(bits):
+    """Decode one-bit bipolar values: 0 -> -1, 1 -> +1."""
+    bits = np.asarray(bits)
+    if bits.size and not np.isin(bits, (0, 1)).all():
+        raise ValueError("bipolar values must be encoded as 0 (-1) and 1 (+1)")
+    return 2 * bits.astype(np.int64) - 1
+
+
+def mvau(inputs, weights, thresholds=None, bias=0):
+    """Matrix-vector-activation: ``y = act(W @ x)`` for every input vector.
+
+    ``inputs``: ``(vectors, MW)`` integers; ``weights``: ``(MH, MW)`` integers (decode bipolar
+    operands with :func:`bipolar` first). Without ``thresholds`` the raw accumulators
+    ``(vectors, MH)`` are returned (exact, int64 or Python ints when they could overflow);
+    with ``thresholds`` of shape ``(MH, T)`` or ``(1, T)``, the activation
+    :func:`threshold` of the accumulators with ``bias``.
+    """
+    inputs = np.asarray(inputs)
+    weights = np.asarray(weights)
+    if inputs.ndim != 2 or weights.ndim != 2 or inputs.shape[1] != weights.shape[1]:
+        raise ValueError(f"inputs {inputs.shape} and weights {weights.shape} do not fit: "
+                         f"need (vectors, MW) and (MH, MW)")
+    bound = (int(np.abs(inputs).max(initial=0)) * int(np.abs(weights).max(initial=0)) *
+             inputs.shape[1])
+    dtype = np.int64 if bound < 2 ** 62 else object
+    accumulators = inputs.astype(dtype) @ weights.astype(dtype).T
+    if thresholds is None:
+        return accumulators
+    return threshold(accumulators, thresholds, bias)
