@@ -510,6 +510,45 @@ def _mac_estimate(*, target, lanes, simd, acc_width, dsp_count, weight_width, ac
 class _PackedUnit(wiring.Component):
     """Read-only description shared by :class:`PackedMAC` and :class:`PackedDotProduct`."""
 
+    def _configure(self, weight_width, act_width, weight_signed, act_signed, narrow_range,
+                   bipolar, lanes, max_terms, target, primitives):
+        """Validate and record the parameters both units share."""
+        self._packing = packing(weight_width, act_width, weight_signed=weight_signed,
+                                act_signed=act_signed, narrow_range=narrow_range,
+                                bipolar=bipolar)
+        if lanes is None:
+            lanes = self._packing.lanes
+        if not _is_int(lanes) or lanes < 1:
+            raise ValueError(f"lanes={lanes!r} must be a positive integer")
+        if not _is_int(max_terms) or max_terms < 1:
+            raise ValueError(f"max_terms={max_terms!r} must be a positive integer")
+        _check_choice("target", target, TARGETS)
+        _check_choice("primitives", primitives, PRIMITIVES)
+        self._lanes = lanes
+        self._max_terms = max_terms
+        self._target = target
+        self._primitives = primitives
+        self._bipolar = bipolar
+        if bipolar:
+            self._weight_shape = unsigned(1)
+        else:
+            self._weight_shape = (signed if weight_signed else unsigned)(weight_width)
+        self._act_shape = (signed if act_signed else unsigned)(act_width)
+        self._acc_shape = _acc_shape(self._packing.product_range, max_terms)
+
+    def _init_ports(self, weights_layout, activations_layout):
+        """The ports both units share: operands ``w`` and ``a``, framing, the sums ``o``."""
+        super().__init__({
+            "w": In(weights_layout),
+            "a": In(activations_layout),
+            "valid": In(1),
+            "first": In(1),
+            "last": In(1),
+            "en": In(1, init=1),
+            "o": Out(data.ArrayLayout(self._acc_shape, self._lanes)),
+            "o_valid": Out(1),
+        })
+
     @property
     def packing(self):
         """The :class:`Packing` of one slice."""
@@ -591,39 +630,9 @@ class PackedMAC(_PackedUnit):
     def __init__(self, *, weight_width, act_width, weight_signed=True, act_signed=True,
                  narrow_range=False, bipolar=False, lanes=None, max_terms=4096, target="auto",
                  primitives="auto"):
-        self._packing = packing(weight_width, act_width, weight_signed=weight_signed,
-                                act_signed=act_signed, narrow_range=narrow_range,
-                                bipolar=bipolar)
-        if lanes is None:
-            lanes = self._packing.lanes
-        if not _is_int(lanes) or lanes < 1:
-            raise ValueError(f"lanes={lanes!r} must be a positive integer")
-        if not _is_int(max_terms) or max_terms < 1:
-            raise ValueError(f"max_terms={max_terms!r} must be a positive integer")
-        _check_choice("target", target, TARGETS)
-        _check_choice("primitives", primitives, PRIMITIVES)
-        self._lanes = lanes
-        self._max_terms = max_terms
-        self._target = target
-        self._primitives = primitives
-        self._bipolar = bipolar
-        if bipolar:
-            self._weight_shape = unsigned(1)
-        else:
-            self._weight_shape = (signed if weight_signed else unsigned)(weight_width)
-        self._weight_signed = weight_signed
-        self._act_shape = (signed if act_signed else unsigned)(act_width)
-        self._acc_shape = _acc_shape(self._packing.product_range, max_terms)
-        super().__init__({
-            "w": In(data.ArrayLayout(self._weight_shape, lanes)),
-            "a": In(self._act_shape),
-            "valid": In(1),
-            "first": In(1),
-            "last": In(1),
-            "en": In(1, init=1),
-            "o": Out(data.ArrayLayout(self._acc_shape, lanes)),
-            "o_valid": Out(1),
-        })
+        self._configure(weight_width, act_width, weight_signed, act_signed, narrow_range,
+                        bipolar, lanes, max_terms, target, primitives)
+        self._init_ports(data.ArrayLayout(self._weight_shape, self._lanes), self._act_shape)
 
     # --- description ------------------------------------------------------------------------
 
@@ -752,37 +761,17 @@ class PackedDotProduct(_PackedUnit):
     def __init__(self, *, weight_width, act_width, simd, weight_signed=True, act_signed=True,
                  narrow_range=False, bipolar=False, lanes=None, max_terms=4096,
                  pipeline_every=2, target="auto", primitives="auto"):
-        self._packing = packing(weight_width, act_width, weight_signed=weight_signed,
-                                act_signed=act_signed, narrow_range=narrow_range,
-                                bipolar=bipolar)
-        if lanes is None:
-            lanes = self._packing.lanes
-        if not _is_int(lanes) or lanes < 1:
-            raise ValueError(f"lanes={lanes!r} must be a positive integer")
+        self._configure(weight_width, act_width, weight_signed, act_signed, narrow_range,
+                        bipolar, lanes, max_terms, target, primitives)
         if not _is_int(simd) or simd < 1:
             raise ValueError(f"simd={simd!r} must be a positive integer")
-        if not _is_int(max_terms) or max_terms < 1:
-            raise ValueError(f"max_terms={max_terms!r} must be a positive integer")
         if max_terms < simd:
             raise ValueError(f"max_terms={max_terms!r} must be at least simd={simd!r} (one cycle "
                              f"adds simd products)")
         if not _is_int(pipeline_every) or pipeline_every < 0:
             raise ValueError(f"pipeline_every={pipeline_every!r} must be a non-negative integer")
-        _check_choice("target", target, TARGETS)
-        _check_choice("primitives", primitives, PRIMITIVES)
-        self._lanes = lanes
         self._simd = simd
-        self._max_terms = max_terms
         self._pipeline_every = pipeline_every
-        self._target = target
-        self._primitives = primitives
-        self._bipolar = bipolar
-        if bipolar:
-            self._weight_shape = unsigned(1)
-        else:
-            self._weight_shape = (signed if weight_signed else unsigned)(weight_width)
-        self._act_shape = (signed if act_signed else unsigned)(act_width)
-        self._acc_shape = _acc_shape(self._packing.product_range, max_terms)
         value_shape = _weight_value_shape(self._weight_shape, bipolar)
         self._product_shape = (Signal(value_shape) * Signal(self._act_shape)).shape()
         # Tree plans of both targets (the trees' generic and xilinx architectures): the
@@ -801,16 +790,8 @@ class PackedDotProduct(_PackedUnit):
         self._tree_latency = max((plan.latency(pipeline_every)
                                   for plans in self._plans.values() for plan in plans),
                                  default=0)
-        super().__init__({
-            "w": In(data.ArrayLayout(data.ArrayLayout(self._weight_shape, simd), lanes)),
-            "a": In(data.ArrayLayout(self._act_shape, simd)),
-            "valid": In(1),
-            "first": In(1),
-            "last": In(1),
-            "en": In(1, init=1),
-            "o": Out(data.ArrayLayout(self._acc_shape, lanes)),
-            "o_valid": Out(1),
-        })
+        self._init_ports(data.ArrayLayout(data.ArrayLayout(self._weight_shape, simd), self._lanes),
+                         data.ArrayLayout(self._act_shape, simd))
 
     # --- description ------------------------------------------------------------------------
 
