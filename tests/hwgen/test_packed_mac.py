@@ -56,8 +56,9 @@ def _from_raw(raw, shape, count):
 
 
 def simulate(dut, weights, activations, first, last, *, valid=None, en=None):
-    """Drive one term per cycle (``weights[t]`` is a row of ``lanes`` weights; bipolar ones as
-    bits) and return ``[(cycle, sums)]`` for every cycle with ``o_valid`` high."""
+    """Drive one cycle per row and return ``[(cycle, sums)]`` for every cycle with ``o_valid``
+    high. ``weights[t]`` holds the lanes' weights (``(lanes,)`` for PackedMAC, ``(lanes, simd)``
+    for PackedDotProduct; bipolar ones as bits), ``activations[t]`` one or ``simd`` values."""
     cycles = len(activations)
     valid = [1] * cycles if valid is None else list(valid)
     en = [1] * cycles if en is None else list(en)
@@ -68,14 +69,15 @@ def simulate(dut, weights, activations, first, last, *, valid=None, en=None):
     sim.add_clock(1e-8)
 
     async def testbench(ctx):
-        w_port, o_port = dut.w.as_value(), dut.o.as_value()
-        ports = {"w": w_port, "a": dut.a, "valid": dut.valid, "first": dut.first,
+        a_port = dut.a.as_value() if hasattr(dut.a, "as_value") else dut.a
+        ports = {"w": dut.w.as_value(), "a": a_port, "valid": dut.valid, "first": dut.first,
                  "last": dut.last, "en": dut.en}
+        o_port = dut.o.as_value()
         previous = {}
         for t in range(cycles + dut.latency + 2):
             if t < cycles:
-                inputs = {"w": _to_raw(weights[t], weight_width),
-                          "a": int(activations[t]) & ((1 << act_width) - 1),
+                inputs = {"w": _to_raw(np.ravel(weights[t]), weight_width),
+                          "a": _to_raw(np.atleast_1d(activations[t]), act_width),
                           "valid": int(valid[t]), "first": int(first[t]),
                           "last": int(last[t]), "en": int(en[t])}
             else:
@@ -93,8 +95,10 @@ def simulate(dut, weights, activations, first, last, *, valid=None, en=None):
     return results
 
 
-def run_and_check(dut, weights, activations, first, last, *, valid=None, en=None):
-    """Simulate, compare with the golden model and the latency; return the sums."""
+def run_and_check(dut, weights, activations, first, last, *, valid=None, en=None,
+                  golden=packed_mac):
+    """Simulate, compare with the golden model (``packed_mac``, or ``dot_products`` for a
+    PackedDotProduct) and the latency; return the sums."""
     weights = np.asarray(weights, dtype=np.int64)
     activations = np.asarray(activations, dtype=np.int64)
     first, last = np.asarray(first, dtype=bool), np.asarray(last, dtype=bool)
@@ -105,7 +109,7 @@ def run_and_check(dut, weights, activations, first, last, *, valid=None, en=None
         taken &= np.asarray(en, dtype=bool)
     bipolar = dut.weight_shape.width == 1
     values = np.where(weights == 0, -1, 1) if bipolar else weights
-    expected = packed_mac(values[taken], activations[taken], first[taken], last[taken])
+    expected = golden(values[taken], activations[taken], first[taken], last[taken])
     seen = simulate(dut, weights, activations, first, last, valid=valid, en=en)
     sums = np.array([s for _, s in seen], dtype=np.int64).reshape(-1, dut.lanes)
     assert sums.shape == expected.shape, (sums.shape, expected.shape)
@@ -428,66 +432,9 @@ def make_dot(weight_width, act_width, signedness=(True, True, False), **kwargs):
                             narrow_range=narrow_range, **kwargs)
 
 
-def simulate_dot(dut, weights, activations, first, last, *, valid=None, en=None):
-    """As :func:`simulate`, one cycle of ``simd`` terms per row: ``weights[t]`` is
-    ``(lanes, simd)``, ``activations[t]`` has ``simd`` entries."""
-    cycles = len(activations)
-    valid = [1] * cycles if valid is None else list(valid)
-    en = [1] * cycles if en is None else list(en)
-    weight_width = dut.weight_shape.width
-    act_width = dut.act_shape.width
-    results = []
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-
-    async def testbench(ctx):
-        ports = {"w": dut.w.as_value(), "a": dut.a.as_value(), "valid": dut.valid,
-                 "first": dut.first, "last": dut.last, "en": dut.en}
-        o_port = dut.o.as_value()
-        previous = {}
-        for t in range(cycles + dut.latency + 2):
-            if t < cycles:
-                inputs = {"w": _to_raw(np.ravel(weights[t]), weight_width),
-                          "a": _to_raw(activations[t], act_width),
-                          "valid": int(valid[t]), "first": int(first[t]),
-                          "last": int(last[t]), "en": int(en[t])}
-            else:
-                inputs = {"valid": 0, "en": 1}
-            for name, value in inputs.items():
-                if previous.get(name) != value:
-                    ctx.set(ports[name], value)
-                    previous[name] = value
-            if ctx.get(dut.o_valid):
-                results.append((t, _from_raw(ctx.get(o_port), dut.acc_shape, dut.lanes)))
-            await ctx.tick()
-
-    sim.add_testbench(testbench)
-    sim.run()
-    return results
-
-
 def run_and_check_dot(dut, weights, activations, first, last, *, valid=None, en=None):
-    weights = np.asarray(weights, dtype=np.int64)
-    activations = np.asarray(activations, dtype=np.int64)
-    first, last = np.asarray(first, dtype=bool), np.asarray(last, dtype=bool)
-    taken = np.ones(len(activations), dtype=bool)
-    if valid is not None:
-        taken &= np.asarray(valid, dtype=bool)
-    if en is not None:
-        taken &= np.asarray(en, dtype=bool)
-    bipolar = dut.weight_shape.width == 1
-    values = np.where(weights == 0, -1, 1) if bipolar else weights
-    expected = dot_products(values[taken], activations[taken], first[taken], last[taken])
-    seen = simulate_dot(dut, weights, activations, first, last, valid=valid, en=en)
-    sums = np.array([s for _, s in seen], dtype=np.int64).reshape(-1, dut.lanes)
-    assert sums.shape == expected.shape, (sums.shape, expected.shape)
-    bad = np.argwhere(sums != expected)
-    assert not bad.size, (f"{len(bad)} wrong sums; first: dot product {bad[0][0]}, lane "
-                          f"{bad[0][1]}: {sums[tuple(bad[0])]} != {expected[tuple(bad[0])]}")
-    if en is None:
-        last_cycles = np.flatnonzero(last & taken)
-        assert [t for t, _ in seen] == list(last_cycles + dut.latency)
-    return sums
+    return run_and_check(dut, weights, activations, first, last, valid=valid, en=en,
+                         golden=dot_products)
 
 
 def dot_stream(rng, pk, lanes, simd, *, max_terms, lengths):
