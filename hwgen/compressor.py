@@ -50,6 +50,7 @@ from amaranth.hdl import Cat, Const, Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checks import check_one_of
 from .bitheap import BitHeap
 from .xilinx import carry8, is_ultrascale, lut6_2
 
@@ -476,8 +477,7 @@ def plan_compression(heights, *, target="generic", goal=None, final_adder="auto"
     """
     if target not in ("generic", "xilinx"):
         raise ValueError(f"target must be 'generic' or 'xilinx', not {target!r}")
-    if final_adder not in FINAL_ADDERS:
-        raise ValueError(f"final_adder must be one of {FINAL_ADDERS}, not {final_adder!r}")
+    check_one_of("final_adder", final_adder, FINAL_ADDERS)
     if final_adder == "auto":
         final_adder = "ternary" if target == "xilinx" else "binary"
     if goal is None:
@@ -512,11 +512,6 @@ def _final_adder(stages, heights, final_adder, target):
 
 
 # --- building the hardware from a plan ------------------------------------------------------
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
-
 
 def _check_pipeline_every(pipeline_every):
     if not isinstance(pipeline_every, int) or isinstance(pipeline_every, bool) or pipeline_every < 0:
@@ -798,9 +793,9 @@ class CompressorTree(wiring.Component):
     def __init__(self, signature, heap, staging, *, pipeline_every=0, target="auto",
                  primitives="auto", final_adder="auto"):
         _check_pipeline_every(pipeline_every)
-        _check_choice("target", target, TARGETS)
-        _check_choice("primitives", primitives, PRIMITIVES)
-        _check_choice("final_adder", final_adder, FINAL_ADDERS)
+        check_one_of("target", target, TARGETS)
+        check_one_of("primitives", primitives, PRIMITIVES)
+        check_one_of("final_adder", final_adder, FINAL_ADDERS)
         self._pipeline_every = pipeline_every
         self._target = target
         self._primitives = primitives

@@ -59,6 +59,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checks import check_supported
 from .xilinx import is_ultrascale
 
 __all__ = ["DSP48E2", "PRIMITIVES", "CLOCK_ENABLES", "RESETS", "OPMODE_MULTIPLY"]
@@ -87,12 +88,6 @@ _STRING_ATTRIBUTES = {
     "USE_MULT": ("MULTIPLY", "NONE"),
 }
 _MASK48 = (1 << 48) - 1
-
-
-def _check_choice(name, value, valid):
-    if isinstance(value, bool) or value not in valid or type(value) is not type(valid[0]):
-        raise ValueError(f"{name}={value!r} is not supported; valid values: "
-                         f"{', '.join(repr(v) for v in valid)}")
 
 
 class DSP48E2(wiring.Component):
@@ -187,14 +182,14 @@ class DSP48E2(wiring.Component):
             CARRYINREG=CARRYINREG, CARRYINSELREG=CARRYINSELREG,
             AMULTSEL=AMULTSEL, BMULTSEL=BMULTSEL, PREADDINSEL=PREADDINSEL, USE_MULT=USE_MULT)
         for name, valid in {**_REGISTER_ATTRIBUTES, **_STRING_ATTRIBUTES}.items():
-            _check_choice(name, attributes[name], valid)
+            check_supported(name, attributes[name], valid)
         if USE_MULT == "NONE" and MREG != 0:
             raise ValueError(f"MREG={MREG!r} is not supported with USE_MULT='NONE'; "
                              f"valid values: 0")
         if isinstance(RND, bool) or not isinstance(RND, int) or not 0 <= RND <= _MASK48:
             raise ValueError(f"RND={RND!r} is not supported; valid values: integers "
                              f"0 <= RND < 2**48")
-        _check_choice("primitives", primitives, PRIMITIVES)
+        check_supported("primitives", primitives, PRIMITIVES)
         if not isinstance(domain, str) or not domain:
             raise ValueError(f"domain={domain!r} must be a clock domain name")
         self._attributes = attributes

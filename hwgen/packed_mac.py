@@ -119,6 +119,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checks import check_supported
 from .bitheap import BitHeap
 from .compressor import Term, WeightedSum, plan_compression
 from .dsp48e2 import DSP48E2, PRIMITIVES
@@ -159,12 +160,6 @@ def _check_width(name, value, valid=WIDTHS):
     if not _is_int(value) or value not in valid:
         raise ValueError(f"{name}={value!r} is not supported; valid values: "
                          f"{valid.start} to {valid.stop - 1}")
-
-
-def _check_choice(name, value, valid):
-    if not isinstance(value, str) or value not in valid:
-        raise ValueError(f"{name}={value!r} is not supported; valid values: "
-                         f"{', '.join(repr(v) for v in valid)}")
 
 
 def _check_operands(weight_width, act_width, weight_signed, act_signed, narrow_range, bipolar):
@@ -522,8 +517,8 @@ class _PackedUnit(wiring.Component):
             raise ValueError(f"lanes={lanes!r} must be a positive integer")
         if not _is_int(max_terms) or max_terms < 1:
             raise ValueError(f"max_terms={max_terms!r} must be a positive integer")
-        _check_choice("target", target, TARGETS)
-        _check_choice("primitives", primitives, PRIMITIVES)
+        check_supported("target", target, TARGETS)
+        check_supported("primitives", primitives, PRIMITIVES)
         self._lanes = lanes
         self._max_terms = max_terms
         self._target = target

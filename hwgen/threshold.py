@@ -31,6 +31,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, 
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checks import check_one_of
 from .bitheap import shape_for_range
 from .compressor import Popcount, plan_compression
 from .streams import lanes_signature, shape_range
@@ -124,9 +125,7 @@ class _ThresholdBase(wiring.Component):
         if not isinstance(bias, (int, np.integer)) or isinstance(bias, bool):
             raise TypeError(f"bias must be an integer, not {bias!r}")
         self._bias = int(bias)
-        if mem_style not in MEM_STYLES:
-            raise ValueError(f"mem_style must be one of {', '.join(map(repr, MEM_STYLES))}, "
-                             f"not {mem_style!r}")
+        check_one_of("mem_style", mem_style, MEM_STYLES)
         self._runtime_writable = bool(runtime_writable)
         self._thresholds = check_thresholds(thresholds, channels, shape)
         self._compare_shape = (signed if shape.signed else unsigned)(shape.width + 1)
@@ -581,8 +580,7 @@ def Threshold(*, impl="auto", **kwargs):
     ``"unrolled"`` (:class:`UnrolledThreshold`) or ``"auto"``, the one with the smaller
     analytic estimate of ``luts + lutram + 64 * bram18`` (binary search on ties and whenever
     ``runtime_writable`` is asked for)."""
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {', '.join(map(repr, IMPLS))}, not {impl!r}")
+    check_one_of("impl", impl, IMPLS)
     if impl == "binary" or kwargs.get("runtime_writable"):
         return BinarySearchThreshold(**kwargs)
     if impl == "unrolled":
