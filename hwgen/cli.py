@@ -2,9 +2,16 @@
 
 ``hwgen verilog KERNEL [options] -o FILE.v`` writes one kernel's Verilog behind the
 AXI4-Stream shell (``ap_clk``, ``ap_rst_n``, ``s_axis_*``, ``m_axis_*``).
+
+The other commands live with the packages that implement them (``graph.cli``: compile,
+verify, report; ``boards.cli``: boards, build, program, run). Each such module defines
+``add_commands(subparsers)``, which adds its sub-commands with ``set_defaults(run=func)``;
+``func(args)`` returns the exit status. They are loaded by module name (:data:`PLUGINS`), so
+the generators in :mod:`hwgen` still import nothing from ``graph`` or ``boards``.
 """
 
 import argparse
+import importlib
 import sys
 
 from .export import kernel_verilog
@@ -93,6 +100,20 @@ def _add_threshold(commands):
 
 KERNELS = {"popcount": _add_popcount, "threshold": _add_threshold}
 
+#: Modules that add top-level commands (see the module documentation).
+PLUGINS = ("graph.cli", "boards.cli")
+
+
+def _plugin_modules():
+    modules = []
+    for name in PLUGINS:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as error:
+            if error.name != name:  # a plugin that exists but fails to import is a bug
+                raise
+    return modules
+
 
 def _parser():
     parser = argparse.ArgumentParser(prog="hwgen", description="FPGA hardware generators for "
@@ -104,11 +125,15 @@ def _parser():
         sub = add(kernels)
         sub.add_argument("-o", "--output", required=True, help="Verilog file to write ('-': stdout)")
         sub.add_argument("--name", default=None, help="top module name (default: hwgen_KERNEL)")
+    for module in _plugin_modules():
+        module.add_commands(commands)
     return parser
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    if args.command != "verilog":
+        return args.run(args)
     if args.command == "verilog":
         try:
             kernel = args.build(args)
