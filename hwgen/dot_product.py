@@ -1,0 +1,268 @@
+"""Dot products in fabric: ``lanes`` (PE) sums of ``simd`` products per cycle, each reduced by
+one compressor tree (bit heap) per lane and accumulated over framed dot products.
+
+:class:`FabricDotProduct` has the ports and framing of
+:class:`~hwgen.packed_mac.PackedDotProduct` (``w``, ``a``, ``valid``, ``first``, ``last``,
+``en``, ``o``, ``o_valid``), so the MVAU uses either. Three ways to turn the products into
+heap bits, chosen by ``mode``:
+
+``xnor``
+    Bipolar weights and activations (one bit each, 0 for -1 and 1 for +1). A product is +1
+    exactly when the two bits agree, so ``sum(w * a) = 2 * popcount(XNOR) - n``: the heap
+    holds the ``simd`` XNOR bits, one per product, and the accumulator counts agreements
+    (``o`` is that count, :attr:`FabricDotProduct.acc_shape` unsigned). Whoever reads ``o``
+    maps it to the dot product (the MVAU does so for raw outputs, and moves its thresholds
+    into the count's domain instead: ``2p - n >= T`` iff ``p >= ceil((T + n) / 2)``). Each
+    XNOR fits in the counter LUT that reads it: one bit in, about 0.7 LUT per product.
+
+``binary-weights``
+    Bipolar weights times integer activations: ``w * a`` is ``a`` or ``-a``. With ``x`` the
+    activation sign-extended by one bit and ``m`` its bits XOR-ed with the inverted weight
+    bit, ``-a = m + 1`` for ``w = -1`` and ``a = m`` for ``w = +1`` (two's complement), so a
+    product is the signed ``A + 1``-bit ``m`` plus the inverted weight bit in column 0:
+    ``A + 2`` heap bits, no multiplier.
+
+``lut``
+    Any operands up to 8 bits (bipolar ones as the values -1/+1, ``signed(2)``): the partial
+    products ``w_j & a_k`` go straight into the heap at column ``j + k``, negated where one of
+    the two bits is a sign bit (two's complement weight ``-2**(W-1)``; the heap's constant
+    correction makes that exact), ``W * A`` bits per product. The AND gates merge into the
+    counters' LUTs, so a product costs about ``0.7 * W * A`` LUTs, with no separate
+    multiplier and adder tree.
+
+The trees are pipelined every ``pipeline_every`` logic stages (see
+:func:`~hwgen.compressor.build_compressor`); :attr:`latency` is the tree's registers plus
+the accumulator.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Shape, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ._checks import check_supported
+from .bitheap import BitHeap
+from .compressor import PRIMITIVES, TARGETS, build_compressor, plan_compression
+from .packed_mac import _accumulate, _delayed_control
+from .xilinx import is_ultrascale
+
+__all__ = ["FabricDotProduct", "BIPOLAR", "MODES", "operand_range", "element_shape"]
+
+BIPOLAR = "bipolar"
+MODES = ("xnor", "binary-weights", "lut")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def operand_range(shape):
+    """Inclusive ``(min, max)`` of an operand: ``BIPOLAR`` or a signed/unsigned shape."""
+    if shape == BIPOLAR:
+        return -1, 1
+    shape = Shape.cast(shape)
+    if shape.signed:
+        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+    return 0, (1 << shape.width) - 1
+
+
+def element_shape(shape):
+    """The shape an operand is carried in on a stream or in memory (bipolar: one bit)."""
+    return unsigned(1) if shape == BIPOLAR else Shape.cast(shape)
+
+
+def _value(bits, shape):
+    """An operand as a number: a bipolar bit becomes ``signed(2)`` -1 or +1."""
+    if shape == BIPOLAR:
+        return Cat(Const(1, 1), ~bits).as_signed()
+    return bits
+
+
+def _value_shape(shape):
+    return signed(2) if shape == BIPOLAR else Shape.cast(shape)
+
+
+def _add_product(heap, mode, weight, act, weight_shape, act_shape):
+    """Put the heap bits of ``weight * act`` (see the module documentation) into ``heap``."""
+    if mode == "xnor":
+        heap.add_bit(~(weight ^ act))
+    elif mode == "binary-weights":
+        width = act_shape.width + 1
+        top = act[-1] if act_shape.signed else Const(0, 1)
+        flip = ~weight
+        heap.add_value((Cat(act, top) ^ flip.replicate(width)).as_signed())
+        heap.add_bit(flip)
+    else:
+        w = _value(weight, weight_shape)
+        a = _value(act, act_shape)
+        w_shape, a_shape = w.shape(), a.shape()
+        for j in range(w_shape.width):
+            w_sign = w_shape.signed and j == w_shape.width - 1
+            for k in range(a_shape.width):
+                a_sign = a_shape.signed and k == a_shape.width - 1
+                heap.add_bit(w[j] & a[k], j + k, negate=w_sign != a_sign)
+
+
+def _check_mode(mode, weight_shape, act_shape):
+    check_supported("mode", mode, MODES)
+    bipolar_w, bipolar_a = weight_shape == BIPOLAR, act_shape == BIPOLAR
+    if mode == "xnor" and not (bipolar_w and bipolar_a):
+        raise ValueError(f"mode='xnor' needs bipolar weights and activations, not "
+                         f"weight_shape={weight_shape!r}, act_shape={act_shape!r}")
+    if mode == "binary-weights" and (not bipolar_w or bipolar_a):
+        raise ValueError(f"mode='binary-weights' needs bipolar weights and integer "
+                         f"activations, not weight_shape={weight_shape!r}, "
+                         f"act_shape={act_shape!r}")
+
+
+def _cast_operand(name, shape):
+    if shape == BIPOLAR:
+        return BIPOLAR
+    try:
+        shape = Shape.cast(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be 'bipolar' or an Amaranth shape such as signed(4), "
+                        f"not {shape!r}") from None
+    if not 1 <= shape.width <= 8:
+        raise ValueError(f"{name}={shape!r} must be 1 to 8 bits wide")
+    return shape
+
+
+def heap_of(mode, weight_shape, act_shape, simd):
+    """The bit heap of one lane's ``simd`` products (for planning and estimates), and its
+    weight and activation signals."""
+    weights = [Signal(element_shape(weight_shape)) for _ in range(simd)]
+    acts = [Signal(element_shape(act_shape)) for _ in range(simd)]
+    heap = BitHeap()
+    for w, a in zip(weights, acts):
+        _add_product(heap, mode, w, a, weight_shape, act_shape)
+    return heap
+
+
+class FabricDotProduct(wiring.Component):
+    """``lanes`` dot products of ``simd`` terms per cycle, reduced by compressor trees in
+    fabric (see the module documentation for the three ``mode`` s).
+
+    Parameters
+    ----------
+    mode : ``"xnor"``, ``"binary-weights"`` or ``"lut"``
+    weight_shape, act_shape : ``"bipolar"`` or ShapeLike
+        Operands: bipolar (one bit, 0 for -1, 1 for +1), or signed/unsigned 1 to 8 bits.
+    simd : int
+        Products per cycle and lane.
+    lanes : int
+        Output rows (PE).
+    max_terms : int
+        Most products in one dot product (``simd`` times its cycles); sizes the accumulators.
+        At least ``simd``.
+    pipeline_every : int
+        A register after every K logic stages of the trees (0: combinational).
+    target, primitives
+        The compressor trees' architecture and cells (see
+        :class:`~hwgen.compressor.CompressorTree`).
+
+    Members
+    -------
+    w : In(ArrayLayout(ArrayLayout(weight element, simd), lanes))
+    a : In(ArrayLayout(activation element, simd))
+    valid, first, last, en : In(1)
+        Framing as for :class:`~hwgen.packed_mac.PackedMAC`: a cycle's ``simd`` terms are taken
+        with ``valid`` and ``en``; ``first`` starts a new sum, ``last`` closes it.
+    o : Out(ArrayLayout(acc_shape, lanes))
+        The sums (for ``xnor``: the number of agreeing bits).
+    o_valid : Out(1)
+        High in the one enabled cycle, :attr:`latency` cycles after a ``last`` term.
+    """
+
+    def __init__(self, *, mode, weight_shape, act_shape, simd, lanes, max_terms,
+                 pipeline_every=2, target="auto", primitives="auto"):
+        weight_shape = _cast_operand("weight_shape", weight_shape)
+        act_shape = _cast_operand("act_shape", act_shape)
+        _check_mode(mode, weight_shape, act_shape)
+        for name, value, minimum in (("simd", simd, 1), ("lanes", lanes, 1),
+                                     ("max_terms", max_terms, simd),
+                                     ("pipeline_every", pipeline_every, 0)):
+            if not _is_int(value) or value < minimum:
+                raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+        check_supported("target", target, TARGETS)
+        check_supported("primitives", primitives, PRIMITIVES)
+        self._mode = mode
+        self._weight_shape, self._act_shape = weight_shape, act_shape
+        self._simd, self._lanes, self._max_terms = simd, lanes, max_terms
+        self._pipeline_every, self._target, self._primitives = pipeline_every, target, primitives
+        heap = heap_of(mode, weight_shape, act_shape, simd)
+        self._sum_range = (heap.min, heap.max)
+        architectures = ("generic", "xilinx") if target == "auto" else (target,)
+        self._plans = {arch: plan_compression(heap.heights(), target=arch)
+                       for arch in architectures}
+        self._tree_latency = max(plan.latency(pipeline_every) for plan in self._plans.values())
+        lo, hi = self._sum_range
+        self._acc_shape = Shape.cast(range(min(0, lo * (max_terms // simd)),
+                                           hi * (max_terms // simd) + 1))
+        super().__init__({
+            "w": In(data.ArrayLayout(data.ArrayLayout(element_shape(weight_shape), simd), lanes)),
+            "a": In(data.ArrayLayout(element_shape(act_shape), simd)),
+            "valid": In(1), "first": In(1), "last": In(1), "en": In(1, init=1),
+            "o": Out(data.ArrayLayout(self._acc_shape, lanes)),
+            "o_valid": Out(1),
+        })
+
+    mode = property(lambda self: self._mode)
+    simd = property(lambda self: self._simd)
+    lanes = property(lambda self: self._lanes)
+    weight_shape = property(lambda self: self._weight_shape)
+    act_shape = property(lambda self: self._act_shape)
+    acc_shape = property(lambda self: self._acc_shape)
+    dsp_count = 0
+
+    @property
+    def sum_range(self):
+        """``(min, max)`` of one cycle's sum per lane (for ``xnor``: ``(0, simd)``)."""
+        return self._sum_range
+
+    @property
+    def latency(self):
+        """Cycles from a ``last`` term to its ``o_valid``: the trees' registers and the
+        accumulator."""
+        return self._tree_latency + 1
+
+    def plan(self, target=None):
+        if target is None:
+            target = "generic" if self._target == "auto" else self._target
+        return self._plans[target]
+
+    def estimate(self, target=None):
+        """Analytic ``luts``, ``ffs``, ``carry``: the trees' plans (their input logic merged
+        into the first counters), padding registers, accumulators (one LUT and FF per bit)
+        and the control pipeline."""
+        plan = self.plan(target)
+        cost = plan.estimate(self._pipeline_every)
+        acc = self._acc_shape.width
+        pad = self._tree_latency - plan.latency(self._pipeline_every)
+        return {
+            "luts": self._lanes * (cost["luts"] + acc),
+            "ffs": self._lanes * (cost["ffs"] + pad * plan.width + acc) + 3 * self._tree_latency + 1,
+            "carry": self._lanes * (cost["carry"] + -(-acc // 8)),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        target = self._target
+        if target == "auto":
+            target = "xilinx" if is_ultrascale(platform) else "generic"
+        instance = (self._primitives == "instance" or
+                    (self._primitives == "auto" and is_ultrascale(platform)))
+        plan = self._plans[target]
+        sums = []
+        for lane in range(self._lanes):
+            heap = BitHeap()
+            for s in range(self._simd):
+                _add_product(heap, self._mode, self.w[lane][s], self.a[s],
+                             self._weight_shape, self._act_shape)
+            total = build_compressor(
+                m, heap.columns(), plan, pipeline_every=self._pipeline_every, en=self.en,
+                instance=instance, name=f"l{lane}",
+                extra_latency=self._tree_latency - plan.latency(self._pipeline_every))
+            sums.append(total.as_signed() if heap.shape.signed else total)
+        valid, first, last = _delayed_control(m, self, self._tree_latency)
+        _accumulate(m, self, sums, False, valid, first, last, self._acc_shape)
+        return m

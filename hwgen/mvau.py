@@ -1,0 +1,583 @@
+"""Matrix-vector-activation unit (MVAU): ``y = act(W @ x)``, folded in time.
+
+An ``MH x MW`` weight matrix meets input vectors of ``MW`` elements. Per cycle the unit
+multiplies ``SIMD`` input elements by ``PE`` rows of weights, so a vector takes
+``NF * SF`` cycles, ``NF = MH / PE`` (neuron fold) and ``SF = MW / SIMD`` (synapse fold).
+
+Data flow, for each vector::
+
+    input stream (SF beats of SIMD) --+--> [input buffer, SF x SIMD]   replayed for folds 1..NF-1
+                                      |            |
+                                      +--mux-------+--> dot-product engine (PE x SIMD per cycle)
+    weight ROM/RAM (NF*SF words of PE x SIMD) -------->   accumulate over SF cycles
+                                                          --> [thresholds] --> output (NF beats of PE)
+
+* **Input buffer.** The ``SF`` beats of a vector are taken from the stream during neuron fold 0
+  and written to a buffer of ``SF`` words; folds ``1 .. NF-1`` replay them from there, so the
+  input is read once per vector. Reads and writes share one address (the synapse fold), so
+  a single-port memory is enough; with ``NF = 1`` there is no buffer at all.
+* **Weights.** Word ``nf * SF + sf`` holds the ``PE x SIMD`` weights ``W[nf*PE + p][sf*SIMD + s]``
+  (lane ``p``, element ``s``; element ``(p, s)`` at bits ``[(p*SIMD + s)*Wb, ...)``), read
+  synchronously with a counter as address. ``mem_style``: ``lutram`` (logic or distributed
+  RAM), ``bram`` (block RAM, ``ram_style="block"``), or ``auto``: block RAM from 128 words.
+  ``runtime_weights`` adds a write port, :attr:`wcfg` (one lane's ``SIMD`` weights per write).
+* **Datapaths** (``datapath``), all with the same framing (see
+  :class:`~hwgen.dot_product.FabricDotProduct` and :class:`~hwgen.packed_mac.PackedDotProduct`):
+
+  - ``xnor``: bipolar weights and inputs, XNOR and a compressor-tree popcount per PE; the
+    accumulator counts agreements ``p``, and the dot product is ``2p - MW``;
+  - ``binary-weights``: bipolar weights times integer inputs, as ``+-x`` bits in the heap;
+  - ``lut``: partial-product bits of each ``w * x`` straight into one bit heap per PE;
+  - ``dsp``: DSP48E2 slices with several weights packed per slice on UltraScale(+)
+    (``target``), one plain multiplier per product elsewhere, summed by compressor trees;
+  - ``auto``: ``xnor`` / ``binary-weights`` for bipolar weights, otherwise the cheaper of
+    ``lut`` and ``dsp`` by :meth:`estimate`, counting a DSP48E2 as
+    :data:`DSP_LUT_EQUIVALENT` LUTs (about the LUT-to-DSP ratio of UltraScale+ devices).
+* **Activation.** With ``thresholds`` (``(MH, T)`` or ``(1, T)``), the accumulators go through
+  a fused multi-threshold unit (:func:`~hwgen.threshold.Threshold`: binary search, or the
+  unrolled form where that is cheaper) and the outputs are ``bias + #{t : T[c][t] <= acc}``.
+  For ``xnor`` the thresholds move into the popcount's domain
+  (``2p - MW >= T`` iff ``p >= ceil((T + MW) / 2)``), so the comparators are narrower.
+  Without thresholds the raw dot products come out, in :attr:`acc_shape`, which holds the
+  worst case (``MW`` times the extreme products).
+
+Timing. One operation (``SIMD`` elements of one fold) per cycle: in steady state exactly
+``NF * SF`` cycles per vector, with no bubbles between vectors or frames. The whole pipeline
+(counters, memories, engine, output register) advances together when the output register is
+empty or read, so back-pressure freezes it without losing, duplicating or reordering data.
+An input beat is taken only in fold 0 (``i.ready`` is low while folds 1..NF-1 replay).
+Output beat ``nf`` of vector ``v`` (channels ``nf*PE .. nf*PE + PE-1``) leaves
+``v * NF * SF + nf * SF + latency`` cycles after the first input beat when nothing stalls.
+"""
+
+import math
+
+import numpy as np
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ._checks import check_one_of
+from .bitheap import shape_for_range
+from .dot_product import BIPOLAR, FabricDotProduct, element_shape, operand_range
+from .packed_mac import PackedDotProduct, packing
+from .streams import lanes_signature
+from .threshold import IMPLS, Threshold, _memory_cost, _read_only_memory, check_thresholds
+
+__all__ = ["MVAU", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT",
+           "WeightConfigSignature"]
+
+DATAPATHS = ("auto", "xnor", "binary-weights", "lut", "dsp")
+MEM_STYLES = ("auto", "lutram", "bram")
+TARGETS = ("auto", "generic", "xilinx")
+#: LUTs a DSP48E2 is worth when ``datapath="auto"`` weighs ``lut`` against ``dsp``.
+DSP_LUT_EQUIVALENT = 128
+_BRAM_FROM_DEPTH = 128
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_count(name, value):
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+    return int(value)
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _cast_operand(name, shape):
+    if isinstance(shape, str):
+        if shape != BIPOLAR:
+            raise ValueError(f"{name}={shape!r} is not a shape; use 'bipolar', signed(n) or "
+                             f"unsigned(n) with 1 <= n <= 8")
+        return BIPOLAR
+    try:
+        shape = Shape.cast(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be 'bipolar' or an Amaranth shape such as signed(4), "
+                        f"not {shape!r}") from None
+    if not 1 <= shape.width <= 8:
+        raise ValueError(f"{name}={shape!r} must be 1 to 8 bits wide (or 'bipolar')")
+    return shape
+
+
+def _check_weights(weights, mh, mw, shape):
+    array = np.asarray(weights)
+    if array.shape != (mh, mw):
+        raise ValueError(f"weights must have shape (MH, MW) = ({mh}, {mw}), not {array.shape}")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array) | (array != np.round(array))
+        if bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            raise ValueError(f"weights must be integers; weights[{row}, {col}] is "
+                             f"{float(array[row, col])!r}")
+    elif array.dtype.kind not in "iub":
+        raise ValueError(f"weights must be an integer array, not dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if shape == BIPOLAR:
+        bad = (array != 1) & (array != -1)
+        valid = "-1 or +1 (weight_shape='bipolar')"
+    else:
+        lo, hi = operand_range(shape)
+        bad = (array < lo) | (array > hi)
+        valid = f"in [{lo}, {hi}] (weight_shape={shape!r})"
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise ValueError(f"weights[{row}, {col}] = {array[row, col]} is out of range: must be "
+                         f"{valid}")
+    return array
+
+
+def _encode(values, shape):
+    """Operand values to the bits carried in memory and on streams (bipolar: -1 -> 0)."""
+    values = np.asarray(values, dtype=np.int64)
+    if shape == BIPOLAR:
+        return (values > 0).astype(np.int64)
+    return values & ((1 << Shape.cast(shape).width) - 1)
+
+
+def _dsp_supported(weight_shape, input_shape):
+    """Why ``datapath='dsp'`` cannot take these operands, or None."""
+    if input_shape == BIPOLAR or input_shape.width < 2:
+        return f"input_shape={input_shape!r}: the packed DSP datapath needs 2- to 8-bit inputs"
+    if weight_shape != BIPOLAR and weight_shape.width < 2:
+        return (f"weight_shape={weight_shape!r}: the packed DSP datapath needs 'bipolar' or "
+                f"2- to 8-bit weights")
+    return None
+
+
+class WeightConfigSignature(wiring.Signature):
+    """Runtime weight port (controller's view): ``addr`` (word ``nf * SF + sf``), ``lane``
+    (PE lane ``p``), ``data`` (the ``SIMD`` weights ``W[nf*PE + p][sf*SIMD + s]``, element
+    ``s`` at bits ``[s*Wb, (s+1)*Wb)``, encoded as on the stream) and ``we``."""
+
+    def __init__(self, addr_width, lane_width, data_width):
+        super().__init__({"addr": Out(addr_width), "lane": Out(lane_width),
+                          "data": Out(data_width), "we": Out(1)})
+
+
+class MVAU(wiring.Component):
+    """Folded matrix-vector-activation unit (see the module documentation).
+
+    Parameters
+    ----------
+    mw, mh : int
+        Matrix width (input elements per vector) and height (output channels).
+    pe, simd : int
+        Output channels and input elements per cycle; ``pe`` must divide ``mh`` and ``simd``
+        must divide ``mw``.
+    weights : array-like of int, shape ``(mh, mw)``
+        Weight values: in the range of ``weight_shape``, or -1/+1 for bipolar weights.
+    input_shape, weight_shape : ``"bipolar"`` or ShapeLike
+        ``signed(n)`` / ``unsigned(n)`` with 1 <= n <= 8, or ``"bipolar"`` (one bit, 0 for
+        -1 and 1 for +1, on the stream and in memory).
+    thresholds : array-like of int, shape ``(mh, T)`` or ``(1, T)``, optional
+        Fused multi-threshold activation on the dot products; sorted per channel.
+    bias : int
+        Added to the threshold count.
+    vectors : int
+        Vectors per frame (``N x MW`` inputs, as im2col gives for a convolution).
+    datapath : ``"auto"``, ``"xnor"``, ``"binary-weights"``, ``"lut"`` or ``"dsp"``
+    mem_style : ``"auto"``, ``"lutram"`` or ``"bram"``
+        Weight memory.
+    runtime_weights : bool
+        Add the weight write port :attr:`wcfg` (:class:`WeightConfigSignature`, flipped).
+        A write reaches operations that read the word after it.
+    threshold_impl : ``"auto"``, ``"binary"`` or ``"unrolled"``
+    threshold_mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
+    pipeline_every : int
+        Register after every K logic stages of the compressor trees (0: none).
+    target : ``"auto"``, ``"generic"`` or ``"xilinx"``
+        ``xilinx``: packed DSP48E2 slices and LUT6_2/CARRY8 trees; ``generic``: plain logic;
+        ``auto``: by the platform at elaboration (UltraScale(+) means ``xilinx``).
+    primitives : ``"auto"``, ``"instance"`` or ``"behavioural"``
+        Vendor cells as ``Instance`` or as their bit-exact models.
+
+    Members
+    -------
+    i : In(stream of ``simd`` lanes of the input element)
+        Input vectors, ``SF`` beats each, element ``sf*SIMD + s`` in lane ``s``.
+    o : Out(stream of ``pe`` lanes of :attr:`output_shape`)
+        ``NF`` beats per vector, channel ``nf*PE + p`` in lane ``p``.
+    wcfg : In(:class:`WeightConfigSignature`), only with ``runtime_weights``
+    """
+
+    def __init__(self, *, mw, mh, pe=1, simd=1, weights, input_shape, weight_shape,
+                 thresholds=None, bias=0, vectors=1, datapath="auto", mem_style="auto",
+                 runtime_weights=False, threshold_impl="auto", threshold_mem_style="auto",
+                 pipeline_every=2, target="auto", primitives="auto"):
+        self._mw, self._mh = _check_count("mw", mw), _check_count("mh", mh)
+        self._pe, self._simd = _check_count("pe", pe), _check_count("simd", simd)
+        if mh % pe:
+            raise ValueError(f"pe={pe} must divide mh={mh}; valid pe: {_divisors(mh)}")
+        if mw % simd:
+            raise ValueError(f"simd={simd} must divide mw={mw}; valid simd: {_divisors(mw)}")
+        self._vectors = _check_count("vectors", vectors)
+        self._input_shape = _cast_operand("input_shape", input_shape)
+        self._weight_shape = _cast_operand("weight_shape", weight_shape)
+        self._weights = _check_weights(weights, mh, mw, self._weight_shape)
+        check_one_of("datapath", datapath, DATAPATHS)
+        check_one_of("mem_style", mem_style, MEM_STYLES)
+        check_one_of("target", target, TARGETS)
+        check_one_of("threshold_impl", threshold_impl, IMPLS)
+        if not _is_int(bias):
+            raise TypeError(f"bias must be an integer, not {bias!r}")
+        if not _is_int(pipeline_every) or pipeline_every < 0:
+            raise ValueError(f"pipeline_every={pipeline_every!r} must be a non-negative integer")
+        self._bias = int(bias)
+        self._runtime_weights = bool(runtime_weights)
+        self._target, self._primitives = target, primitives
+        self._pipeline_every = int(pipeline_every)
+        self._mem_style = mem_style
+
+        self._datapath = self._choose_datapath(datapath)
+        self._engine = self._make_engine(self._datapath)
+
+        # raw dot products: their shape, and how the engine's accumulator maps to them
+        lo, hi = self._dot_range()
+        self._acc_shape = shape_for_range(lo, hi)
+        self._threshold = None
+        if thresholds is not None:
+            checked = check_thresholds(thresholds, mh, self._acc_shape)
+            if self._datapath == "xnor":  # compare the agreement count instead
+                checked = (checked + mw + 1) // 2
+            self._threshold = Threshold(
+                impl=threshold_impl, channels=mh, pe=pe, input_shape=self._engine.acc_shape,
+                thresholds=checked, bias=self._bias, vectors=self._vectors,
+                mem_style=threshold_mem_style)
+            self._output_shape = self._threshold.output_shape
+            self._raw_shape = self._engine.acc_shape
+        else:
+            if self._bias:
+                raise ValueError(f"bias={bias} needs thresholds (raw accumulators have no bias)")
+            self._output_shape = self._acc_shape
+            self._raw_shape = self._acc_shape
+
+        members = {
+            "i": In(lanes_signature(element_shape(self._input_shape), simd)),
+            "o": Out(lanes_signature(self._output_shape, pe)),
+        }
+        if self._runtime_weights:
+            members["wcfg"] = In(WeightConfigSignature(
+                max(1, (self.weight_depth - 1).bit_length()), max(1, (pe - 1).bit_length()),
+                simd * element_shape(self._weight_shape).width))
+        super().__init__(members)
+
+    # --- choices ----------------------------------------------------------------------------
+
+    def _choose_datapath(self, datapath):
+        w, x = self._weight_shape, self._input_shape
+        if datapath == "xnor" and not (w == BIPOLAR and x == BIPOLAR):
+            raise ValueError(f"datapath='xnor' needs bipolar weights and inputs, not "
+                             f"weight_shape={w!r}, input_shape={x!r}; use 'lut'")
+        if datapath == "binary-weights" and not (w == BIPOLAR and x != BIPOLAR):
+            raise ValueError(f"datapath='binary-weights' needs bipolar weights and integer "
+                             f"inputs, not weight_shape={w!r}, input_shape={x!r}")
+        if datapath == "dsp":
+            reason = _dsp_supported(w, x)
+            if reason:
+                raise ValueError(f"datapath='dsp' cannot take {reason}; use 'lut'")
+        if datapath != "auto":
+            return datapath
+        if w == BIPOLAR:
+            return "xnor" if x == BIPOLAR else "binary-weights"
+        if _dsp_supported(w, x):
+            return "lut"
+        costs = {}
+        for candidate in ("lut", "dsp"):
+            engine = self._make_engine(candidate)
+            estimate = engine.estimate()
+            costs[candidate] = estimate["luts"] + DSP_LUT_EQUIVALENT * engine.dsp_count
+            engine._MustUse__silence = True       # built only for its estimate
+        return "dsp" if costs["dsp"] < costs["lut"] else "lut"
+
+    def _make_engine(self, datapath):
+        common = dict(simd=self._simd, lanes=self._pe, max_terms=self._mw,
+                      pipeline_every=self._pipeline_every)
+        if datapath == "dsp":
+            w = self._weight_shape
+            bipolar = w == BIPOLAR
+            target = {"auto": "auto", "xilinx": "packed", "generic": "generic"}[self._target]
+            return PackedDotProduct(
+                weight_width=1 if bipolar else w.width, act_width=self._input_shape.width,
+                weight_signed=bipolar or w.signed, act_signed=self._input_shape.signed,
+                bipolar=bipolar, target=target, primitives=self._primitives, **common)
+        return FabricDotProduct(mode=datapath, weight_shape=self._weight_shape,
+                                act_shape=self._input_shape, target=self._target,
+                                primitives=self._primitives, **common)
+
+    def _dot_range(self):
+        wl, wh = operand_range(self._weight_shape)
+        xl, xh = operand_range(self._input_shape)
+        corners = [a * b for a in (wl, wh) for b in (xl, xh)]
+        return min(0, self._mw * min(corners)), max(0, self._mw * max(corners))
+
+    # --- description ------------------------------------------------------------------------
+
+    mw = property(lambda self: self._mw)
+    mh = property(lambda self: self._mh)
+    pe = property(lambda self: self._pe)
+    simd = property(lambda self: self._simd)
+    vectors = property(lambda self: self._vectors)
+    input_shape = property(lambda self: self._input_shape)
+    weight_shape = property(lambda self: self._weight_shape)
+    datapath = property(lambda self: self._datapath, doc="The datapath in use (``auto`` resolved).")
+    output_shape = property(lambda self: self._output_shape)
+    bias = property(lambda self: self._bias)
+    engine = property(lambda self: self._engine, doc="The dot-product engine.")
+    threshold = property(lambda self: self._threshold,
+                         doc="The fused thresholding unit, or None.")
+
+    @property
+    def weights(self):
+        """The weight values, ``(mh, mw)`` int64 (a copy)."""
+        return self._weights.copy()
+
+    @property
+    def acc_shape(self):
+        """Shape of the raw dot products: holds ``MW`` times the extreme products."""
+        return self._acc_shape
+
+    @property
+    def nf(self):
+        """Neuron fold, ``MH / PE``: output beats per vector."""
+        return self._mh // self._pe
+
+    @property
+    def sf(self):
+        """Synapse fold, ``MW / SIMD``: input beats per vector."""
+        return self._mw // self._simd
+
+    @property
+    def weight_depth(self):
+        """Words of the weight memory, ``NF * SF``."""
+        return self.nf * self.sf
+
+    @property
+    def weight_width(self):
+        """Bits per weight memory word, ``PE * SIMD * weight bits``."""
+        return self._pe * self._simd * element_shape(self._weight_shape).width
+
+    @property
+    def mem_style(self):
+        """The weight memory style in use (``auto`` resolved)."""
+        if self._mem_style != "auto":
+            return self._mem_style
+        return "bram" if self.weight_depth >= _BRAM_FROM_DEPTH else "lutram"
+
+    @property
+    def cycles_per_vector(self):
+        return self.nf * self.sf
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles per frame, ``NF * SF * vectors``."""
+        return self.cycles_per_vector * self._vectors
+
+    @property
+    def in_beats_per_frame(self):
+        return self.sf * self._vectors
+
+    @property
+    def out_beats_per_frame(self):
+        return self.nf * self._vectors
+
+    @property
+    def latency(self):
+        """Cycles from the first input beat of a vector to its first output beat: the ``SF``
+        beats of fold 0, the memory read, the engine, the output register, and the
+        thresholding unit."""
+        latency = self.sf + 1 + self._engine.latency
+        if self._threshold is not None:
+            latency += self._threshold.latency
+        return latency
+
+    def weight_words(self):
+        """Initial weight memory contents: ``NF * SF`` packed integers."""
+        bits = element_shape(self._weight_shape).width
+        encoded = _encode(self._weights, self._weight_shape)
+        pe, simd, sf = self._pe, self._simd, self.sf
+        words = []
+        for nf in range(self.nf):
+            for s_fold in range(sf):
+                block = encoded[nf * pe:(nf + 1) * pe, s_fold * simd:(s_fold + 1) * simd]
+                word = 0
+                for index, value in enumerate(block.reshape(-1)):
+                    word |= int(value) << (index * bits)
+                words.append(word)
+        return words
+
+    def weight_config_writes(self, weights):
+        """``(addr, lane, data)`` writes on :attr:`wcfg` that load the ``(mh, mw)`` value
+        array ``weights`` (validated like the constructor's)."""
+        array = _check_weights(weights, self._mh, self._mw, self._weight_shape)
+        encoded = _encode(array, self._weight_shape)
+        bits = element_shape(self._weight_shape).width
+        writes = []
+        for nf in range(self.nf):
+            for s_fold in range(self.sf):
+                for lane in range(self._pe):
+                    row = encoded[nf * self._pe + lane,
+                                  s_fold * self._simd:(s_fold + 1) * self._simd]
+                    word = sum(int(v) << (k * bits) for k, v in enumerate(row))
+                    writes.append((nf * self.sf + s_fold, lane, word))
+        return writes
+
+    def estimate(self):
+        """Analytic resource estimate for UltraScale+: ``luts``, ``ffs``, ``carry``,
+        ``lutram``, ``bram18`` and ``dsp48e2``.
+
+        The engine's own estimate (trees, accumulators, DSP slices), the weight memory
+        (:func:`~hwgen.threshold._memory_cost`: a read-only table in logic is one LUT per bit
+        per 64 words, block RAM in 18 Kbit halves), its read register, the input buffer
+        (single-port LUT RAM, one cell per bit per 64 words, plus the fold-0 register and
+        2:1 multiplexer), the fold counters, the output register, and the thresholding unit.
+        """
+        engine = self._engine.estimate()
+        cost = {"luts": engine["luts"], "ffs": engine["ffs"], "carry": engine.get("carry", 0),
+                "lutram": 0, "bram18": 0, "dsp48e2": self._engine.dsp_count}
+        style = self.mem_style
+        for key, value in _memory_cost(self.weight_depth, self.weight_width, style,
+                                       self._runtime_weights).items():
+            cost[key] += value
+        if style != "bram":
+            cost["ffs"] += self.weight_width
+        in_width = self._simd * element_shape(self._input_shape).width
+        if self.nf > 1:
+            cost["ffs"] += in_width
+            cost["luts"] += -(-in_width // 2)
+            if self.sf > 1:
+                cost["lutram"] += in_width * -(-self.sf // 64)
+        counters = sum(max(1, (n - 1).bit_length()) for n in (self.sf, self.nf, self.weight_depth))
+        cost["luts"] += counters
+        cost["ffs"] += counters + 4
+        out_width = self._raw_shape.width if self._threshold else self._acc_shape.width
+        cost["ffs"] += self._pe * out_width + 1
+        if self._datapath == "xnor" and self._threshold is None:
+            cost["luts"] += self._pe * out_width
+        if self._threshold is not None:
+            for key, value in self._threshold.estimate().items():
+                if key in cost:
+                    cost[key] += value
+        return cost
+
+    # --- hardware ---------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self._engine
+        nf_count, sf_count = self.nf, self.sf
+
+        raw_valid = Signal()
+        raw = Signal(data.ArrayLayout(self._raw_shape, self._pe))
+        raw_ready = Signal()
+        advance = Signal()
+        m.d.comb += advance.eq(~raw_valid | raw_ready)
+
+        # fold counters; an operation is issued in every advancing cycle that has its input
+        sf = Signal(range(max(2, sf_count)))
+        nf = Signal(range(max(2, nf_count)))
+        word = Signal(range(max(2, self.weight_depth)))
+        in_fold0 = Signal()
+        m.d.comb += in_fold0.eq(nf == 0)
+        take = Signal()
+        m.d.comb += [
+            take.eq(advance & (~in_fold0 | self.i.valid)),
+            self.i.ready.eq(advance & in_fold0),
+        ]
+        with m.If(take):
+            last_sf = sf == sf_count - 1
+            m.d.sync += [sf.eq(Mux(last_sf, 0, sf + 1)),
+                         word.eq(Mux(word == self.weight_depth - 1, 0, word + 1))]
+            with m.If(last_sf):
+                m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
+
+        weights = self._weight_memory(m, word, advance)
+        acts = self._input_buffer(m, sf, in_fold0, take, advance)
+
+        valid1, first1, last1 = Signal(), Signal(), Signal()
+        with m.If(advance):
+            m.d.sync += [valid1.eq(take), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
+        m.d.comb += [
+            engine.w.eq(weights), engine.a.eq(acts), engine.valid.eq(valid1),
+            engine.first.eq(first1), engine.last.eq(last1), engine.en.eq(advance),
+        ]
+
+        # output register (raw dot products, or the agreement counts for fused thresholds)
+        with m.If(advance):
+            m.d.sync += raw_valid.eq(engine.o_valid)
+        with m.If(engine.o_valid):
+            for lane in range(self._pe):
+                value = engine.o[lane]
+                if self._datapath == "xnor" and self._threshold is None:
+                    value = (value << 1) - self._mw        # agreements -> dot product
+                m.d.sync += raw[lane].eq(value)
+
+        if self._threshold is None:
+            m.d.comb += [self.o.valid.eq(raw_valid), self.o.payload.eq(raw),
+                         raw_ready.eq(self.o.ready)]
+        else:
+            m.submodules.threshold = threshold = self._threshold
+            m.d.comb += [threshold.i.valid.eq(raw_valid), threshold.i.payload.eq(raw),
+                         raw_ready.eq(threshold.i.ready)]
+            wiring.connect(m, threshold.o, wiring.flipped(self.o))
+        return m
+
+    def _weight_memory(self, m, word, advance):
+        layout = data.ArrayLayout(data.ArrayLayout(element_shape(self._weight_shape),
+                                                   self._simd), self._pe)
+        init = self.weight_words()
+        style = self.mem_style
+        if not self._runtime_weights:
+            if len(init) == 1:
+                return Const(init[0], Shape.cast(layout).width)
+            bits = _read_only_memory(m, "weights", init, unsigned(self.weight_width), style,
+                                     word, advance)
+            return bits
+        granularity = self._simd * element_shape(self._weight_shape).width
+        mem = memory.Memory(shape=unsigned(self.weight_width), depth=len(init), init=init,
+                            attrs={"ram_style": "block" if style == "bram" else "distributed"})
+        m.submodules.weights = mem
+        read = mem.read_port()
+        write = mem.write_port(granularity=granularity)
+        cfg = self.wcfg
+        m.d.comb += [read.addr.eq(word), read.en.eq(advance),
+                     write.addr.eq(cfg.addr), write.data.eq(cfg.data.replicate(self._pe))]
+        for lane in range(self._pe):
+            m.d.comb += write.en[lane].eq(cfg.we & (cfg.lane == lane))
+        return read.data
+
+    def _input_buffer(self, m, sf, in_fold0, take, advance):
+        """The activations of the operation issued in the cycle before: from the stream in
+        fold 0, from the buffer in the other folds."""
+        layout = data.ArrayLayout(element_shape(self._input_shape), self._simd)
+        fresh = Signal(layout)
+        with m.If(advance):
+            m.d.sync += fresh.eq(self.i.payload)
+        if self.nf == 1:
+            return fresh
+        width = Shape.cast(layout).width
+        from_stream = Signal()
+        with m.If(advance):
+            m.d.sync += from_stream.eq(in_fold0)
+        replay = Signal(width)
+        if self.sf == 1:
+            with m.If(take & in_fold0):
+                m.d.sync += replay.eq(self.i.payload.as_value())
+        else:
+            buffer = memory.Memory(shape=unsigned(width), depth=self.sf, init=[])
+            m.submodules.input_buffer = buffer
+            read, write = buffer.read_port(), buffer.write_port()
+            m.d.comb += [
+                write.addr.eq(sf), write.data.eq(self.i.payload.as_value()),
+                write.en.eq(take & in_fold0),
+                read.addr.eq(sf), read.en.eq(advance),
+            ]
+            m.d.comb += replay.eq(read.data)
+        acts = Signal(layout)
+        m.d.comb += acts.eq(Mux(from_stream, fresh.as_value(), replay))
+        return acts
