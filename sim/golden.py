@@ -4,7 +4,7 @@ hardware must match them bit for bit."""
 import numpy as np
 
 __all__ = ["popcount", "threshold", "weighted_sum", "dsp48e2_mac", "packed_mac", "dot_products",
-           "bipolar", "mvau"]
+           "bipolar", "mvau", "repack", "label_select"]
 
 
 def popcount(bits):
@@ -284,3 +284,30 @@ def mvau(inputs, weights, thresholds=None, bias=0):
     if thresholds is None:
         return accumulators
     return threshold(accumulators, thresholds, bias)
+
+
+# --- stream plumbing ------------------------------------------------------------------------
+
+def repack(beats, out_lanes):
+    """Width conversion: the elements of ``(beats, in_lanes)`` in order, ``out_lanes`` per
+    beat. The element count must be a multiple of ``out_lanes``."""
+    beats = np.asarray(beats)
+    if beats.ndim != 2:
+        raise ValueError(f"beats must be a 2-D (beats, lanes) array, not shape {beats.shape}")
+    if beats.size % out_lanes:
+        raise ValueError(f"{beats.size} elements do not fill beats of out_lanes={out_lanes}")
+    return beats.reshape(-1, out_lanes)
+
+
+def label_select(values, k=1):
+    """Indices of the ``k`` largest values along the last axis, largest first; equal values
+    rank the lower index first (as ``numpy.argmax`` and ONNX ``TopK``). ``values``:
+    ``(..., C)`` integers; returns ``(..., k)`` int64 indices."""
+    values = np.asarray(values)
+    if values.ndim < 1 or not 1 <= k <= values.shape[-1]:
+        raise ValueError(f"k={k} must be in 1..C for values of shape {values.shape}")
+    if values.dtype.kind not in "iuO":
+        raise ValueError(f"values must be integers, not dtype {values.dtype}")
+    # ~v reverses the order of any integers without overflow; the stable sort keeps the
+    # lower index first among equals
+    return np.argsort(~values, axis=-1, kind="stable")[..., :k].astype(np.int64)
