@@ -125,7 +125,11 @@ class WidthConverter(wiring.Component):
 
     def estimate(self):
         """Analytic resources on UltraScale+: ``luts``, ``ffs``, ``bram18`` and ``dsp48e2``
-        (both 0): the buffer's registers and per-bit multiplexers, and the chunk counter."""
+        (both 0): the buffer's registers, the chunk counter, and per buffer bit a multiplexer
+        of its sources (hold, shift, input positions): none for two sources (the flip-flop's
+        enable does it), else ``ceil(log2(sources))`` LUTs. Against Yosys
+        (``synth_xilinx -family xcup``) this is exact for dividing ratios and up to ~1.8x
+        high for wide barrel shifts (e.g. 16 -> 49)."""
         chunk_bits = self.chunk * self._elem_shape.width
         in_chunks, out_chunks = self._in_lanes // self.chunk, self._out_lanes // self.chunk
         slots = in_chunks + out_chunks - 1
@@ -133,10 +137,9 @@ class WidthConverter(wiring.Component):
         luts = 3 * count_bits + 2
         for slot in range(slots):
             positions = sum(1 for base in range(out_chunks) if 0 <= slot - base < in_chunks)
-            sources = 1 + (slot + out_chunks < slots) + positions     # hold, shift, inputs
-            # a LUT6 selects among two data inputs with its select logic; wider choices form
-            # a tree (one LUT per further pair of sources)
-            luts += chunk_bits * max(1, sources - 1)
+            sources = 1 + (slot + out_chunks < slots) + positions
+            if sources > 2:
+                luts += chunk_bits * (sources - 1).bit_length()
         return {"luts": luts, "ffs": slots * chunk_bits + count_bits, "bram18": 0,
                 "dsp48e2": 0}
 
