@@ -18,7 +18,8 @@ Algorithm, one input beat per cycle, three register stages:
    position in its own list plus the entries of the other list that beat it) and each of
    the ``k`` slots takes the entry of its rank. On a vector's first beat the running list
    counts as empty, so back-to-back vectors need no bubble; on its last beat the merged
-   indices go to the output register.
+   indices go to the output register. With one beat per vector (``pe == channels``) the
+   beat's candidates are the result and go straight to the output register.
 
 The loop through the running list is one comparison, a count of ``m`` bits and a one-hot
 select; everything else is feed-forward. A stalled output freezes all stages.
@@ -209,8 +210,11 @@ class LabelSelect(wiring.Component):
             m.d.sync += [valid1.eq(valid0), fold1.eq(fold0)]
 
         # stage 2: merge into the running list; the vector's last beat fills the output
-        merged_indices = self._merge(m, cand_values, cand_indices, first=fold1 == 0,
-                                     update=advance & valid1)
+        if fold == 1:
+            merged_indices = cand_indices        # one beat per vector: its candidates are all
+        else:
+            merged_indices = self._merge(m, cand_values, cand_indices, first=fold1 == 0,
+                                         update=advance & valid1)
         out_indices = [Signal(index_shape, name=f"top{r}") for r in range(k)]
         with m.If(advance):
             m.d.sync += self.o.valid.eq(valid1 & (fold1 == fold - 1))
