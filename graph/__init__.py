@@ -1,1 +1,21 @@
-"""hwgen graph package."""
+"""ONNX/QONNX import, streamlining and lowering to hwgen's network IR.
+
+``import_model(path_or_model)`` gives a :class:`Network` of integer layers that executes
+in numpy bit-exactly with the hardware and with the ONNX reference (:func:`reference`).
+"""
+
+from .errors import GraphError
+from .importer import import_model, load_model, reference
+from .inputs import check_inputs
+from .ir import (InputQuantizer, LabelSelectLayer, MVAULayer, Network, OutputSpec,
+                 ThresholdLayer, shape_of)
+
+__all__ = ["GraphError", "import_model", "load_model", "reference", "check_inputs",
+           "quantize_input", "Network", "MVAULayer", "ThresholdLayer", "LabelSelectLayer",
+           "InputQuantizer", "OutputSpec", "shape_of"]
+
+
+def quantize_input(network, x):
+    """Encoded input stream ``(N, elements)`` for ONNX model inputs ``x`` (see
+    :meth:`Network.quantize_input`)."""
+    return network.quantize_input(x)

@@ -1,0 +1,604 @@
+"""The network IR: a short list of integer layers that map 1:1 onto hwgen kernels.
+
+Every value on a stream between layers is an integer of a *datatype*, named as qonnx
+names them. Each datatype has an *encoding* (the integer a stream element holds, and
+the integer arrays that :meth:`Network.execute` takes and returns) and a *decoded value*
+(the number the arithmetic uses):
+
+============  ==========================  ============================  ===========================
+datatype      decoded values              encoded element               Amaranth shape (:func:`shape_of`)
+============  ==========================  ============================  ===========================
+``BIPOLAR``   -1, +1                      one bit: 0 means -1, 1 means +1  ``"bipolar"``
+``BINARY``    0, 1                        the value                     ``unsigned(1)``
+``UINTn``     0 ... 2**n - 1              the value                     ``unsigned(n)``
+``INTn``      -2**(n-1) ... 2**(n-1) - 1  the value (two's complement)  ``signed(n)``
+============  ==========================  ============================  ===========================
+
+Layers (all integer arithmetic, bit-exact with the hardware):
+
+- :class:`MVAULayer`: ``acc = W @ x`` on decoded inputs, then either the raw accumulator
+  or ``bias + #{t : thresholds[c][t] <= acc[c]}``;
+- :class:`ThresholdLayer`: the same multi-threshold activation on a stream, alone;
+- :class:`LabelSelectLayer`: indices of the ``k`` largest values (top-k / argmax).
+
+A :class:`Network` holds the layers in order, the input (shape, datatype, and an optional
+:class:`InputQuantizer` for float inputs) and an :class:`OutputSpec` that maps the final
+integers back to the ONNX model's output. It executes in numpy and round-trips through JSON.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import GraphError
+
+__all__ = ["dtype_range", "dtype_bits", "smallest_dtype", "shape_of", "decode", "encode",
+           "MVAULayer", "ThresholdLayer", "LabelSelectLayer", "InputQuantizer", "OutputSpec",
+           "Network"]
+
+_DTYPE = re.compile(r"^(U?INT)([1-9][0-9]*)$")
+
+
+def _parse(dtype):
+    if dtype in ("BIPOLAR", "BINARY"):
+        return dtype, 1
+    match = _DTYPE.match(dtype) if isinstance(dtype, str) else None
+    if match is None:
+        raise GraphError(f"datatype {dtype!r} is not supported; supported: BIPOLAR, BINARY, "
+                         f"UINTn, INTn")
+    return match.group(1), int(match.group(2))
+
+
+def dtype_bits(dtype):
+    """Bits of one stream element of ``dtype`` (1 for ``BIPOLAR`` and ``BINARY``)."""
+    return _parse(dtype)[1]
+
+
+def dtype_range(dtype):
+    """``(min, max)`` of the *decoded* values of a datatype name such as ``"INT4"``."""
+    kind, bits = _parse(dtype)
+    if kind == "BIPOLAR":
+        return -1, 1
+    if kind in ("BINARY", "UINT"):
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def smallest_dtype(low, high):
+    """The narrowest ``BINARY``/``UINTn``/``INTn`` name that holds every integer in
+    ``[low, high]``."""
+    low, high = int(low), int(high)
+    if low >= 0:
+        bits = max(high, 1).bit_length()
+        return "BINARY" if bits == 1 else f"UINT{bits}"
+    bits = max(high.bit_length(), (-low - 1).bit_length()) + 1
+    return f"INT{bits}"
+
+
+def shape_of(dtype):
+    """The Amaranth shape of one stream element: ``signed(n)``, ``unsigned(n)``, or the
+    string ``"bipolar"`` (one bit, 0 means -1)."""
+    from amaranth.hdl import signed, unsigned
+    kind, bits = _parse(dtype)
+    if kind == "BIPOLAR":
+        return "bipolar"
+    return signed(bits) if kind == "INT" else unsigned(bits)
+
+
+def decode(dtype, encoded):
+    """Decoded values (int64) of an array of encoded stream elements of ``dtype``."""
+    encoded = np.asarray(encoded, dtype=np.int64)
+    return 2 * encoded - 1 if dtype == "BIPOLAR" else encoded
+
+
+def encode(dtype, values):
+    """Encoded stream elements (int64) of an array of decoded values of ``dtype``."""
+    values = np.asarray(values, dtype=np.int64)
+    return (values + 1) // 2 if dtype == "BIPOLAR" else values
+
+
+def _int_array(name, value, ndim):
+    array = np.asarray(value)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        if array.size and not np.all(np.equal(np.mod(array.astype(np.float64), 1), 0)):
+            raise GraphError(f"{name} must hold integers")
+    array = array.astype(np.int64)
+    if array.ndim != ndim:
+        raise GraphError(f"{name} must be a {ndim}-D array, not shape {array.shape}")
+    return array
+
+
+def _check_values(where, what, values, dtype):
+    low, high = dtype_range(dtype)
+    if values.size and (values.min() < low or values.max() > high):
+        raise GraphError(f"{where}: {what} in [{values.min()}, {values.max()}] do not fit "
+                         f"{dtype} [{low}, {high}]")
+    if dtype == "BIPOLAR" and values.size and np.any(values == 0):
+        raise GraphError(f"{where}: {what} of datatype BIPOLAR must be -1 or +1, not 0")
+
+
+def _check_thresholds(where, thresholds, channels):
+    if thresholds.shape[0] not in (1, channels):
+        raise GraphError(f"{where}: thresholds of shape {thresholds.shape} need {channels} or 1 "
+                         f"rows")
+    if thresholds.size and np.any(np.diff(thresholds, axis=1) < 0):
+        raise GraphError(f"{where}: thresholds must be sorted ascending in every row")
+
+
+def _activation(acc, thresholds, bias):
+    """``bias + #{t : thresholds[c][t] <= acc[..., c]}`` (exact)."""
+    return bias + (thresholds <= acc[..., None]).sum(axis=-1, dtype=np.int64)
+
+
+@dataclass
+class MVAULayer:
+    """Matrix-vector-activation unit (``hwgen.mvau``): ``acc = W @ x``, then an activation.
+
+    Parameters
+    ----------
+    name : str
+        Layer name (from the ONNX node that produced it).
+    mw, mh : int
+        Matrix width (inputs per vector) and height (outputs per vector).
+    weights : numpy.ndarray
+        int64, shape ``(mh, mw)``: the integer weight values (``-1``/``+1`` for ``BIPOLAR``).
+    input_type, weight_type, output_type : str
+        Datatype names (see the module docstring).
+    thresholds : numpy.ndarray or None
+        int64, shape ``(mh, T)`` or ``(1, T)`` (shared by all rows), sorted ascending per
+        row; or ``None`` for the raw accumulator output (``output_type`` then holds it).
+    bias : int
+        Thresholded output: ``bias + #{t : thresholds[c][t] <= acc[c]}``. For a ``BIPOLAR``
+        output (``bias`` 0, one threshold) the count 0/1 is the stream bit (0 means -1).
+    vectors : int
+        Input vectors per frame (1 for fully-connected layers; the im2col pixels of a
+        convolution later). A frame is ``vectors * mw`` elements in, ``vectors * mh`` out.
+    pe, simd : int
+        Folding: output rows and input columns processed per cycle (filled in by folding).
+    datapath, mem_style : str
+        Folding choices for the kernel (``"auto"`` until folded).
+
+    Notes
+    -----
+    ``acc[c] = sum_k weights[c][k] * x[k]`` where ``x`` are the *decoded* inputs (a ``BIPOLAR``
+    stream bit 0 is -1). Thresholds lie in ``[acc_min, acc_max + 1]`` of
+    :meth:`accumulator_range`: a threshold at ``acc_min`` always counts, one at
+    ``acc_max + 1`` never does.
+    """
+    name: str
+    mw: int
+    mh: int
+    weights: np.ndarray
+    input_type: str
+    weight_type: str
+    output_type: str
+    thresholds: np.ndarray = None
+    bias: int = 0
+    vectors: int = 1
+    pe: int = 1
+    simd: int = 1
+    datapath: str = "auto"
+    mem_style: str = "auto"
+
+    kind = "mvau"
+
+    def __post_init__(self):
+        where = f"MVAU layer {self.name!r}"
+        self.weights = _int_array(f"{where}: weights", self.weights, 2)
+        if self.weights.shape != (self.mh, self.mw):
+            raise GraphError(f"{where}: weights of shape {self.weights.shape} are not "
+                             f"(mh, mw) = ({self.mh}, {self.mw})")
+        _check_values(where, "weights", self.weights, self.weight_type)
+        dtype_range(self.input_type)
+        dtype_range(self.output_type)
+        if self.thresholds is not None:
+            self.thresholds = _int_array(f"{where}: thresholds", self.thresholds, 2)
+            _check_thresholds(where, self.thresholds, self.mh)
+        self.bias = int(self.bias)
+
+    def accumulator_range(self):
+        """``(acc_min, acc_max)``: int64 arrays of shape ``(mh,)``, the accumulator bounds
+        over every input vector of ``input_type``."""
+        low, high = dtype_range(self.input_type)
+        w = self.weights
+        return (np.minimum(w * low, w * high).sum(axis=1),
+                np.maximum(w * low, w * high).sum(axis=1))
+
+    def execute(self, x):
+        """Encoded outputs ``(N, vectors * mh)`` for encoded inputs ``(N, vectors * mw)``."""
+        x = decode(self.input_type, x).reshape(-1, self.mw)
+        acc = x @ self.weights.T
+        if self.thresholds is None:
+            out = acc
+        else:
+            out = _activation(acc, self.thresholds, self.bias)
+        return out.reshape(-1, self.vectors * self.mh)
+
+    def to_dict(self):
+        """A JSON-ready dict."""
+        return {"kind": self.kind, "name": self.name, "mw": self.mw, "mh": self.mh,
+                "weights": self.weights.tolist(), "input_type": self.input_type,
+                "weight_type": self.weight_type, "output_type": self.output_type,
+                "thresholds": None if self.thresholds is None else self.thresholds.tolist(),
+                "bias": self.bias, "vectors": self.vectors, "pe": self.pe, "simd": self.simd,
+                "datapath": self.datapath, "mem_style": self.mem_style}
+
+    @property
+    def in_elements(self):
+        """Stream elements per frame into the layer."""
+        return self.vectors * self.mw
+
+    @property
+    def out_elements(self):
+        """Stream elements per frame out of the layer."""
+        return self.vectors * self.mh
+
+
+@dataclass
+class ThresholdLayer:
+    """Standalone multi-threshold activation (``hwgen.threshold``), for thresholds that
+    cannot be fused into an MVAU (for example the binarization of the network input).
+
+    Parameters
+    ----------
+    name : str
+        Layer name.
+    channels : int
+        Elements per frame.
+    thresholds : numpy.ndarray
+        int64 ``(channels, T)`` or ``(1, T)``, sorted ascending per row; compared with the
+        *decoded* input values.
+    bias : int
+        Output ``bias + #{t : thresholds[c][t] <= x[c]}``; for a ``BIPOLAR`` output the
+        count is the stream bit, as in :class:`MVAULayer`.
+    input_type, output_type : str
+        Datatype names.
+    pe : int
+        Channels per cycle (folding).
+    """
+    name: str
+    channels: int
+    thresholds: np.ndarray
+    bias: int
+    input_type: str
+    output_type: str
+    pe: int = 1
+
+    kind = "threshold"
+
+    def __post_init__(self):
+        where = f"threshold layer {self.name!r}"
+        self.thresholds = _int_array(f"{where}: thresholds", self.thresholds, 2)
+        _check_thresholds(where, self.thresholds, self.channels)
+        dtype_range(self.input_type)
+        dtype_range(self.output_type)
+        self.bias = int(self.bias)
+
+    def execute(self, x):
+        """Encoded outputs ``(N, channels)`` for encoded inputs ``(N, channels)``."""
+        x = decode(self.input_type, x)
+        return _activation(x, self.thresholds, self.bias)
+
+    def to_dict(self):
+        """A JSON-ready dict."""
+        return {"kind": self.kind, "name": self.name, "channels": self.channels,
+                "thresholds": self.thresholds.tolist(), "bias": self.bias,
+                "input_type": self.input_type, "output_type": self.output_type, "pe": self.pe}
+
+    @property
+    def in_elements(self):
+        """Stream elements per frame into the layer."""
+        return self.channels
+
+    out_elements = in_elements
+
+
+@dataclass
+class LabelSelectLayer:
+    """Top-k label select (``hwgen`` label select kernel): the indices of the ``k`` largest
+    decoded inputs, largest first, ties to the lower index (as ONNX TopK and numpy argmax).
+
+    Parameters
+    ----------
+    name : str
+        Layer name.
+    channels : int
+        Inputs per frame.
+    k : int
+        Indices out per frame.
+    input_type : str
+        Datatype name of the inputs.
+    """
+    name: str
+    channels: int
+    k: int
+    input_type: str
+
+    kind = "labelselect"
+
+    def __post_init__(self):
+        if not 1 <= self.k <= self.channels:
+            raise GraphError(f"label select layer {self.name!r}: k={self.k} must be in "
+                             f"[1, channels={self.channels}]")
+        dtype_range(self.input_type)
+
+    @property
+    def output_type(self):
+        """Datatype of the indices."""
+        return smallest_dtype(0, self.channels - 1)
+
+    def execute(self, x):
+        """Indices ``(N, k)`` for encoded inputs ``(N, channels)``."""
+        x = decode(self.input_type, x)
+        return np.argsort(-x, axis=1, kind="stable")[:, :self.k].astype(np.int64)
+
+    def to_dict(self):
+        """A JSON-ready dict."""
+        return {"kind": self.kind, "name": self.name, "channels": self.channels, "k": self.k,
+                "input_type": self.input_type}
+
+    @property
+    def in_elements(self):
+        """Stream elements per frame into the layer."""
+        return self.channels
+
+    @property
+    def out_elements(self):
+        """Stream elements per frame out of the layer."""
+        return self.k
+
+
+@dataclass
+class InputQuantizer:
+    """Turns float network inputs into the encoded integer input stream (run on the host,
+    not in hardware): ``bias + #{t : thresholds[c][t] <= float32(x[c])}``.
+
+    The thresholds are float32 values found so that this count reproduces the ONNX model's
+    own input quantization (for example ``Quant`` or ``x / 255`` followed by a
+    ``MultiThreshold``) for every finite float32 input. ``+inf`` marks a level no finite
+    input reaches.
+
+    Parameters
+    ----------
+    thresholds : numpy.ndarray
+        float32 ``(C, T)`` or ``(1, T)``, sorted ascending per row (``C`` input elements in
+        the C order of the ONNX input tensor).
+    bias : int
+        Added to the count; for a ``BIPOLAR`` output the count is the stream bit.
+    output_type : str
+        Datatype of the network's input stream.
+    """
+    thresholds: np.ndarray
+    bias: int
+    output_type: str
+
+    def __post_init__(self):
+        self.thresholds = np.asarray(self.thresholds, dtype=np.float32)
+        if self.thresholds.ndim != 2:
+            raise GraphError(f"input quantizer: thresholds must be 2-D, not shape "
+                             f"{self.thresholds.shape}")
+        if self.thresholds.size and np.any(np.diff(self.thresholds, axis=1) < 0):
+            raise GraphError("input quantizer: thresholds must be sorted ascending in every row")
+        self.bias = int(self.bias)
+
+    def __call__(self, x):
+        """Encoded integers ``(N, C)`` for float inputs ``(N, C)``."""
+        x = np.asarray(x, dtype=np.float32)
+        return self.bias + (self.thresholds <= x[..., None]).sum(axis=-1, dtype=np.int64)
+
+    def to_dict(self):
+        """A JSON-ready dict."""
+        return {"thresholds": [[float(t) for t in row] for row in self.thresholds],
+                "bias": self.bias, "output_type": self.output_type}
+
+
+@dataclass
+class OutputSpec:
+    """How the network's final integers map back to the ONNX model's output.
+
+    Parameters
+    ----------
+    kind : str
+        ``"label"``: the final layer is a :class:`LabelSelectLayer`, the output is the
+        ``(N, k)`` class indices. ``"scores"``: the output is ``scale * decoded + offset``
+        per element (``scale`` and ``offset`` have one float per output element).
+    k : int
+        Labels per frame (``"label"`` only).
+    scale, offset : list of float
+        Per output element (``"scores"`` only).
+    shape : tuple
+        The ONNX output's shape without the batch dimension.
+    """
+    kind: str
+    shape: tuple = ()
+    k: int = 1
+    scale: list = field(default_factory=list)
+    offset: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.kind not in ("label", "scores"):
+            raise GraphError(f"output kind {self.kind!r} is not supported; supported: label, "
+                             f"scores")
+        self.shape = tuple(int(d) for d in self.shape)
+        self.scale = [float(s) for s in self.scale]
+        self.offset = [float(s) for s in self.offset]
+
+    def to_float(self, decoded):
+        """Float scores (float64, ``(N, elements)``) of decoded final integers."""
+        decoded = np.asarray(decoded, dtype=np.float64)
+        if self.kind == "label":
+            return decoded
+        return decoded * np.asarray(self.scale) + np.asarray(self.offset)
+
+    def to_dict(self):
+        """A JSON-ready dict."""
+        data = {"kind": self.kind, "shape": list(self.shape)}
+        if self.kind == "label":
+            data["k"] = self.k
+        else:
+            data.update(scale=self.scale, offset=self.offset)
+        return data
+
+
+_LAYERS = {cls.kind: cls for cls in (MVAULayer, ThresholdLayer, LabelSelectLayer)}
+
+
+def _layer_from_dict(data):
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in _LAYERS:
+        raise GraphError(f"layer kind {kind!r} is not supported; supported: "
+                         f"{', '.join(_LAYERS)}")
+    try:
+        return _LAYERS[kind](**data)
+    except TypeError as error:
+        raise GraphError(f"{kind} layer {data.get('name')!r}: {error}") from None
+
+
+@dataclass
+class Network:
+    """A lowered network: integer layers in stream order.
+
+    Parameters
+    ----------
+    name : str
+        Network name (the ONNX graph's).
+    input_shape : tuple
+        Shape of one input frame (the ONNX input's shape without the batch dimension); the
+        input stream carries its elements in C order.
+    input_type : str
+        Datatype of the input stream.
+    layers : list
+        :class:`MVAULayer`, :class:`ThresholdLayer` and :class:`LabelSelectLayer` objects.
+    output : OutputSpec
+        How the final integers map back to the ONNX output.
+    input_quantizer : InputQuantizer or None
+        For float model inputs: how the host turns them into the input stream (``None`` when
+        the model's input already is an integer datatype).
+    debug : dict
+        Per layer name: ``{"tensor": ONNX tensor name, "scale": [...], "offset": [...]}``,
+        the ONNX tensor whose values the layer's output encodes as
+        ``scale * decoded + offset`` per element (in C order of that tensor). Used to check
+        every activation against the ONNX reference; not needed by the hardware.
+    """
+    name: str
+    input_shape: tuple
+    input_type: str
+    layers: list
+    output: OutputSpec
+    input_quantizer: InputQuantizer = None
+    debug: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(d) for d in self.input_shape)
+        dtype_range(self.input_type)
+        elements = self.input_elements
+        stream_type = self.input_type
+        for layer in self.layers:
+            if layer.in_elements != elements or layer.input_type != stream_type:
+                raise GraphError(f"layer {layer.name!r} takes {layer.in_elements} x "
+                                 f"{layer.input_type}, but its input stream is {elements} x "
+                                 f"{stream_type}")
+            elements, stream_type = layer.out_elements, layer.output_type
+
+    @property
+    def input_elements(self):
+        """Stream elements per input frame."""
+        return int(np.prod(self.input_shape, dtype=np.int64))
+
+    def quantize_input(self, x):
+        """Encoded input stream ``(N, elements)`` for ONNX model inputs ``x`` of shape
+        ``(N, *input_shape)`` (float, through :attr:`input_quantizer`; or values of
+        :attr:`input_type`, which are encoded)."""
+        from .inputs import check_inputs
+        x = check_inputs(self, x)
+        if self.input_quantizer is not None:
+            return self.input_quantizer(x)
+        return encode(self.input_type, x)
+
+    def execute(self, x_int, intermediates=False):
+        """Run the network in numpy on encoded inputs.
+
+        Parameters
+        ----------
+        x_int : array_like
+            Encoded input stream, shape ``(N, elements)`` or ``(N, *input_shape)``.
+        intermediates : bool
+            Also return every layer's encoded output.
+
+        Returns
+        -------
+        numpy.ndarray or (numpy.ndarray, dict)
+            The final layer's encoded output ``(N, elements)`` (labels for a label select);
+            with ``intermediates``, also a dict layer name -> encoded output.
+        """
+        x = np.asarray(x_int, dtype=np.int64).reshape(-1, self.input_elements)
+        if self.input_type == "BIPOLAR" and x.size and (x.min() < 0 or x.max() > 1):
+            raise GraphError("network input: BIPOLAR stream bits must be 0 or 1")
+        _check_values("network input", "values", decode(self.input_type, x), self.input_type)
+        outputs = {}
+        for layer in self.layers:
+            x = layer.execute(x)
+            outputs[layer.name] = x
+        return (x, outputs) if intermediates else x
+
+    def output_values(self, y_int):
+        """The ONNX output's values for the final encoded integers: labels ``(N, k)``, or
+        float scores ``(N, elements)``."""
+        stream_type = self.layers[-1].output_type if self.layers else self.input_type
+        return self.output.to_float(decode(stream_type, y_int))
+
+    def to_dict(self):
+        """A JSON-ready dict (see :meth:`from_dict`)."""
+        return {"format": "hwgen-network", "version": 1, "name": self.name,
+                "input_shape": list(self.input_shape), "input_type": self.input_type,
+                "input_quantizer": (None if self.input_quantizer is None
+                                    else self.input_quantizer.to_dict()),
+                "layers": [layer.to_dict() for layer in self.layers],
+                "output": self.output.to_dict(), "debug": self.debug}
+
+    @classmethod
+    def from_dict(cls, data):
+        """The network of a :meth:`to_dict` dict."""
+        if not isinstance(data, dict) or data.get("format") != "hwgen-network":
+            raise GraphError("not an hwgen network description (format 'hwgen-network')")
+        quantizer = data.get("input_quantizer")
+        return cls(name=data["name"], input_shape=tuple(data["input_shape"]),
+                   input_type=data["input_type"],
+                   layers=[_layer_from_dict(layer) for layer in data["layers"]],
+                   output=OutputSpec(**data["output"]),
+                   input_quantizer=None if quantizer is None else InputQuantizer(**quantizer),
+                   debug=data.get("debug", {}))
+
+    def to_json(self, path):
+        """Write the network as JSON to ``path``."""
+        with open(path, "w") as file:
+            json.dump(self.to_dict(), file, indent=1)
+
+    @classmethod
+    def from_json(cls, path):
+        """Read a network written by :meth:`to_json`."""
+        with open(path) as file:
+            try:
+                data = json.load(file)
+            except json.JSONDecodeError as error:
+                raise GraphError(f"{path}: not valid JSON ({error})") from None
+        return cls.from_dict(data)
+
+    def summary(self):
+        """One line per layer: kind, name, shape and datatypes."""
+        lines = [f"input {self.input_shape} {self.input_type}"]
+        for layer in self.layers:
+            if layer.kind == "mvau":
+                what = (f"{layer.mw}->{layer.mh} {layer.input_type}x{layer.weight_type}->"
+                        f"{layer.output_type}" + ("" if layer.thresholds is None else
+                                                  f" ({layer.thresholds.shape[1]} thresholds)"))
+            elif layer.kind == "threshold":
+                what = (f"{layer.channels} {layer.input_type}->{layer.output_type} "
+                        f"({layer.thresholds.shape[1]} thresholds)")
+            else:
+                what = f"top-{layer.k} of {layer.channels} {layer.input_type}"
+            lines.append(f"{layer.kind:<11} {layer.name:<24} {what}")
+        return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""Staircases: the integer thresholds of a monotone function, found by bisection.
+
+Streamlining reduces every activation to one question per output channel: ``f`` maps an
+integer (an accumulator, an input stream value, or the bit pattern of a float32 input)
+through the reference's own float32 operations to the value the ONNX model computes; at
+which integers does ``f`` step up, and to which values? :func:`staircase` answers by
+bisection (``f`` is non-decreasing), :func:`fit_grid` then names the values as integers
+``m`` on an evenly spaced grid ``a * m + b`` so the next layer can use them.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import GraphError
+from .ir import smallest_dtype
+
+__all__ = ["staircase", "Grid", "fit_grid", "float_key", "key_float", "FLOAT_KEY_MAX"]
+
+FLOAT_KEY_MAX = 0x7F7FFFFF  # the key of the largest finite float32
+
+
+def float_key(x):
+    """Order-preserving int64 key of float32 values (-0.0 and 0.0 share key 0)."""
+    bits = np.asarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def key_float(key):
+    """The float32 value (as float64) of an int64 key from :func:`float_key`."""
+    key = np.asarray(key, dtype=np.int64)
+    bits = np.where(key < 0, (-key) | 0x80000000, key).astype(np.uint32)
+    return bits.view(np.float32).astype(np.float64)
+
+
+def staircase(f, low, high, max_steps=4096):
+    """The steps of a per-channel non-decreasing function on integer intervals.
+
+    Parameters
+    ----------
+    f : callable
+        Maps an int64 array ``(1, C)`` to the float64 values ``(1, C)``.
+    low, high : numpy.ndarray
+        int64 ``(C,)``: the interval ``[low, high]`` of each channel.
+    max_steps : int
+        Give up (``GraphError``) when a channel has more distinct values.
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray)
+        Per channel: the ``starts`` (int64, ``starts[0] == low``) and the ``values`` (float64,
+        increasing) of its steps: ``f(x) == values[i]`` for ``starts[i] <= x < starts[i+1]``.
+    """
+    low = np.asarray(low, dtype=np.int64)
+    high = np.asarray(high, dtype=np.int64)
+    channels = len(low)
+    current = low.copy()
+    value = f(current[None])[0]
+    starts = [[int(s)] for s in current]
+    values = [[float(v)] for v in value]
+    active = np.ones(channels, dtype=bool)
+    while active.any():
+        a = np.where(active, current + 1, high + 1)
+        b = high + 1
+        while np.any(a < b):
+            searching = a < b
+            mid = np.where(searching, a + (b - a) // 2, low)
+            above = f(mid[None])[0] > value
+            b = np.where(searching & above, mid, b)
+            a = np.where(searching & ~above, mid + 1, a)
+        active = active & (a <= high)
+        if not active.any():
+            break
+        step = f(np.where(active, a, low)[None])[0]
+        for c in np.flatnonzero(active):
+            starts[c].append(int(a[c]))
+            values[c].append(float(step[c]))
+            if len(values[c]) > max_steps:
+                raise GraphError(f"more than {max_steps} distinct output values")
+        current = np.where(active, a, current)
+        value = np.where(active, step, value)
+    return [(np.array(s, dtype=np.int64), np.array(v)) for s, v in zip(starts, values)]
+
+
+@dataclass
+class Grid:
+    """Integer names ``m`` for the values of a staircase: ``value = scale * m + offset``.
+
+    Attributes
+    ----------
+    dtype : str
+        Datatype of ``m``: ``BIPOLAR`` (values ``-s``/``+s``, ``m`` = -1/+1), else the
+        narrowest ``BINARY``/``UINTn``/``INTn`` holding ``[low, high]``.
+    scale, offset : numpy.ndarray
+        float64 ``(C,)``.
+    m : list of numpy.ndarray
+        Per channel, the int64 name of each step's value.
+    low, high : int
+        Range of ``m`` over all channels.
+    """
+    dtype: str
+    scale: np.ndarray
+    offset: np.ndarray
+    m: list
+    low: int
+    high: int
+
+    def table(self, values):
+        """float64 ``(C, high - low + 1)``: the value of each ``m`` (exact reference values
+        where a step has them, ``scale * m + offset`` elsewhere)."""
+        ms = np.arange(self.low, self.high + 1)
+        table = self.scale[:, None] * ms + self.offset[:, None]
+        for c, (m, v) in enumerate(zip(self.m, values)):
+            table[c, m - self.low] = v
+        if self.dtype == "BIPOLAR":
+            table[:, 1] = table[:, 0]  # m = 0 does not occur; keep the table monotone
+        return table
+
+    def thresholds(self, starts, high):
+        """int64 thresholds ``(C, T)``: ``low + #{t : T[c][t] <= x} == m(x)`` (for
+        ``BIPOLAR``, the count 0/1 is the bit). Levels a channel never reaches get
+        ``high[c] + 1``."""
+        targets = [1] if self.dtype == "BIPOLAR" else range(self.low + 1, self.high + 1)
+        rows = []
+        for c, (m, s) in enumerate(zip(self.m, starts)):
+            row = []
+            for target in targets:
+                reached = np.flatnonzero(m >= target)
+                row.append(s[reached[0]] if len(reached) else high[c] + 1)
+            rows.append(row)
+        return np.array(rows, dtype=np.int64).reshape(len(self.m), len(targets))
+
+
+def _integral(x, tolerance=1e-6):
+    return np.all(np.abs(x - np.round(x)) <= tolerance)
+
+
+def fit_grid(values):
+    """Name the step values of every channel as integers on an evenly spaced grid.
+
+    Parameters
+    ----------
+    values : list of numpy.ndarray
+        Per channel, increasing float64 values.
+
+    Returns
+    -------
+    Grid
+        Raises ``GraphError`` (without a node name; callers add it) when some channel's
+        values are not evenly spaced.
+    """
+    magnitudes = [np.abs(v).max() for v in values if len(v)]
+    if all(len(v) <= 2 and np.all(v != 0) and (len(v) == 1 or v[0] == -v[1]) for v in values):
+        scale = np.array([np.abs(v).max() for v in values])
+        return Grid("BIPOLAR", scale, np.zeros(len(values)),
+                    [np.sign(v).astype(np.int64) for v in values], -1, 1)
+    steps = [np.diff(v).min() for v in values if len(v) > 1]
+    common = min(steps) if steps else (max(magnitudes) or 1.0)
+    if all(_integral(np.diff(v) / common) for v in values):
+        scales = np.full(len(values), common)
+    else:
+        scales = np.array([np.diff(v).min() if len(v) > 1 else common for v in values])
+    offsets, names = [], []
+    for v, step in zip(values, scales):
+        if not _integral(np.diff(v) / step):
+            raise GraphError(f"output values {np.round(v, 6).tolist()[:8]} are not evenly "
+                             f"spaced")
+        offset = 0.0 if _integral(v / step) else v[0]
+        offsets.append(offset)
+        names.append(np.round((v - offset) / step).astype(np.int64))
+    low = min(int(m.min()) for m in names)
+    high = max(int(m.max()) for m in names)
+    return Grid(smallest_dtype(low, high), scales, np.array(offsets), names, low, high)

@@ -1,0 +1,123 @@
+"""Builder of small ONNX/QONNX/FINN-ONNX/QDQ test models (onnx.helper), and random MLPs."""
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+QONNX = "qonnx.custom_op.general"
+FINN = "finn.custom_op.general"
+
+
+class Builder:
+    """Builds a one-input graph node by node.
+
+    Parameters
+    ----------
+    input_shape : tuple
+        Shape of the graph input (batch first; a string dimension is symbolic).
+    input_dtype : str, optional
+        ``finn_datatype`` annotation of the input.
+    """
+
+    def __init__(self, input_shape=(1, 8), input_dtype=None, name="net", elem_type=None):
+        self.name = name
+        self.nodes, self.inits, self.annotations = [], [], {}
+        self.input = helper.make_tensor_value_info("x", elem_type or TensorProto.FLOAT,
+                                                   list(input_shape))
+        if input_dtype:
+            self.annotations["x"] = input_dtype
+        self._count = 0
+
+    def fresh(self, prefix):
+        self._count += 1
+        return f"{prefix}{self._count}"
+
+    def const(self, value, dtype=None, name=None, np_type=np.float32):
+        """An initializer (float32 unless ``np_type``); ``dtype``: its annotation."""
+        name = name or self.fresh("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np_type), name))
+        if dtype:
+            self.annotations[name] = dtype
+        return name
+
+    def node(self, op, inputs, outputs=1, domain="", name=None, **attrs):
+        """Add a node; constants among ``inputs`` may be numpy arrays. Returns its output
+        name (or names when ``outputs > 1``)."""
+        names = [self.const(i) if isinstance(i, np.ndarray) else i for i in inputs]
+        outs = [self.fresh(op.lower() + "_out") for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op, names, outs, name=name or self.fresh(op),
+                                           domain=domain, **attrs))
+        return outs[0] if outputs == 1 else outs
+
+    def quant(self, x, scale, bits, signed=1, zero=0.0, narrow=0, rounding="ROUND",
+              domain=QONNX, name=None):
+        return self.node("Quant", [x, self.const(scale), self.const(zero), self.const(bits)],
+                         domain=domain, signed=signed, narrow=narrow, rounding_mode=rounding,
+                         name=name)
+
+    def bipolar_quant(self, x, scale=1.0, domain=QONNX, name=None):
+        return self.node("BipolarQuant", [x, self.const(scale)], domain=domain, name=name)
+
+    def multithreshold(self, x, thresholds, out_dtype, out_scale=None, out_bias=None,
+                       domain=FINN, name=None):
+        attrs = {"out_dtype": out_dtype}
+        if out_scale is not None:
+            attrs["out_scale"] = float(out_scale)
+        if out_bias is not None:
+            attrs["out_bias"] = float(out_bias)
+        return self.node("MultiThreshold", [x, self.const(thresholds)], domain=domain,
+                         name=name, **attrs)
+
+    def matmul(self, x, weights, dtype=None, name=None):
+        return self.node("MatMul", [x, self.const(weights, dtype)], name=name)
+
+    def quant_matmul(self, x, weights_int, scale, bits, name=None):
+        """MatMul with QONNX-quantized weights ``scale * weights_int``."""
+        w = self.quant(self.const(np.asarray(weights_int) * scale), scale, bits)
+        return self.node("MatMul", [x, w], name=name)
+
+    def annotate(self, name, dtype):
+        self.annotations[name] = dtype
+
+    def build(self, output, out_type=TensorProto.FLOAT, opset=13):
+        graph = helper.make_graph(self.nodes, self.name, [self.input],
+                                  [helper.make_tensor_value_info(output, out_type, None)],
+                                  initializer=self.inits)
+        for tensor, dtype in self.annotations.items():
+            annotation = helper.make_empty_tensor_value_info(tensor)  # placeholder
+            qa = graph.quantization_annotation.add()
+            qa.tensor_name = tensor
+            entry = qa.quant_parameter_tensor_names.add()
+            entry.key, entry.value = "finn_datatype", dtype
+            del annotation
+        model = helper.make_model(graph, opset_imports=[
+            helper.make_opsetid("", opset), helper.make_opsetid(QONNX, 1),
+            helper.make_opsetid(FINN, 1)])
+        model.ir_version = 8
+        return model
+
+
+def qonnx_mlp(rng, sizes=(8, 6, 4), wbits=2, abits=2, in_bits=4, in_scale=0.25,
+              w_scale=0.5, a_scale=0.5, bias=False, per_channel=False, output="scores"):
+    """A random QONNX MLP: Quant input, Quant weights, Relu + Quant activations."""
+    b = Builder((1, sizes[0]))
+    x = b.quant("x", in_scale, in_bits, signed=0)
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        high = 2 ** (wbits - 1) - 1
+        w = rng.integers(-high - 1, high + 1, size=(n_in, n_out))
+        scale = w_scale * (2.0 ** rng.integers(-1, 2, size=(1, n_out)) if per_channel else 1)
+        x = b.quant_matmul(x, w, scale, wbits, name=f"fc{layer}")
+        if bias:
+            x = b.node("Add", [x, (rng.integers(-4, 5, size=n_out) * 0.125).astype(np.float32)])
+        if layer < len(sizes) - 2:
+            x = b.node("Relu", [x])
+            x = b.quant(x, a_scale, abits, signed=0, name=f"act{layer}")
+    if output == "argmax":
+        x = b.node("ArgMax", [x], axis=1, keepdims=1)
+        return b.build(x, TensorProto.INT64)
+    return b.build(x)
+
+
+def random_input(rng, n, shape, low=-1.0, high=4.0):
+    """Float inputs on a grid that includes exact quantizer boundaries."""
+    return (rng.integers(int(low * 16), int(high * 16) + 1, size=(n,) + tuple(shape)) / 16
+            ).astype(np.float32)
