@@ -211,7 +211,7 @@ class LabelSelect(wiring.Component):
 
         # stage 2: merge into the running list; the vector's last beat fills the output
         if fold == 1:
-            merged_indices = cand_indices        # one beat per vector: its candidates are all
+            merged_indices = cand_indices        # one beat per vector: its candidates are the result
         else:
             merged_indices = self._merge(m, cand_values, cand_indices, first=fold1 == 0,
                                          update=advance & valid1)
