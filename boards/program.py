@@ -86,7 +86,7 @@ def program(out_dir, board, *, dry_run=False, log=None):
     log = log or (lambda message: None)
     target = get_target(board)
     out_dir = Path(out_dir)
-    if not (out_dir / REPORT).is_file() and (board_dir(out_dir, target) / REPORT).is_file():
+    if not (out_dir / REPORT).is_file() and out_dir.name != f"board-{target.name}":
         out_dir = board_dir(out_dir, target)
     report_file = out_dir / REPORT
     if report_file.is_file():

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import signed
 
 from boards.host import pack_frame
 from boards.hostlink import FrameFormat, HostLinkShell
 from boards.uart import uart_divisor
-from hwgen.threshold import BinarySearchThreshold
+from kernels import threshold_kernel
 from sim import golden
 from sim.runner import run
 
@@ -21,10 +20,7 @@ TIMEOUT = 3000
 
 
 def make_kernel():
-    rng = np.random.default_rng(7)
-    thresholds = np.sort(rng.integers(-100, 100, size=(CHANNELS, 3)), axis=1)
-    return BinarySearchThreshold(channels=CHANNELS, pe=PE, input_shape=signed(8),
-                                 thresholds=thresholds, vectors=VECTORS), thresholds
+    return threshold_kernel(channels=CHANNELS, pe=PE, vectors=VECTORS)
 
 
 def test_frame_format_of_kernel():
