@@ -236,6 +236,8 @@ class MVAU(wiring.Component):
 
         self._datapath = self._choose_datapath(datapath)
         self._engine = self._make_engine(self._datapath)
+        # parts are elaborated with the unit; a unit built only for its estimate stays quiet
+        self._engine._MustUse__silence = True
 
         # raw dot products: their shape, and how the engine's accumulator maps to them
         lo, hi = self._dot_range()
@@ -249,6 +251,7 @@ class MVAU(wiring.Component):
                 impl=threshold_impl, channels=mh, pe=pe, input_shape=self._engine.acc_shape,
                 thresholds=checked, bias=self._bias, vectors=self._vectors,
                 mem_style=threshold_mem_style)
+            self._threshold._MustUse__silence = True
             self._output_shape = self._threshold.output_shape
             self._raw_shape = self._engine.acc_shape
         else:

@@ -240,20 +240,32 @@ def _comparator_cost(width, constant=False):
 
 
 def _read_only_memory(m, name, init, shape, style, address, enable):
-    """Registered read of a constant table: a ``lib.memory`` memory without write port (a
-    ROM), or constants selected by a multiplexer into a register (``registers``).
+    """Registered read of a constant table: block RAM (``bram``: a ``lib.memory`` memory
+    without write port, ``ram_style = "block"``), logic (``lutram``) or constants selected by
+    a multiplexer into a register (``registers``).
 
-    ``bram`` ROMs carry ``ram_style = "block"``. A ``lutram`` ROM carries no attribute:
-    tools build a distributed ROM from logic LUTs by default, and Yosys rejects
-    ``ram_style = "distributed"`` on a memory that is never written."""
+    A ``lutram`` table is built as one truth table per data bit, indexed by the address
+    (``Const(column).bit_select(address, 1)``): synthesis maps each to exactly one LUT6 per 64
+    words (with MUXF7/MUXF8 above), where Yosys' own ROM mapping of a ``lib.memory`` memory
+    takes about 3.5 LUTs per bit at 64 words. (Yosys also rejects
+    ``ram_style = "distributed"`` on a memory that is never written.)"""
     data = Signal(shape, name=f"{name}_data")
     if style == "registers":
         table = Array(Const(value, shape) for value in init)
         with m.If(enable):
             m.d.sync += data.eq(table[address] if len(init) > 1 else table[0])
         return data
-    mem = memory.Memory(shape=shape, depth=len(init), init=init,
-                        attrs={"ram_style": "block"} if style == "bram" else None)
+    if style == "lutram":
+        width = Shape.cast(shape).width
+        words = [int(value) & ((1 << width) - 1) for value in init]
+        columns = [sum((word >> bit & 1) << index for index, word in enumerate(words))
+                   for bit in range(width)]
+        bits = [Const(column, len(words)).bit_select(address, 1) if len(words) > 1
+                else Const(column, 1) for column in columns]
+        with m.If(enable):
+            m.d.sync += data.eq(Cat(*bits))
+        return data
+    mem = memory.Memory(shape=shape, depth=len(init), init=init, attrs={"ram_style": "block"})
     m.submodules[name] = mem
     read = mem.read_port()
     m.d.comb += [read.addr.eq(address), read.en.eq(enable), data.eq(read.data)]
