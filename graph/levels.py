@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import GraphError
-from .ir import smallest_dtype
+from .ir import dtype_bits, dtype_range, smallest_dtype
 
 __all__ = ["staircase", "Grid", "fit_grid", "float_key", "key_float", "FLOAT_KEY_MAX"]
 
@@ -106,12 +106,14 @@ class Grid:
     high: int
 
     def table(self, values):
-        """float64 ``(C, high - low + 1)``: the value of each ``m`` (exact reference values
-        where a step has them, ``scale * m + offset`` elsewhere)."""
-        ms = np.arange(self.low, self.high + 1)
+        """float64 ``(C, R)``: the value of each ``m`` of the datatype's whole range,
+        ``m = dtype_range(dtype)[0] + column`` (exact reference values where a step has
+        them, ``scale * m + offset`` elsewhere)."""
+        low, high = dtype_range(self.dtype)
+        ms = np.arange(low, high + 1)
         table = self.scale[:, None] * ms + self.offset[:, None]
         for c, (m, v) in enumerate(zip(self.m, values)):
-            table[c, m - self.low] = v
+            table[c, m - low] = v
         if self.dtype == "BIPOLAR":
             table[:, 1] = table[:, 0]  # m = 0 does not occur; keep the table monotone
         return table
@@ -131,7 +133,14 @@ class Grid:
         return np.array(rows, dtype=np.int64).reshape(len(self.m), len(targets))
 
 
-def _integral(x, tolerance=1e-6):
+def _step(v):
+    """The grid step of increasing values: their span over the number of smallest steps it
+    holds (robust to float32 rounding of non-power-of-two scales)."""
+    span = v[-1] - v[0]
+    return span / max(1, np.round(span / np.diff(v).min()))
+
+
+def _integral(x, tolerance=1e-3):
     return np.all(np.abs(x - np.round(x)) <= tolerance)
 
 
@@ -154,20 +163,28 @@ def fit_grid(values):
         scale = np.array([np.abs(v).max() for v in values])
         return Grid("BIPOLAR", scale, np.zeros(len(values)),
                     [np.sign(v).astype(np.int64) for v in values], -1, 1)
-    steps = [np.diff(v).min() for v in values if len(v) > 1]
+    steps = [_step(v) for v in values if len(v) > 1]
     common = min(steps) if steps else (max(magnitudes) or 1.0)
     if all(_integral(np.diff(v) / common) for v in values):
         scales = np.full(len(values), common)
     else:
-        scales = np.array([np.diff(v).min() if len(v) > 1 else common for v in values])
-    offsets, names = [], []
+        scales = np.array([_step(v) if len(v) > 1 else common for v in values])
     for v, step in zip(values, scales):
         if not _integral(np.diff(v) / step):
             raise GraphError(f"output values {np.round(v, 6).tolist()[:8]} are not evenly "
                              f"spaced")
-        offset = 0.0 if _integral(v / step) else v[0]
-        offsets.append(offset)
-        names.append(np.round((v - offset) / step).astype(np.int64))
-    low = min(int(m.min()) for m in names)
-    high = max(int(m.max()) for m in names)
-    return Grid(smallest_dtype(low, high), scales, np.array(offsets), names, low, high)
+    base = min(v[0] for v in values)
+    candidates = [[0.0 if _integral(v / step) else v[0] for v, step in zip(values, scales)]]
+    if all(_integral((v - base) / step) for v, step in zip(values, scales)):
+        candidates.append([base] * len(values))  # levels counted up from the lowest
+    best = None
+    for offsets in candidates:
+        names = [np.round((v - offset) / step).astype(np.int64)
+                 for v, step, offset in zip(values, scales, offsets)]
+        low = min(int(m.min()) for m in names)
+        high = max(int(m.max()) for m in names)
+        dtype = smallest_dtype(low, high)
+        if best is None or dtype_bits(dtype) < dtype_bits(best[0]):
+            best = (dtype, offsets, names, low, high)
+    dtype, offsets, names, low, high = best
+    return Grid(dtype, scales, np.array(offsets), names, low, high)

@@ -235,7 +235,7 @@ class _Lowering:
                    if name in node.input}
         context[""] = None
         for name in node.output:
-            context[name] = None
+            context[name] = np.zeros(0)
         opset = {o.domain: o.version for o in self.model.model.opset_import}
         try:
             execute_node(node, context, self.graph, opset.get(node.domain, 1))
@@ -681,7 +681,7 @@ class _Lowering:
         table = grid.table([v for _, v in steps])
         if pending.source == "stream" and _identity(grid, steps, low, high):
             stream = Stream(pending.stream.dtype, pending.channels,
-                            _table_values(table, grid.low))
+                            _table_values(table, dtype_range(grid.dtype)[0]))
             self.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
             return stream
         dtype = grid.dtype
@@ -690,7 +690,7 @@ class _Lowering:
             thresholds = (s_high + 1)[:, None]
             dtype = smallest_dtype(grid.low, grid.low + 1)
         thresholds = _compress(thresholds)
-        values = _table_values(table, grid.low)
+        values = _table_values(table, dtype_range(grid.dtype)[0])
         if dtype == "BIPOLAR":
             values = _bipolar_fixed(values)
         stream = Stream(dtype, pending.channels, values)
@@ -738,7 +738,7 @@ class _Lowering:
                               np.where(keys <= -FLOAT_KEY_MAX, -np.inf, key_float(keys)))
         dtype = grid.dtype
         table = grid.table([v for _, v in steps])
-        values = _table_values(table, grid.low)
+        values = _table_values(table, dtype_range(grid.dtype)[0])
         if dtype == "BIPOLAR":
             values = _bipolar_fixed(values)
         stream = Stream(dtype, channels, values)
