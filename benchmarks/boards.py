@@ -1,0 +1,152 @@
+"""Accelerators on the open boards: utilization, Fmax and frames per second.
+
+    python benchmarks/boards.py --json OUT.json MODEL_DIR [MODEL_DIR ...]
+                                [--boards icebreaker,ulx3s-85f] [--baud 1000000]
+    python benchmarks/boards.py --json OUT.json --stand-in      # no compiled model needed
+
+Each ``MODEL_DIR`` is a directory written by ``hwgen compile`` (for example the digits MLPs of
+the graph work); its accelerator comes from ``graph.load_accelerator(MODEL_DIR)`` and the
+model's name is the directory's name. ``--stand-in`` adds a small thresholding kernel
+(:class:`hwgen.threshold.BinarySearchThreshold`, 6 channels, PE 2, 2 vectors per frame) as
+model ``stand-in-threshold``, to check the flow without the graph.
+
+Every model is built for every board with :func:`boards.build.build` (bitstreams with the
+yowasp Yosys/nextpnr tools, behind the UART host link) into a scratch directory (``--work``).
+A row per (board, model):
+
+* ``board``, ``model``, ``ok``, ``error`` (e.g. the does-not-fit message);
+* ``luts`` (iCE40: logic cells), ``ffs``, ``bram``, ``dsp``, and ``available`` (the device's);
+* ``clock_mhz`` (the board's oscillator), ``fmax_mhz`` (nextpnr), ``timing_met``;
+* ``cycles_per_frame`` (the accelerator's steady state), ``fps_at_fmax`` =
+  ``fmax / cycles_per_frame``, ``fps_at_clock`` = ``clock / cycles_per_frame``;
+* ``fps_uart``: frames per second the host link carries at ``baud``: with two requests in
+  flight the slower direction sets the pace, ``baud / 10 / max(in_len + 8, out_len + 8)``
+  (10 bits per character, 8 bytes of framing per request and per reply);
+* ``in_len``, ``out_len``, ``baud``, ``build_seconds``.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from _common import format_table, progress, write_json
+
+# This script is named like the `boards` package: drop its directory from the import path so
+# that `import boards` finds the package (the project root is on the path through _common).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+DEFAULT_BOARDS = ("icebreaker", "ulx3s-85f")
+FRAMING_BYTES = 8   # sync 2, type 1, seq 1, length 2, CRC 2
+BITS_PER_CHARACTER = 10
+
+COLUMNS = [("board", "board"), ("model", "model"), ("luts", "LUT/LC"), ("ffs", "FF"),
+           ("bram", "BRAM"), ("dsp", "DSP"), ("fmax_mhz", "Fmax MHz"),
+           ("clock_mhz", "clock"), ("fps_at_fmax", "fps@Fmax"), ("fps_uart", "fps UART"),
+           ("build_seconds", "build s")]
+
+
+def uart_frames_per_s(baud, in_len, out_len):
+    """Frames per second through the host link with requests pipelined."""
+    return baud / BITS_PER_CHARACTER / max(in_len + FRAMING_BYTES, out_len + FRAMING_BYTES)
+
+
+def row_from_report(report, model):
+    """One benchmark row from a :func:`boards.build.build` report."""
+    used = report["utilization"]
+    link = report["host_link"]
+    cycles = report.get("cycles_per_frame")
+    fmax = report.get("fmax_mhz")
+    return {
+        "board": report["board"], "model": model, "ok": True, "error": None,
+        "luts": used.get("luts"), "ffs": used.get("ffs"), "bram": used.get("bram"),
+        "dsp": used.get("dsp"), "available": report["available"],
+        "clock_mhz": report["clock_mhz"], "fmax_mhz": fmax, "timing_met": report["timing_met"],
+        "cycles_per_frame": cycles,
+        "fps_at_fmax": round(fmax * 1e6 / cycles, 1) if fmax and cycles else None,
+        "fps_at_clock": round(report["clock_mhz"] * 1e6 / cycles, 1) if cycles else None,
+        "fps_uart": round(uart_frames_per_s(link["baud"], link["in_len"], link["out_len"]), 1),
+        "in_len": link["in_len"], "out_len": link["out_len"], "baud": link["baud"],
+        "build_seconds": report["build_seconds"],
+    }
+
+
+def stand_in():
+    import numpy as np
+    from amaranth.hdl import signed
+
+    from hwgen.threshold import BinarySearchThreshold
+    rng = np.random.default_rng(7)
+    thresholds = np.sort(rng.integers(-100, 100, size=(6, 3)), axis=1)
+    return BinarySearchThreshold(channels=6, pe=2, input_shape=signed(8),
+                                 thresholds=thresholds, vectors=2)
+
+
+def models(args):
+    """``[(name, loader)]``: loaders make a fresh component per build."""
+    found = []
+    for directory in args.models:
+        def load(directory=directory):
+            from graph import load_accelerator
+            return load_accelerator(directory)
+        found.append((Path(directory).resolve().name, load))
+    if args.stand_in:
+        found.append(("stand-in-threshold", stand_in))
+    return found
+
+
+def run(args):
+    from boards.build import BuildError, build
+    rows = []
+    work = Path(args.work or tempfile.mkdtemp(prefix="hwgen-boards-"))
+    for name, load in models(args):
+        for board in args.boards:
+            progress(f"[boards] {name} on {board} ...")
+            start = time.monotonic()
+            try:
+                report = build(load(), board, work / f"{name}-{board}", baud=args.baud)
+                row = row_from_report(report, name)
+            except (BuildError, ValueError, TypeError, OSError, ImportError) as error:
+                row = {"board": board, "model": name, "ok": False, "error": str(error),
+                       "build_seconds": round(time.monotonic() - start, 2)}
+                progress(f"[boards]   -> FAILED: {str(error)[:300]}")
+            rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="*", metavar="MODEL_DIR",
+                        help="directories written by `hwgen compile`")
+    parser.add_argument("--stand-in", action="store_true",
+                        help="also build a small thresholding kernel as a stand-in model")
+    parser.add_argument("--boards", default=",".join(DEFAULT_BOARDS),
+                        help="comma-separated boards (default: %(default)s)")
+    parser.add_argument("--baud", type=int, default=None,
+                        help="host-link rate (default: each board's)")
+    parser.add_argument("--work", default=None, help="build directory (default: a temporary one)")
+    parser.add_argument("--json", metavar="OUT.json", help="write the rows as JSON")
+    args = parser.parse_args(argv)
+    args.boards = [b.strip() for b in args.boards.split(",") if b.strip()]
+    if not args.models and not args.stand_in:
+        parser.error("give at least one MODEL_DIR, or --stand-in")
+    from boards.targets import TARGETS, get_target
+    for board in args.boards:
+        if board not in TARGETS or get_target(board).host_link != "uart":
+            parser.error(f"--boards: {board} is not an open board with a UART host link")
+    warnings.filterwarnings("ignore", message=".*created but never used")
+    rows = run(args)
+    print(format_table([r for r in rows if r["ok"]], COLUMNS))
+    for row in rows:
+        if not row["ok"]:
+            print(f"{row['model']} on {row['board']}: {row['error']}")
+    if args.json:
+        write_json(args.json, rows)
+    return 0 if all(row["ok"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
