@@ -11,7 +11,7 @@
 
 Training is quantization-aware (straight-through estimators, Adam) with power-of-two
 scales, fixed seeds, and takes a few seconds. The held-out split is written as
-``digits_test_x.npy`` (integer pixels, ``(360, 64)``) and ``digits_test_y.npy``.
+``digits_test_x.npy`` (uint8 pixels 0..16, ``(360, 64)``) and ``digits_test_y.npy``.
 
 Run ``python examples/train_digits.py`` (add ``--verify`` to import both models with
 ``graph.import_model`` and compare the IR with the ONNX reference on the held-out split).
@@ -297,8 +297,8 @@ def build(out_dir=HERE, epochs_w2a2=60, epochs_w1a1=60):
     """Train both models, export them and the held-out split to ``out_dir``; returns
     ``{name: (path, test accuracy in numpy)}``."""
     x_train, y_train, x_test, y_test = load_split()
-    np.save(os.path.join(out_dir, "digits_test_x.npy"), x_test.astype(np.int64))
-    np.save(os.path.join(out_dir, "digits_test_y.npy"), y_test.astype(np.int64))
+    np.save(os.path.join(out_dir, "digits_test_x.npy"), x_test.astype(np.uint8))
+    np.save(os.path.join(out_dir, "digits_test_y.npy"), y_test.astype(np.uint8))
     results = {}
     rng = np.random.default_rng(SEED)
     w2a2 = W2A2(rng)
