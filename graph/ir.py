@@ -310,11 +310,14 @@ class LabelSelectLayer:
         Indices out per frame.
     input_type : str
         Datatype name of the inputs.
+    pe : int
+        Inputs per cycle (folding).
     """
     name: str
     channels: int
     k: int
     input_type: str
+    pe: int = 1
 
     kind = "labelselect"
 
@@ -337,7 +340,7 @@ class LabelSelectLayer:
     def to_dict(self):
         """A JSON-ready dict."""
         return {"kind": self.kind, "name": self.name, "channels": self.channels, "k": self.k,
-                "input_type": self.input_type}
+                "input_type": self.input_type, "pe": self.pe}
 
     @property
     def in_elements(self):
