@@ -20,7 +20,11 @@ def _error(message):
 def _load(out):
     """The accelerator component compiled into ``out`` (imported lazily: graph is optional
     for the other commands)."""
-    from graph import load_accelerator
+    try:
+        from graph import load_accelerator
+    except ImportError:
+        raise ImportError("cannot load a compiled accelerator: graph.load_accelerator is not "
+                          "available in this installation") from None
     return load_accelerator(out)
 
 

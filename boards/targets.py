@@ -1,17 +1,16 @@
 """Board targets: a name -> the amaranth-boards platform and what a network needs around it.
 
-=============  ==================  =======  ==========  ==========================  ==========
-name           device              clock    host link   resources                   toolchain
-=============  ==================  =======  ==========  ==========================  ==========
-icebreaker     iCE40UP5K-SG48      12 MHz   UART        5,280 LCs, 30 BRAM (4 Kb),  yowasp
-                                            (FT2232H)   8 DSP (SB_MAC16)            (nextpnr)
-ulx3s-85f      LFE5U-85F-BG381     25 MHz   UART        83,640 LUTs, 208 BRAM       yowasp
-                                            (FT231X)    (18 Kb), 156 DSP (18x18)    (nextpnr)
-kcu105         XCKU040 (UltraScale) 125 MHz  AXI4-Stream 242,400 LUTs, 600 BRAM     Vivado
-                                                        (36 Kb), 1,920 DSP48E2
-rfsoc4x2       XCZU48DR (UltraScale+) 100 MHz AXI4-Stream 425,280 LUTs, 1,080 BRAM  Vivado
-                                                        (36 Kb), 4,272 DSP48E2
-=============  ==================  =======  ==========  ==========================  ==========
+* ``icebreaker``: iCE40UP5K-SG48, 12 MHz, UART host link (FT2232H); 5,280 LCs, 30 BRAM
+  (4 Kb), 8 DSP (SB_MAC16); yowasp Yosys/nextpnr; programmed with ``iceprog``.
+* ``ulx3s-85f``: LFE5U-85F-BG381, 25 MHz, UART host link (FT231X, up to 3 Mbaud); 83,640 LUTs,
+  208 BRAM (18 Kb), 156 DSP (18x18); yowasp Yosys/nextpnr; ``openFPGALoader``.
+* ``kcu105``: XCKU040 (Kintex UltraScale), 125 MHz, AXI4-Stream top for the user's own DMA;
+  242,400 LUTs, 600 BRAM (36 Kb), 1,920 DSP48E2; Vivado; ``openocd``.
+* ``rfsoc4x2``: XCZU48DR (Zynq UltraScale+ RFSoC), 100 MHz, AXI4-Stream top; 425,280 LUTs,
+  1,080 BRAM (36 Kb), 4,272 DSP48E2; Vivado; ``xsdb``.
+
+On the Xilinx boards hwgen's kernels are elaborated with the board's platform, so they
+instantiate ``DSP48E2`` (packed MACs), ``LUT6_2`` and ``CARRY8``.
 
 :func:`get_target` also takes an amaranth ``Platform`` subclass (or instance) of one's own:
 its device family picks the toolchain (iCE40, ECP5: yowasp; Xilinx: Vivado), its
@@ -88,10 +87,6 @@ class Target:
 def _platform(module, name):
     """An amaranth-boards platform class, imported when first asked for."""
     return getattr(importlib.import_module(f"amaranth_boards.{module}"), name)
-
-
-class _LazyTargets(dict):
-    """Name -> Target, built on first access (importing amaranth-boards takes a moment)."""
 
 
 def _targets():
