@@ -133,11 +133,32 @@ class Grid:
         return np.array(rows, dtype=np.int64).reshape(len(self.m), len(targets))
 
 
+def _gcd(values, tolerance):
+    """Greatest common divisor of positive floats, treating remainders within
+    ``tolerance`` of 0 or of the divisor as 0 (float32 rounding of non-power-of-two
+    scales)."""
+    result = values[0]
+    for value in values[1:]:
+        a, b = max(result, value), min(result, value)
+        while b > tolerance:
+            r = np.fmod(a, b)
+            if r <= tolerance or b - r <= tolerance:
+                break
+            a, b = b, r
+        result = b
+    return result
+
+
 def _step(v):
-    """The grid step of increasing values: their span over the number of smallest steps it
-    holds (robust to float32 rounding of non-power-of-two scales)."""
+    """The grid step of increasing values: the float gcd of their differences."""
+    diffs = np.diff(v)
+    return _refine(v, _gcd(list(diffs), 1e-4 * diffs.min()))
+
+
+def _refine(v, step):
+    """The step that spans ``v`` in a whole number of steps (averages out rounding)."""
     span = v[-1] - v[0]
-    return span / max(1, np.round(span / np.diff(v).min()))
+    return span / max(1.0, np.round(span / step)) if span > 0 else step
 
 
 def _integral(x, tolerance=1e-3):

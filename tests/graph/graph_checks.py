@@ -20,8 +20,9 @@ def run_both(model, x):
         out = y_int
     else:
         out = network.output_values(y_int)
-        assert np.array_equal(out.astype(np.float32), ref.reshape(n, -1)), \
-            np.abs(out - ref.reshape(n, -1)).max()
+        stream_type = network.layers[-1].output_type
+        assert_encodes(decode(stream_type, y_int), ref.reshape(n, -1), network.output.scale,
+                       network.output.offset)
     stream_types = {layer.name: layer.output_type for layer in network.layers}
     for name, entry in network.debug.items():
         if name == "input":
@@ -30,6 +31,17 @@ def run_both(model, x):
         if "order" in entry:
             values = values[:, entry["order"]]
         expected = context[entry["tensor"]].reshape(n, -1)
-        got = values * np.array(entry["scale"]) + np.array(entry["offset"])
-        assert np.array_equal(got.astype(np.float32), expected.astype(np.float32)), name
+        assert_encodes(values, expected, entry["scale"], entry["offset"])
     return network, out, ref
+
+
+def assert_encodes(decoded, reference, scale, offset):
+    """``reference == scale * decoded + offset``: exactly in float32 for exact (power-of-two)
+    scales, otherwise the integers the reference values round to equal ``decoded`` (the
+    float32 values themselves differ in the last place)."""
+    scale, offset = np.asarray(scale), np.asarray(offset)
+    got = decoded * scale + offset
+    if np.array_equal(got.astype(np.float32), reference.astype(np.float32)):
+        return
+    assert np.allclose(got, reference, rtol=1e-5, atol=1e-6 * np.abs(scale).max())
+    assert np.array_equal(np.round((reference - offset) / scale).astype(np.int64), decoded)
