@@ -1,7 +1,7 @@
 """Load ONNX/QONNX models and run the ONNX reference.
 
-Parsing, the legacy ``finn`` domains and shape inference are qonnx's
-(:class:`qonnx.core.modelwrapper.ModelWrapper`, :class:`qonnx.transformation.infer_shapes.InferShapes`);
+Parsing, the legacy ``finn`` domains and shape inference are qonnx's (``ModelWrapper``,
+``InferShapes``);
 the reference execution is qonnx's ``execute_onnx`` (onnxruntime per standard node, qonnx
 for ``Quant``, ``BipolarQuant``, ``Trunc`` and ``MultiThreshold``).
 

@@ -24,13 +24,13 @@ and thresholds, and every quantized activation equals the reference's.
 from dataclasses import dataclass, field
 
 import numpy as np
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from .errors import GraphError, node_error
-from .evaluate import NodeRunner, is_custom
+from .evaluate import NodeRunner
 from .ir import (InputQuantizer, LabelSelectLayer, MVAULayer, Network, OutputSpec,
                  ThresholdLayer, dtype_range, smallest_dtype)
-from .levels import FLOAT_KEY_MAX, Grid, fit_grid, key_float, staircase
+from .levels import FLOAT_KEY_MAX, fit_grid, key_float, staircase
 
 __all__ = ["lower"]
 
@@ -168,7 +168,6 @@ class _Lowering:
         self.pending = None
         self.label = None  # (tensor, k, node) once a TopK/ArgMax ran
         for init in self.graph.initializer:
-            from onnx import numpy_helper
             self.consts[init.name] = Const(numpy_helper.to_array(init))
         self.consumers = {}
         for node in self.graph.node:

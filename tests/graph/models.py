@@ -83,12 +83,10 @@ class Builder:
                                   [helper.make_tensor_value_info(output, out_type, None)],
                                   initializer=self.inits)
         for tensor, dtype in self.annotations.items():
-            annotation = helper.make_empty_tensor_value_info(tensor)  # placeholder
-            qa = graph.quantization_annotation.add()
-            qa.tensor_name = tensor
-            entry = qa.quant_parameter_tensor_names.add()
+            annotation = graph.quantization_annotation.add()
+            annotation.tensor_name = tensor
+            entry = annotation.quant_parameter_tensor_names.add()
             entry.key, entry.value = "finn_datatype", dtype
-            del annotation
         model = helper.make_model(graph, opset_imports=[
             helper.make_opsetid("", opset), helper.make_opsetid(QONNX, 1),
             helper.make_opsetid(FINN, 1)])

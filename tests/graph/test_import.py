@@ -231,3 +231,15 @@ def test_random_inputs_on_bigger_mlp():
     model = qonnx_mlp(r, sizes=(32, 24, 16, 10), wbits=3, abits=3)
     x = random_input(r, 500, (32,))
     run_both(model, x)
+
+
+def test_trunc_after_accumulator():
+    import itertools
+    b = Builder((1, 3), "INT4")
+    x = b.matmul("x", np.array([[3, 1], [2, -3], [1, 2]], np.float32), "INT3", name="fc0")
+    x = b.node("Trunc", [x, b.const(1.0), b.const(0.0), b.const(8.0), b.const(4.0)],
+               domain=QONNX, rounding_mode="FLOOR", name="trunc")
+    model = b.build(x)
+    inputs = np.array(list(itertools.product(range(-8, 8), repeat=3)), np.float32)
+    network, _, _ = run_both(model, inputs)
+    assert kinds(network) == ["mvau"]

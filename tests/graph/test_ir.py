@@ -149,7 +149,8 @@ def test_check_inputs_float_network(w2a2):
 
 
 def test_execute_rejects_out_of_range_encoded_inputs(w1a1):
-    with pytest.raises(GraphError, match=r"network input: values in \[40, 40\] do not fit UINT5 \[0, 31\]"):
+    with pytest.raises(GraphError,
+                       match=r"network input: values in \[40, 40\] do not fit UINT5 \[0, 31\]"):
         w1a1.execute(np.full((1, 64), 40))
 
 
