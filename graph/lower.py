@@ -19,6 +19,13 @@ tensor as integers, it is *materialized*: the chain's steps are found by bisecti
 the thresholds of the MVAU (or of a standalone threshold layer, or of the host's input
 quantizer). Scales, biases, batch-norm, sign and ReLU thereby end up in integer weights
 and thresholds, and every quantized activation equals the reference's.
+
+Exactness: the element-wise nodes after a MatMul run on the very arithmetic of the
+reference, so the IR reproduces its decisions whenever the MatMul output itself is exact in
+float32 -- power-of-two scales (as FINN and Brevitas' POWER_OF_TWO scaling produce) and
+integer/bipolar FINN-ONNX weights. With arbitrary float scales the IR follows exact
+arithmetic at the MatMul, and can differ from the reference only where the exact value is a
+rounding tie that the reference's own float32 summation error decides.
 """
 
 from dataclasses import dataclass, field
