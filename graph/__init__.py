@@ -2,8 +2,11 @@
 
 ``import_model(path_or_model)`` gives a :class:`Network` of integer layers that executes
 in numpy bit-exactly with the hardware and with the ONNX reference (:func:`reference`).
+``compile_model(path, out_dir)`` folds, elaborates and writes Verilog and reports
+(:mod:`graph.compile`); ``load_accelerator(out_dir)`` rebuilds the top-level component.
 """
 
+from .compile import compile_model, load_accelerator
 from .errors import GraphError
 from .importer import import_model, load_model, reference
 from .inputs import check_inputs
@@ -12,7 +15,7 @@ from .ir import (InputQuantizer, LabelSelectLayer, MVAULayer, Network, OutputSpe
 
 __all__ = ["GraphError", "import_model", "load_model", "reference", "check_inputs",
            "quantize_input", "Network", "MVAULayer", "ThresholdLayer", "LabelSelectLayer",
-           "InputQuantizer", "OutputSpec", "shape_of"]
+           "InputQuantizer", "OutputSpec", "shape_of", "compile_model", "load_accelerator"]
 
 
 def quantize_input(network, x):
