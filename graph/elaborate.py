@@ -139,6 +139,14 @@ def _layer_kernel(layer):
     from hwgen.mvau import MVAU
     from hwgen.threshold import Threshold
     where = f"{layer.kind} layer {layer.name!r}"
+    if layer.kind == "mvau":
+        # checked here: a kernel whose constructor fails warns that it was never used
+        for what, dtype in (("input", layer.input_type), ("weight", layer.weight_type)):
+            shape = shape_of(dtype)
+            if shape != "bipolar" and not 1 <= shape.width <= 8:
+                raise GraphError(f"{where}: {what} datatype {dtype} is wider than the MVAU's "
+                                 f"8 bits; supported: BIPOLAR, BINARY, INT2..INT8, "
+                                 f"UINT2..UINT8")
     try:
         if layer.kind == "mvau":
             return MVAU(**mvau_params(layer))
@@ -192,6 +200,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, network):
+        self._MustUse__silence = True        # until built: a failed construction is not unused
         if not network.layers:
             raise GraphError(f"network {network.name!r} has no layers to elaborate")
         self.network = network
@@ -219,6 +228,7 @@ class Accelerator(wiring.Component):
             "i": In(_lanes_signature(in_shape, in_lanes)),
             "o": Out(_lanes_signature(out_shape, out_lanes)),
         })
+        self._MustUse__silence = False
 
     # -- description --------------------------------------------------------------------------
     @property

@@ -181,19 +181,17 @@ def fold(network, target_fps=None, clock_mhz=100.0):
 
 
 def valid_datapaths(layer):
-    """The ``datapath`` choices an MVAU layer's datatypes allow (each tried on a 1 x 1 unit
-    of the same datatypes, so the answer is the kernel's own)."""
-    from hwgen.mvau import DATAPATHS, MVAU
+    """The ``datapath`` choices an MVAU layer's datatypes allow (the rules of
+    :class:`hwgen.mvau.MVAU`: ``xnor`` for bipolar weights and inputs, ``binary-weights`` for
+    bipolar weights and integer inputs, ``dsp`` for 2- to 8-bit inputs with bipolar or 2- to
+    8-bit weights, ``lut`` always)."""
     weight, data = shape_of(layer.weight_type), shape_of(layer.input_type)
-    valid = []
-    for datapath in DATAPATHS:
-        try:
-            unit = MVAU(mw=1, mh=1, weights=[[1]], input_shape=data, weight_shape=weight,
-                        datapath=datapath)
-        except (TypeError, ValueError):
-            continue
-        _silence(unit)
-        valid.append(datapath)
+    valid = ["auto"]
+    if weight == "bipolar":
+        valid.append("xnor" if data == "bipolar" else "binary-weights")
+    valid.append("lut")
+    if data != "bipolar" and data.width >= 2 and (weight == "bipolar" or weight.width >= 2):
+        valid.append("dsp")
     return tuple(valid)
 
 
