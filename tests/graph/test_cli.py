@@ -1,0 +1,140 @@
+"""``hwgen compile|verify|report`` end to end on the bundled digits model, and their
+one-line errors (bad folding, unreachable target, bad .npy inputs)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from hwgen.cli import main
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+MODEL = os.path.join(EXAMPLES, "digits_w1a1.onnx")
+TEST_X = os.path.join(EXAMPLES, "digits_test_x.npy")
+TEST_Y = os.path.join(EXAMPLES, "digits_test_y.npy")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(MODEL), reason="examples not built")
+
+
+def run(capsys, *argv):
+    status = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line_error(err):
+    lines = [line for line in err.splitlines() if line.startswith("hwgen: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    status = main(["compile", MODEL, "-o", str(out), "--target-fps", "1e6"])
+    assert status == 0
+    return out
+
+
+def test_compile_writes_verilog_and_reports(compiled, capsys):
+    names = {path.name for path in compiled.iterdir()}
+    assert {"top.v", "network.json", "model.onnx", "report.json", "report.txt"} <= names
+    verilog = (compiled / "top.v").read_text()
+    assert "module top" in verilog and "m_axis_tlast" in verilog and "s_axis_tready" in verilog
+    report = json.loads((compiled / "report.json").read_text())
+    assert report["cycles_per_frame"] <= 100
+    assert [row["name"] for row in report["layers"] if row["kind"] != "width"
+            and row["kind"] != "fifo"] == ["binarize_input", "fc0", "fc1", "fc2", "topk"]
+    status, out, _ = run(capsys, "report", compiled)
+    assert status == 0
+    assert out == (compiled / "report.txt").read_text()
+    for heading in ("PE", "SIMD", "datapath", "cycles", "LUT", "FF", "BRAM18", "DSP", "total",
+                    "frames/s", "latency"):
+        assert heading in out
+
+
+def test_verify_three_executions_agree(compiled, capsys, tmp_path):
+    x, y = np.load(TEST_X)[:12], np.load(TEST_Y)[:12]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    status, out, err = run(capsys, "verify", compiled, "--inputs", tmp_path / "x.npy",
+                           "--expected", tmp_path / "y.npy")
+    assert status == 0, err
+    assert "ONNX reference == IR: 12/12" in out and "IR == RTL (verilator" in out
+    assert "accuracy against" in out
+    report = json.loads((compiled / "report.json").read_text())
+    cycles = report["cycles_per_frame"]
+    assert f"({cycles:g} cycles per frame), " in out
+    assert f"latency {report['latency_cycles']} cycles simulated, " \
+           f"{report['latency_cycles']} estimated" in out
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((3, 10)), r"inputs of shape \(3, 10\) do not fit the network input"),
+    (np.full((2, 64), 40), r"2 \* 64|values outside|outside"),
+    (np.full((2, 64), -1), r"outside"),
+    (np.full((2, 64), 0.5), r"integers"),
+])
+def test_verify_bad_inputs(compiled, capsys, tmp_path, array, message):
+    import re
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    status, _, err = run(capsys, "verify", compiled, "--inputs", path)
+    assert status == 1
+    line = one_line_error(err)
+    assert re.search(message, line), line
+    assert str(path) in line
+
+
+def test_verify_input_file_errors(compiled, capsys, tmp_path):
+    status, _, err = run(capsys, "verify", compiled, "--inputs", tmp_path / "none.npy")
+    assert status == 1 and "no such file" in one_line_error(err)
+    (tmp_path / "junk.npy").write_text("not numpy")
+    status, _, err = run(capsys, "verify", compiled, "--inputs", tmp_path / "junk.npy")
+    assert status == 1 and "not a .npy array" in one_line_error(err)
+    status, _, err = run(capsys, "verify", tmp_path, "--inputs", TEST_X)
+    assert status == 1 and "not a hwgen compile output" in one_line_error(err)
+
+
+def test_compile_errors(capsys, tmp_path):
+    folding = tmp_path / "fold.json"
+    folding.write_text(json.dumps({"fc0": {"pe": 3}}))
+    status, _, err = run(capsys, "compile", MODEL, "-o", tmp_path / "a", "--folding", folding)
+    assert status == 1
+    assert one_line_error(err) == (
+        "hwgen: error: folding of mvau layer 'fc0': PE=3 must divide MH=128; valid PE: "
+        "1, 2, 4, 8, 16, 32, 64, 128")
+    folding.write_text(json.dumps({"fc0": {"datapath": "dsp"}}))
+    status, _, err = run(capsys, "compile", MODEL, "-o", tmp_path / "a", "--folding", folding)
+    assert status == 1 and "valid datapath: auto, xnor, lut" in one_line_error(err)
+    status, _, err = run(capsys, "compile", MODEL, "-o", tmp_path / "a", "--target-fps", "5e8")
+    assert status == 1 and "unreachable" in one_line_error(err)
+    status, _, err = run(capsys, "compile", tmp_path / "none.onnx", "-o", tmp_path / "a")
+    assert status == 1 and "no such file" in one_line_error(err)
+    assert not (tmp_path / "a").exists()
+
+
+def test_bad_option_values(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile", MODEL, "-o", str(tmp_path), "--target-fps", "fast"])
+    assert exit_info.value.code != 0
+    assert "expected a number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["verify", str(tmp_path), "--inputs", TEST_X, "--sim", "modelsim"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, options", [
+    ("compile", ["--target-fps", "--clock-mhz", "--folding", "-o"]),
+    ("verify", ["--inputs", "--expected", "--sim", "--seed"]),
+    ("report", ["OUT"]),
+])
+def test_help(capsys, command, options):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in options:
+        assert option in out
