@@ -5,10 +5,12 @@ import sys
 from pathlib import Path
 
 # Let `python benchmarks/NAME.py` import the project's packages from a source checkout even
-# when hwgen is not installed.
+# when hwgen is not installed. The root goes first: a script such as benchmarks/boards.py
+# must not shadow the package of the same name.
 _ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(1, str(_ROOT))
+if str(_ROOT) in sys.path:
+    sys.path.remove(str(_ROOT))
+sys.path.insert(0, str(_ROOT))
 
 
 def progress(*args):

@@ -81,25 +81,125 @@ def _value_shape(shape):
     return signed(2) if shape == BIPOLAR else Shape.cast(shape)
 
 
-def _add_product(heap, mode, weight, act, weight_shape, act_shape):
-    """Put the heap bits of ``weight * act`` (see the module documentation) into ``heap``."""
+def _operand_bits(bits, shape):
+    """The value bits of an operand as ``(signal, inverted)`` pairs or constants 0/1, MSB
+    last (bipolar: ``signed(2)`` ``Cat(1, ~b)``)."""
+    if shape == BIPOLAR:
+        return [1, (bits, True)]
+    return [(bits[k], False) for k in range(Shape.cast(shape).width)]
+
+
+def _combine(x, y, table):
+    """``table`` (bit ``a | b << 1`` is f(a, b)) applied to two operand bits: a constant, a
+    one-signal bit ``(signal, inverted)``, or a two-signal bit ``(x, y, 4-bit table)``."""
+    def lookup(a, b):
+        return table >> (a | b << 1) & 1
+    if isinstance(x, int) and isinstance(y, int):
+        return lookup(x, y)
+    if isinstance(x, int) or isinstance(y, int):
+        const_first = isinstance(x, int)
+        (signal, inverted), const = (y, x) if const_first else (x, y)
+        values = [lookup(const, v) if const_first else lookup(v, const) for v in (0, 1)]
+        if values[0] == values[1]:
+            return values[0]
+        return (signal, inverted ^ (values[1] == 0))
+    (xs, xi), (ys, yi) = x, y
+    folded = 0
+    for a in (0, 1):
+        for b in (0, 1):
+            folded |= lookup(a ^ xi, b ^ yi) << (a | b << 1)
+    return (xs, ys, folded)
+
+
+_XNOR, _AND = 0b1001, 0b1000
+
+
+def _product_bits(mode, weight, act, weight_shape, act_shape):
+    """The heap bits of ``weight * act`` (see the module documentation) as
+    ``(column, bit, negate)``, each bit a constant, a one-signal or a two-signal bit."""
     if mode == "xnor":
-        heap.add_bit(~(weight ^ act))
-    elif mode == "binary-weights":
-        width = act_shape.width + 1
-        top = act[-1] if act_shape.signed else Const(0, 1)
-        flip = ~weight
-        heap.add_value((Cat(act, top) ^ flip.replicate(width)).as_signed())
-        heap.add_bit(flip)
-    else:
-        w = _value(weight, weight_shape)
-        a = _value(act, act_shape)
-        w_shape, a_shape = w.shape(), a.shape()
-        for j in range(w_shape.width):
-            w_sign = w_shape.signed and j == w_shape.width - 1
-            for k in range(a_shape.width):
-                a_sign = a_shape.signed and k == a_shape.width - 1
-                heap.add_bit(w[j] & a[k], j + k, negate=w_sign != a_sign)
+        return [(0, _combine((weight, False), (act, False), _XNOR), False)]
+    if mode == "binary-weights":
+        # (act sign-extended by one bit) XOR ~w, as a signed A + 1-bit value, plus ~w
+        width = Shape.cast(act_shape).width
+        bits = _operand_bits(act, act_shape)
+        bits.append(bits[-1] if Shape.cast(act_shape).signed else 0)
+        flipped = [_combine(bit, (weight, False), _XNOR) for bit in bits]
+        out = [(k, bit, k == width) for k, bit in enumerate(flipped)]
+        return out + [(0, (weight, True), False)]
+    w_bits = _operand_bits(weight, weight_shape)
+    a_bits = _operand_bits(act, act_shape)
+    w_signed = weight_shape == BIPOLAR or Shape.cast(weight_shape).signed
+    a_signed = act_shape == BIPOLAR or Shape.cast(act_shape).signed
+    out = []
+    for j, w_bit in enumerate(w_bits):
+        w_sign = w_signed and j == len(w_bits) - 1
+        for k, a_bit in enumerate(a_bits):
+            a_sign = a_signed and k == len(a_bits) - 1
+            out.append((j + k, _combine(w_bit, a_bit, _AND), w_sign != a_sign))
+    return out
+
+
+def _bit_value(bit):
+    if isinstance(bit, int):
+        return Const(bit, 1)
+    if len(bit) == 2:
+        signal, inverted = bit
+        return ~signal if inverted else signal
+    x, y, table = bit
+    return Const(table, 4).bit_select(Cat(x, y), 1)
+
+
+def _full_adder(pairs):
+    """Sum and carry of three two-signal bits, each a truth table of their six signals (one
+    LUT6 each: the bits' own gates are absorbed)."""
+    signals = [s for x, y, _ in pairs for s in (x, y)]
+    sums, carries = 0, 0
+    for entry in range(64):
+        total = sum(table >> (entry >> 2 * k & 3) & 1 for k, (_, _, table) in enumerate(pairs))
+        sums |= (total & 1) << entry
+        carries |= (total >> 1) << entry
+    index = Cat(*signals)
+    return Const(sums, 64).bit_select(index, 1), Const(carries, 64).bit_select(index, 1)
+
+
+def lane_heap(mode, weights, acts, weight_shape, act_shape):
+    """The bit heap of one lane's products ``weights[s] * acts[s]``, and the LUTs of its
+    first stage.
+
+    Every product bit is a gate of at most two signals (XNOR, AND, XOR with a weight bit).
+    Per column, such bits are taken three at a time into full adders whose sum and carry are
+    each one LUT6 of the six signals, so the gates cost nothing; the remaining bits enter
+    the heap as their gates (one small LUT each, often merged by synthesis). Negated bits
+    (two's complement sign weights) get an inverted truth table and the heap constant
+    ``-2**column``, as :meth:`BitHeap.add_bit` does."""
+    heap = BitHeap()
+    pairs = {}
+    for weight, act in zip(weights, acts):
+        for column, bit, negate in _product_bits(mode, weight, act, weight_shape, act_shape):
+            if negate:
+                heap.add_constant(-(1 << column))
+                bit = (1 - bit if isinstance(bit, int) else
+                       (bit[0], not bit[1]) if len(bit) == 2 else (bit[0], bit[1], bit[2] ^ 0xF))
+            if isinstance(bit, int):
+                heap.add_constant(bit << column)
+            elif len(bit) == 3:
+                pairs.setdefault(column, []).append(bit)
+            else:
+                heap.add_bit(_bit_value(bit), column)
+    luts = 0
+    for column in sorted(pairs):
+        bits = pairs[column]
+        while len(bits) >= 3:
+            total, carry = _full_adder(bits[:3])
+            heap.add_bit(total, column)
+            heap.add_bit(carry, column + 1)
+            del bits[:3]
+            luts += 2
+        for bit in bits:
+            heap.add_bit(_bit_value(bit), column)
+            luts += 1
+    return heap, luts
 
 
 def _check_mode(mode, weight_shape, act_shape):
@@ -128,14 +228,10 @@ def _cast_operand(name, shape):
 
 
 def heap_of(mode, weight_shape, act_shape, simd):
-    """The bit heap of one lane's ``simd`` products (for planning and estimates), and its
-    weight and activation signals."""
+    """:func:`lane_heap` of ``simd`` products of fresh signals (for planning and estimates)."""
     weights = [Signal(element_shape(weight_shape)) for _ in range(simd)]
     acts = [Signal(element_shape(act_shape)) for _ in range(simd)]
-    heap = BitHeap()
-    for w, a in zip(weights, acts):
-        _add_product(heap, mode, w, a, weight_shape, act_shape)
-    return heap
+    return lane_heap(mode, weights, acts, weight_shape, act_shape)
 
 
 class FabricDotProduct(wiring.Component):
@@ -189,7 +285,7 @@ class FabricDotProduct(wiring.Component):
         self._weight_shape, self._act_shape = weight_shape, act_shape
         self._simd, self._lanes, self._max_terms = simd, lanes, max_terms
         self._pipeline_every, self._target, self._primitives = pipeline_every, target, primitives
-        heap = heap_of(mode, weight_shape, act_shape, simd)
+        heap, self._first_stage_luts = heap_of(mode, weight_shape, act_shape, simd)
         self._sum_range = (heap.min, heap.max)
         architectures = ("generic", "xilinx") if target == "auto" else (target,)
         self._plans = {arch: plan_compression(heap.heights(), target=arch)
@@ -239,7 +335,7 @@ class FabricDotProduct(wiring.Component):
         acc = self._acc_shape.width
         pad = self._tree_latency - plan.latency(self._pipeline_every)
         return {
-            "luts": self._lanes * (cost["luts"] + acc),
+            "luts": self._lanes * (self._first_stage_luts + cost["luts"] + acc),
             "ffs": self._lanes * (cost["ffs"] + pad * plan.width + acc) + 3 * self._tree_latency + 1,
             "carry": self._lanes * (cost["carry"] + -(-acc // 8)),
         }
@@ -254,10 +350,9 @@ class FabricDotProduct(wiring.Component):
         plan = self._plans[target]
         sums = []
         for lane in range(self._lanes):
-            heap = BitHeap()
-            for s in range(self._simd):
-                _add_product(heap, self._mode, self.w[lane][s], self.a[s],
-                             self._weight_shape, self._act_shape)
+            heap, _ = lane_heap(self._mode, [self.w[lane][s] for s in range(self._simd)],
+                                [self.a[s] for s in range(self._simd)], self._weight_shape,
+                                self._act_shape)
             total = build_compressor(
                 m, heap.columns(), plan, pipeline_every=self._pipeline_every, en=self.en,
                 instance=instance, name=f"l{lane}",

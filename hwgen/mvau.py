@@ -62,6 +62,7 @@ from .bitheap import shape_for_range
 from .dot_product import BIPOLAR, FabricDotProduct, element_shape, operand_range
 from .packed_mac import PackedDotProduct, packing
 from .streams import lanes_signature
+from .xilinx import is_ultrascale
 from .threshold import IMPLS, Threshold, _memory_cost, _read_only_memory, check_thresholds
 
 __all__ = ["MVAU", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT",
@@ -70,8 +71,10 @@ __all__ = ["MVAU", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT",
 DATAPATHS = ("auto", "xnor", "binary-weights", "lut", "dsp")
 MEM_STYLES = ("auto", "lutram", "bram")
 TARGETS = ("auto", "generic", "xilinx")
-#: LUTs a DSP48E2 is worth when ``datapath="auto"`` weighs ``lut`` against ``dsp``.
-DSP_LUT_EQUIVALENT = 128
+#: LUTs a DSP48E2 is worth when ``datapath="auto"`` weighs ``lut`` against ``dsp``: about the
+#: LUT-to-DSP ratio of mid-size UltraScale+ parts (ZU9EG: 274k LUTs, 2,520 DSP48E2), so that a
+#: design using both in that ratio runs out of neither first.
+DSP_LUT_EQUIVALENT = 100
 _BRAM_FROM_DEPTH = 128
 
 
@@ -499,7 +502,7 @@ class MVAU(wiring.Component):
             with m.If(last_sf):
                 m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
 
-        weights = self._weight_memory(m, word, advance)
+        weights = self._weight_memory(m, platform, word, advance)
         acts = self._input_buffer(m, sf, in_fold0, take, advance)
 
         valid1, first1, last1 = Signal(), Signal(), Signal()
@@ -530,7 +533,7 @@ class MVAU(wiring.Component):
             wiring.connect(m, threshold.o, wiring.flipped(self.o))
         return m
 
-    def _weight_memory(self, m, word, advance):
+    def _weight_memory(self, m, platform, word, advance):
         layout = data.ArrayLayout(data.ArrayLayout(element_shape(self._weight_shape),
                                                    self._simd), self._pe)
         init = self.weight_words()
@@ -538,9 +541,10 @@ class MVAU(wiring.Component):
         if not self._runtime_weights:
             if len(init) == 1:
                 return Const(init[0], Shape.cast(layout).width)
-            bits = _read_only_memory(m, "weights", init, unsigned(self.weight_width), style,
-                                     word, advance)
-            return bits
+            instance = (self._primitives == "instance" or
+                        (self._primitives == "auto" and is_ultrascale(platform)))
+            return _read_only_memory(m, "weights", init, unsigned(self.weight_width), style,
+                                     word, advance, instance=instance)
         granularity = self._simd * element_shape(self._weight_shape).width
         mem = memory.Memory(shape=unsigned(self.weight_width), depth=len(init), init=init,
                             attrs={"ram_style": "block" if style == "bram" else "distributed"})

@@ -35,6 +35,7 @@ from ._checks import check_one_of
 from .bitheap import shape_for_range
 from .compressor import Popcount, plan_compression
 from .streams import lanes_signature, shape_range
+from .xilinx import lut6_rom
 
 __all__ = ["BinarySearchThreshold", "UnrolledThreshold", "Threshold", "MEM_STYLES", "IMPLS",
            "check_thresholds", "ConfigSignature"]
@@ -239,7 +240,7 @@ def _comparator_cost(width, constant=False):
     return luts, -(-(-(-width // 2)) // 8)
 
 
-def _read_only_memory(m, name, init, shape, style, address, enable):
+def _read_only_memory(m, name, init, shape, style, address, enable, instance=False):
     """Registered read of a constant table: block RAM (``bram``: a ``lib.memory`` memory
     without write port, ``ram_style = "block"``), logic (``lutram``) or constants selected by
     a multiplexer into a register (``registers``).
@@ -260,8 +261,12 @@ def _read_only_memory(m, name, init, shape, style, address, enable):
         words = [int(value) & ((1 << width) - 1) for value in init]
         columns = [sum((word >> bit & 1) << index for index, word in enumerate(words))
                    for bit in range(width)]
-        bits = [Const(column, len(words)).bit_select(address, 1) if len(words) > 1
-                else Const(column, 1) for column in columns]
+        if instance and len(words) > 1:
+            bits = [lut6_rom(m, column, len(words), address, name=f"{name}_b{bit}")
+                    for bit, column in enumerate(columns)]
+        else:
+            bits = [Const(column, len(words)).bit_select(address, 1) if len(words) > 1
+                    else Const(column, 1) for column in columns]
         with m.If(enable):
             m.d.sync += data.eq(Cat(*bits))
         return data

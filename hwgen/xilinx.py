@@ -12,7 +12,7 @@ A ``LUT6_2`` is used here in dual-output mode: ``I5`` is tied high, so ``O6`` an
 are two functions of the same five inputs ``I0..I4``.
 """
 
-from amaranth.hdl import Cat, Const, Instance, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Instance, Mux, Signal, Value
 
 __all__ = ["lut6_2_init", "lut6_2", "carry8", "is_ultrascale"]
 
@@ -60,6 +60,25 @@ def lut6_2(m, inputs, o6, o5, *, instance, name):
             out5.eq(Const(init & 0xFFFF_FFFF, 32).bit_select(index, 1)),
         ]
     return out6, out5
+
+
+def lut6_rom(m, column, depth, address, *, name):
+    """One bit of a ``depth``-word read-only table as ``LUT6`` primitives: bit ``k`` of
+    ``column`` is the value at address ``k``. One ``LUT6`` per 64 words, selected by the
+    address bits above the low six (synthesis makes MUXF7/MUXF8 of that). Returns the bit."""
+    address = Value.cast(address)
+    low = [address[k] if k < len(address) else Const(0, 1) for k in range(6)]
+    outputs = []
+    for chunk in range(-(-depth // 64)):
+        out = Signal(name=f"{name}_c{chunk}")
+        m.submodules[f"{name}_c{chunk}"] = Instance(
+            "LUT6", p_INIT=Const(column >> (64 * chunk) & ((1 << 64) - 1), 64),
+            i_I0=low[0], i_I1=low[1], i_I2=low[2], i_I3=low[3], i_I4=low[4], i_I5=low[5],
+            o_O=out)
+        outputs.append(out)
+    if len(outputs) == 1:
+        return outputs[0]
+    return Array(outputs)[address[6:]]
 
 
 def carry8(m, ci, di, s, *, instance, name, ci_top=None):
