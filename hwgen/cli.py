@@ -98,7 +98,63 @@ def _add_threshold(commands):
     return parser
 
 
-KERNELS = {"popcount": _add_popcount, "threshold": _add_threshold}
+def _operand(text):
+    """``bipolar``, ``s4`` or ``u2``."""
+    return "bipolar" if text == "bipolar" else _shape(text)
+
+
+def _load_npy(option, path):
+    import numpy as np
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{option} {path}: cannot read a .npy array ({error})") from None
+
+
+def _add_mvau(commands):
+    parser = commands.add_parser(
+        "mvau", help="matrix-vector-activation unit (PE/SIMD folded)",
+        description="y = act(W @ x) for an MH x MW weight matrix from a .npy file; SIMD inputs "
+                    "per input beat, PE outputs per output beat; optional fused thresholds.")
+    parser.add_argument("--weights", required=True, metavar="W.npy",
+                        help="integer weights, shape (MH, MW); -1/+1 for bipolar weights")
+    parser.add_argument("--pe", type=_positive_int, default=1, help="outputs per cycle (divides MH)")
+    parser.add_argument("--simd", type=_positive_int, default=1, help="inputs per cycle (divides MW)")
+    parser.add_argument("--input-shape", type=_operand, required=True, metavar="SHAPE",
+                        help="input elements: bipolar, s<bits> or u<bits> (1 to 8 bits)")
+    parser.add_argument("--weight-shape", type=_operand, required=True, metavar="SHAPE",
+                        help="weights: bipolar, s<bits> or u<bits> (1 to 8 bits)")
+    parser.add_argument("--thresholds", metavar="T.npy", default=None,
+                        help="fused activation thresholds, shape (MH, T) or (1, T) (default: "
+                             "raw accumulators out)")
+    parser.add_argument("--bias", type=int, default=0, help="added to the threshold count")
+    parser.add_argument("--vectors", type=_positive_int, default=1, help="vectors per frame")
+    parser.add_argument("--datapath", default="auto",
+                        choices=("auto", "xnor", "binary-weights", "lut", "dsp"))
+    parser.add_argument("--mem-style", default="auto", choices=("auto", "lutram", "bram"),
+                        help="weight memory")
+    parser.add_argument("--target", choices=("generic", "xilinx"), default="generic",
+                        help="generic logic, or Xilinx UltraScale+ primitives (DSP48E2, "
+                             "LUT6_2/CARRY8, LUT6)")
+
+    def build(args):
+        from .mvau import MVAU
+        weights = _load_npy("--weights", args.weights)
+        if weights.ndim != 2:
+            raise ValueError(f"--weights {args.weights}: expected a 2-D (MH, MW) array, not "
+                             f"shape {weights.shape}")
+        thresholds = None if args.thresholds is None else _load_npy("--thresholds", args.thresholds)
+        primitives = "instance" if args.target == "xilinx" else "auto"
+        return MVAU(mw=weights.shape[1], mh=weights.shape[0], pe=args.pe, simd=args.simd,
+                    weights=weights, input_shape=args.input_shape,
+                    weight_shape=args.weight_shape, thresholds=thresholds, bias=args.bias,
+                    vectors=args.vectors, datapath=args.datapath, mem_style=args.mem_style,
+                    target=args.target, primitives=primitives)
+    parser.set_defaults(build=build)
+    return parser
+
+
+KERNELS = {"popcount": _add_popcount, "threshold": _add_threshold, "mvau": _add_mvau}
 
 #: Modules that add top-level commands (see the module documentation).
 PLUGINS = ("graph.cli", "boards.cli")

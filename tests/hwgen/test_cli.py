@@ -73,3 +73,34 @@ def test_threshold_errors_are_reported(tmp_path, capsys):
         main(["verilog", "threshold", "--channels", "4", "--input-shape", "int8",
               "--thresholds", str(thresholds), "-o", "x.v"])
     assert "expected a shape such as s8 (signed) or u4 (unsigned), not 'int8'" in capsys.readouterr().err
+
+
+def test_verilog_mvau(tmp_path, capsys):
+    import numpy as np
+    weights = tmp_path / "w.npy"
+    np.save(weights, np.random.default_rng(0).choice([-1, 1], size=(8, 12)))
+    thresholds = tmp_path / "t.npy"
+    np.save(thresholds, np.zeros((8, 1), dtype=int))
+    out = tmp_path / "mvau.v"
+    assert main(["verilog", "mvau", "--weights", str(weights), "--pe", "4", "--simd", "6",
+                 "--input-shape", "bipolar", "--weight-shape", "bipolar", "--thresholds",
+                 str(thresholds), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "module hwgen_mvau(" in text
+    assert re.search(r"input \[7:0\] s_axis_tdata;", text)      # 6 bits, padded to a byte
+    assert re.search(r"output \[7:0\] m_axis_tdata;", text)     # 4 one-bit outputs
+    assert "MVAU" in capsys.readouterr().err
+
+
+def test_mvau_errors_are_reported(tmp_path, capsys):
+    import numpy as np
+    weights = tmp_path / "w.npy"
+    np.save(weights, np.zeros((6, 4), dtype=int))
+    assert main(["verilog", "mvau", "--weights", str(weights), "--pe", "4", "--input-shape",
+                 "u2", "--weight-shape", "s2", "-o", str(tmp_path / "x.v")]) == 2
+    assert re.search(r"hwgen: error: pe=4 must divide mh=6; valid pe: \[1, 2, 3, 6\]",
+                     capsys.readouterr().err)
+    np.save(weights, np.zeros(4, dtype=int))
+    assert main(["verilog", "mvau", "--weights", str(weights), "--input-shape", "u2",
+                 "--weight-shape", "s2", "-o", str(tmp_path / "x.v")]) == 2
+    assert "expected a 2-D (MH, MW) array, not shape (4,)" in capsys.readouterr().err
