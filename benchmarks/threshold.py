@@ -39,7 +39,6 @@ largest K (target >= 10x at K = 8), and for K <= 2 whether auto's ``cost`` is no
 
 import argparse
 import concurrent.futures
-import re
 import sys
 import time
 import warnings

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from .hostlink import (DATA, INFO, INFO_LEN, MAX_PAYLOAD, PROTOCOL_VERSION, STATUS, STATUS_NAMES,
-                       SYNC, FrameFormat, crc16)
+                       SYNC, crc16)
 
 __all__ = ["encode", "Reply", "ReplyDecoder", "HostLink", "LinkStats", "DeviceModel",
            "ModelPort", "pack_frame", "unpack_frame", "LinkError", "ChecksumError",

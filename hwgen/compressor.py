@@ -689,6 +689,16 @@ class _Builder:
         return Cat(*outs[:width])
 
 
+def resolve_architecture(target, primitives, platform):
+    """``(architecture, instance)`` of a tree: ``target="auto"`` is ``xilinx`` on
+    UltraScale(+) platforms and ``generic`` otherwise; ``primitives="auto"`` means
+    ``Instance`` cells exactly on those platforms (Amaranth's simulator ignores instances)."""
+    if target == "auto":
+        target = "xilinx" if is_ultrascale(platform) else "generic"
+    instance = primitives == "instance" or (primitives == "auto" and is_ultrascale(platform))
+    return target, instance
+
+
 def _register(m, columns, en, name):
     registered = []
     for c, bits in enumerate(columns):
@@ -840,11 +850,7 @@ class CompressorTree(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        target = self._target
-        if target == "auto":
-            target = "xilinx" if is_ultrascale(platform) else "generic"
-        instance = (self._primitives == "instance" or
-                    (self._primitives == "auto" and is_ultrascale(platform)))
+        target, instance = resolve_architecture(self._target, self._primitives, platform)
         plan = self._plans[target]
         result = build_compressor(
             m, self._heap.columns(), plan, pipeline_every=self._pipeline_every, en=self.en,

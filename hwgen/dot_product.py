@@ -41,11 +41,12 @@ from amaranth.lib.wiring import In, Out
 
 from ._checks import check_supported
 from .bitheap import BitHeap
-from .compressor import PRIMITIVES, TARGETS, build_compressor, plan_compression
+from .compressor import (PRIMITIVES, TARGETS, build_compressor, plan_compression,
+                         resolve_architecture)
 from .packed_mac import _accumulate, _delayed_control
-from .xilinx import is_ultrascale
 
-__all__ = ["FabricDotProduct", "BIPOLAR", "MODES", "operand_range", "element_shape"]
+__all__ = ["FabricDotProduct", "BIPOLAR", "MODES", "operand_range", "element_shape",
+           "cast_operand", "lane_heap"]
 
 BIPOLAR = "bipolar"
 MODES = ("xnor", "binary-weights", "lut")
@@ -214,8 +215,12 @@ def _check_mode(mode, weight_shape, act_shape):
                          f"act_shape={act_shape!r}")
 
 
-def _cast_operand(name, shape):
-    if shape == BIPOLAR:
+def cast_operand(name, shape):
+    """Validate an operand shape: ``"bipolar"`` or a signed/unsigned shape of 1 to 8 bits."""
+    if isinstance(shape, str):
+        if shape != BIPOLAR:
+            raise ValueError(f"{name}={shape!r} is not a shape; use 'bipolar', signed(n) or "
+                             f"unsigned(n) with 1 <= n <= 8")
         return BIPOLAR
     try:
         shape = Shape.cast(shape)
@@ -223,7 +228,7 @@ def _cast_operand(name, shape):
         raise TypeError(f"{name} must be 'bipolar' or an Amaranth shape such as signed(4), "
                         f"not {shape!r}") from None
     if not 1 <= shape.width <= 8:
-        raise ValueError(f"{name}={shape!r} must be 1 to 8 bits wide")
+        raise ValueError(f"{name}={shape!r} must be 1 to 8 bits wide (or 'bipolar')")
     return shape
 
 
@@ -271,8 +276,8 @@ class FabricDotProduct(wiring.Component):
 
     def __init__(self, *, mode, weight_shape, act_shape, simd, lanes, max_terms,
                  pipeline_every=2, target="auto", primitives="auto"):
-        weight_shape = _cast_operand("weight_shape", weight_shape)
-        act_shape = _cast_operand("act_shape", act_shape)
+        weight_shape = cast_operand("weight_shape", weight_shape)
+        act_shape = cast_operand("act_shape", act_shape)
         _check_mode(mode, weight_shape, act_shape)
         for name, value, minimum in (("simd", simd, 1), ("lanes", lanes, 1),
                                      ("max_terms", max_terms, simd),
@@ -342,11 +347,7 @@ class FabricDotProduct(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        target = self._target
-        if target == "auto":
-            target = "xilinx" if is_ultrascale(platform) else "generic"
-        instance = (self._primitives == "instance" or
-                    (self._primitives == "auto" and is_ultrascale(platform)))
+        target, instance = resolve_architecture(self._target, self._primitives, platform)
         plan = self._plans[target]
         sums = []
         for lane in range(self._lanes):

@@ -50,7 +50,6 @@ Output beat ``nf`` of vector ``v`` (channels ``nf*PE .. nf*PE + PE-1``) leaves
 ``v * NF * SF + nf * SF + latency`` cycles after the first input beat when nothing stalls.
 """
 
-import math
 
 import numpy as np
 from amaranth.hdl import Const, Module, Mux, Shape, Signal, unsigned
@@ -59,10 +58,10 @@ from amaranth.lib.wiring import In, Out
 
 from ._checks import check_one_of
 from .bitheap import shape_for_range
-from .dot_product import BIPOLAR, FabricDotProduct, element_shape, operand_range
-from .packed_mac import PackedDotProduct, packing
+from .dot_product import BIPOLAR, FabricDotProduct, cast_operand, element_shape, operand_range
+from .packed_mac import PackedDotProduct
 from .streams import lanes_signature
-from .xilinx import is_ultrascale
+from .compressor import resolve_architecture
 from .threshold import IMPLS, Threshold, _memory_cost, _read_only_memory, check_thresholds
 
 __all__ = ["MVAU", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT",
@@ -90,22 +89,6 @@ def _check_count(name, value):
 
 def _divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _cast_operand(name, shape):
-    if isinstance(shape, str):
-        if shape != BIPOLAR:
-            raise ValueError(f"{name}={shape!r} is not a shape; use 'bipolar', signed(n) or "
-                             f"unsigned(n) with 1 <= n <= 8")
-        return BIPOLAR
-    try:
-        shape = Shape.cast(shape)
-    except TypeError:
-        raise TypeError(f"{name} must be 'bipolar' or an Amaranth shape such as signed(4), "
-                        f"not {shape!r}") from None
-    if not 1 <= shape.width <= 8:
-        raise ValueError(f"{name}={shape!r} must be 1 to 8 bits wide (or 'bipolar')")
-    return shape
 
 
 def _check_weights(weights, mh, mw, shape):
@@ -220,8 +203,8 @@ class MVAU(wiring.Component):
         if mw % simd:
             raise ValueError(f"simd={simd} must divide mw={mw}; valid simd: {_divisors(mw)}")
         self._vectors = _check_count("vectors", vectors)
-        self._input_shape = _cast_operand("input_shape", input_shape)
-        self._weight_shape = _cast_operand("weight_shape", weight_shape)
+        self._input_shape = cast_operand("input_shape", input_shape)
+        self._weight_shape = cast_operand("weight_shape", weight_shape)
         self._weights = _check_weights(weights, mh, mw, self._weight_shape)
         check_one_of("datapath", datapath, DATAPATHS)
         check_one_of("mem_style", mem_style, MEM_STYLES)
@@ -541,8 +524,7 @@ class MVAU(wiring.Component):
         if not self._runtime_weights:
             if len(init) == 1:
                 return Const(init[0], Shape.cast(layout).width)
-            instance = (self._primitives == "instance" or
-                        (self._primitives == "auto" and is_ultrascale(platform)))
+            _, instance = resolve_architecture(self._target, self._primitives, platform)
             return _read_only_memory(m, "weights", init, unsigned(self.weight_width), style,
                                      word, advance, instance=instance)
         granularity = self._simd * element_shape(self._weight_shape).width
