@@ -784,7 +784,7 @@ class _Lowering:
         low, high = stream.range()
         a, b = _fit_affine(stream.values, low, high, stream.dtype)
         if a is None or not (np.all(a == a[0]) and np.all(b == b[0]) and a[0] > 0):
-            raise node_error(node, f"follows per-element scales or offsets (values are "
+            raise node_error(node, "follows per-element scales or offsets (values are "
                              "not one increasing function of the integers of all classes)",
                              "the same positive scale and offset for every class")
         if not np.all(self.pending.index.ravel() == np.arange(self.pending.channels)):
