@@ -42,53 +42,19 @@ TARGETS = {"lfc-w1a1-100k": 100_000}
 
 def lfc_model(path, sizes=(784, 1024, 1024, 1024, 10), seed=0):
     """Write a random-weight W1A1 MLP in FINN-ONNX style to ``path``."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from graph.finn_onnx import FinnOnnxWriter
     rng = np.random.default_rng(seed)
-    nodes, inits, annotations = [], [], {"pixels": "UINT8"}
-
-    def const(name, value, dtype=None):
-        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
-        if dtype:
-            annotations[name] = dtype
-        return name
-
-    def threshold(name, x, thresholds):
-        nodes.append(helper.make_node(
-            "MultiThreshold", [x, const(name + "_thresholds", thresholds)], [name + "_out"],
-            name=name, domain=FINN, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0))
-        annotations[name + "_out"] = "BIPOLAR"
-        return name + "_out"
-
-    x = threshold("binarize_input", "pixels", [[128.0]])
+    writer = FinnOnnxWriter({"pixels": ([1, sizes[0]], "UINT8")})
+    x = writer.multithreshold("binarize_input", "pixels", [[128.0]])
     for layer, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        weights = rng.choice([-1.0, 1.0], size=(n_in, n_out))
-        nodes.append(helper.make_node("MatMul", [x, const(f"fc{layer}_weight", weights,
-                                                          "BIPOLAR")],
-                                      [f"fc{layer}_out"], name=f"fc{layer}"))
-        x = f"fc{layer}_out"
+        x = writer.matmul(f"fc{layer}", x, rng.choice([-1.0, 1.0], size=(n_in, n_out)),
+                          "BIPOLAR")
         if layer < len(sizes) - 2:
             spread = int(np.sqrt(n_in))
             thresholds = rng.integers(-spread, spread + 1, size=(n_out, 1)).astype(np.float32)
-            x = threshold(f"act{layer}", x, thresholds)
-    nodes.append(helper.make_node("TopK", [x, "k"], ["top_values", "label"], name="topk",
-                                  axis=-1))
-    inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "k"))
-    graph = helper.make_graph(
-        nodes, "lfc_w1a1",
-        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, sizes[0]])],
-        [helper.make_tensor_value_info("label", TensorProto.INT64, [1, 1])],
-        initializer=inits)
-    for tensor, dtype in annotations.items():
-        annotation = graph.quantization_annotation.add()
-        annotation.tensor_name = tensor
-        entry = annotation.quant_parameter_tensor_names.add()
-        entry.key, entry.value = "finn_datatype", dtype
-    model = helper.make_model(graph, producer_name="hwgen-benchmarks", opset_imports=[
-        helper.make_opsetid("", 13), helper.make_opsetid(FINN, 1)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
+            x = writer.multithreshold(f"act{layer}", x, thresholds)
+    writer.topk(x)
+    return writer.save(path, name="lfc_w1a1", producer="hwgen-benchmarks")
 
 
 def _model_and_inputs(name, work, frames):

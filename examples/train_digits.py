@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+from graph.finn_onnx import FinnOnnxWriter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 0
@@ -222,49 +223,18 @@ class W1A1:
         optimizer.step(grads_w + grads_t)
 
     def export(self, path):
-        nodes, inits, annotations = [], [], {"pixels": "UINT5"}
-
-        def const(name, value, dtype=None):
-            inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
-            if dtype:
-                annotations[name] = dtype
-            return name
-
-        def threshold(name, x, thresholds):
-            nodes.append(helper.make_node(
-                "MultiThreshold", [x, const(name + "_thresholds", thresholds)], [name + "_out"],
-                name=name, domain=FINN, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0))
-            annotations[name + "_out"] = "BIPOLAR"
-            return name + "_out"
-
-        nodes.append(helper.make_node("Div", ["pixels", const("pixel_range", 16.0)],
-                                      ["scaled"], name="scale_input"))
-        x = threshold("binarize_input", "scaled", [[0.5]])
+        writer = FinnOnnxWriter({"pixels": ([1, 64], "UINT5")})
+        scaled = writer.node("Div", "scale_input", ["pixels", writer.const("pixel_range", 16.0)])
+        x = writer.multithreshold("binarize_input", scaled, [[0.5]])
         for layer, w in enumerate(self.weights):
-            name = f"fc{layer}"
-            nodes.append(helper.make_node("MatMul", [x, const(name + "_weight", bipolar(w),
-                                                              "BIPOLAR")],
-                                          [name + "_out"], name=name))
-            x = name + "_out"
+            x = writer.matmul(f"fc{layer}", x, bipolar(w), "BIPOLAR")
             if layer < len(self.weights) - 1:
                 t = np.ceil(self.thresholds[layer]).reshape(-1, 1)
-                x = threshold(f"act{layer}", x, t)
-        nodes.append(helper.make_node("Mul", [x, const("output_gain", self.output_gain)],
-                                      ["scores"], name="output_scale"))
-        nodes.append(helper.make_node("TopK", ["scores", "k"], ["top_values", "label"],
-                                      name="topk", axis=-1))
-        inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "k"))
-        graph = helper.make_graph(
-            nodes, "digits_w1a1",
-            [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 64])],
-            [helper.make_tensor_value_info("label", TensorProto.INT64, [1, 1])],
-            initializer=inits)
-        for tensor, dtype in annotations.items():
-            annotation = graph.quantization_annotation.add()
-            annotation.tensor_name = tensor
-            entry = annotation.quant_parameter_tensor_names.add()
-            entry.key, entry.value = "finn_datatype", dtype
-        _save(graph, path)
+                x = writer.multithreshold(f"act{layer}", x, t)
+        scores = writer.node("Mul", "output_scale", [x, writer.const("output_gain",
+                                                                     self.output_gain)])
+        writer.topk(scores)
+        writer.save(path, name="digits_w1a1", producer="hwgen-examples")
 
 
 def _save(graph, path):

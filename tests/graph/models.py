@@ -3,6 +3,8 @@
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from graph.finn_onnx import make_model
+
 QONNX = "qonnx.custom_op.general"
 FINN = "finn.custom_op.general"
 
@@ -82,16 +84,7 @@ class Builder:
         graph = helper.make_graph(self.nodes, self.name, [self.input],
                                   [helper.make_tensor_value_info(output, out_type, None)],
                                   initializer=self.inits)
-        for tensor, dtype in self.annotations.items():
-            annotation = graph.quantization_annotation.add()
-            annotation.tensor_name = tensor
-            entry = annotation.quant_parameter_tensor_names.add()
-            entry.key, entry.value = "finn_datatype", dtype
-        model = helper.make_model(graph, opset_imports=[
-            helper.make_opsetid("", opset), helper.make_opsetid(QONNX, 1),
-            helper.make_opsetid(FINN, 1)])
-        model.ir_version = 8
-        return model
+        return make_model(graph, self.annotations, opset=opset, producer="")
 
 
 def qonnx_mlp(rng, sizes=(8, 6, 4), wbits=2, abits=2, in_bits=4, in_scale=0.25,
