@@ -22,10 +22,19 @@ A row per (board, model):
 * ``fps_uart``: frames per second the host link carries at ``baud``: with two requests in
   flight the slower direction sets the pace, ``baud / 10 / max(in_len + 8, out_len + 8)``
   (10 bits per character, 8 bytes of framing per request and per reply);
-* ``in_len``, ``out_len``, ``baud``, ``build_seconds``.
+* ``in_len``, ``out_len``, ``baud``, ``build_seconds``;
+* ``folding``: ``compiled`` (the directory's), or, for a model that does not fit the board
+  (``DoesNotFitError``), ``refolded for N fps (UART rate)``: the network folded again
+  (:func:`graph.fold.fold` at the board's clock) for the frame rate the host link carries,
+  which caps the board's throughput anyway (``--no-fit``: report the failure instead).
+
+Models are loaded with the board's implementation choices (:func:`boards.build.mvau_options`:
+on ECP5, compressor trees registered after every stage and small weight tables in logic), as
+``hwgen build`` does.
 """
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -45,8 +54,8 @@ BITS_PER_CHARACTER = 10
 
 COLUMNS = [("board", "board"), ("model", "model"), ("luts", "LUT/LC"), ("ffs", "FF"),
            ("bram", "BRAM"), ("dsp", "DSP"), ("fmax_mhz", "Fmax MHz"),
-           ("clock_mhz", "clock"), ("fps_at_fmax", "fps@Fmax"), ("fps_uart", "fps UART"),
-           ("build_seconds", "build s")]
+           ("clock_mhz", "clock"), ("cycles_per_frame", "cycles"), ("fps_at_fmax", "fps@Fmax"),
+           ("fps_uart", "fps UART"), ("build_seconds", "build s")]
 
 
 def uart_frames_per_s(baud, in_len, out_len):
@@ -86,32 +95,67 @@ def stand_in():
 
 
 def models(args):
-    """``[(name, loader)]``: loaders make a fresh component per build."""
+    """``[(name, loader)]``: ``loader(board, target_fps=None)`` makes a fresh component per
+    build, with the board's implementation choices (:func:`boards.build.mvau_options`); with
+    ``target_fps``, the network refolded for that rate at the board's clock."""
     found = []
     for directory in args.models:
-        def load(directory=directory):
-            from graph import load_accelerator
-            return load_accelerator(directory)
+        def load(board, target_fps=None, directory=directory):
+            from boards.build import mvau_options
+            from boards.targets import get_target
+            from graph.compile import load_network
+            from graph.elaborate import Accelerator
+            from graph.fold import fold
+            network = load_network(directory)
+            if target_fps is not None:
+                for layer in network.layers:
+                    if layer.kind == "mvau":
+                        layer.mem_style = "auto"     # chosen for the old folding
+                network = fold(network, target_fps=target_fps,
+                               clock_mhz=get_target(board).clock_mhz)
+            return Accelerator(network, mvau_options=mvau_options(board))
         found.append((Path(directory).resolve().name, load))
     if args.stand_in:
-        found.append(("stand-in-threshold", stand_in))
+        found.append(("stand-in-threshold", lambda board, target_fps=None: stand_in()))
     return found
 
 
+def uart_fps_of(component, board, baud):
+    """Frames per second the board's host link carries for ``component``."""
+    from boards.hostlink import FrameFormat
+    from boards.targets import get_target
+    fmt = FrameFormat.from_component(component)
+    return uart_frames_per_s(baud or get_target(board).default_baud, fmt.in_len, fmt.out_len)
+
+
 def run(args):
-    from boards.build import BuildError, build
+    from boards.build import BuildError, DoesNotFitError, build
     rows = []
     work = Path(args.work or tempfile.mkdtemp(prefix="hwgen-boards-"))
     for name, load in models(args):
         for board in args.boards:
             progress(f"[boards] {name} on {board} ...")
             start = time.monotonic()
+            folding = "compiled"
             try:
-                report = build(load(), board, work / f"{name}-{board}", baud=args.baud)
+                component = load(board)
+                try:
+                    report = build(component, board, work / f"{name}-{board}", baud=args.baud)
+                except DoesNotFitError as error:
+                    if not args.fit or name == "stand-in-threshold":
+                        raise
+                    # the host link caps the rate anyway: fold down to what it carries
+                    fps = math.floor(uart_fps_of(component, board, args.baud))
+                    progress(f"[boards]   does not fit ({str(error)[:120]}...); refolding for "
+                             f"{fps:,} frames/s (the UART rate)")
+                    folding = f"refolded for {fps} fps (UART rate)"
+                    report = build(load(board, target_fps=fps), board,
+                                   work / f"{name}-{board}", baud=args.baud)
                 row = row_from_report(report, name)
+                row["folding"] = folding
             except (BuildError, ValueError, TypeError, OSError, ImportError) as error:
                 row = {"board": board, "model": name, "ok": False, "error": str(error),
-                       "build_seconds": round(time.monotonic() - start, 2)}
+                       "folding": folding, "build_seconds": round(time.monotonic() - start, 2)}
                 progress(f"[boards]   -> FAILED: {str(error)[:300]}")
             rows.append(row)
     return rows
@@ -128,6 +172,9 @@ def main(argv=None):
     parser.add_argument("--baud", type=int, default=None,
                         help="host-link rate (default: each board's)")
     parser.add_argument("--work", default=None, help="build directory (default: a temporary one)")
+    parser.add_argument("--no-fit", dest="fit", action="store_false",
+                        help="report a model that does not fit a board as failed, instead of "
+                             "refolding it for the rate its UART host link carries")
     parser.add_argument("--json", metavar="OUT.json", help="write the rows as JSON")
     args = parser.parse_args(argv)
     args.boards = [b.strip() for b in args.boards.split(",") if b.strip()]

@@ -17,15 +17,17 @@ def _error(message):
     return 1
 
 
-def _load(out):
+def _load(out, target=None):
     """The accelerator component compiled into ``out`` (imported lazily: graph is optional
-    for the other commands)."""
+    for the other commands), with ``target``'s implementation choices
+    (:func:`boards.build.mvau_options`)."""
     try:
         from graph import load_accelerator
     except ImportError:
         raise ImportError("cannot load a compiled accelerator: graph.load_accelerator is not "
                           "available in this installation") from None
-    return load_accelerator(out)
+    from .build import mvau_options
+    return load_accelerator(out, mvau_options=None if target is None else mvau_options(target))
 
 
 def _positive_float(text):
@@ -78,19 +80,36 @@ def _boards(args):
 # --- hwgen build -----------------------------------------------------------------------------
 
 def _build(args):
-    from .build import BuildError, build
+    from .build import BuildError, DoesNotFitError, build
     from .program import board_dir
     from .targets import get_target
     try:
         target = get_target(args.board)
-        component = _load(args.out)
+        component = _load(args.out, target)
         out = board_dir(args.out, target)
         report = build(component, target, out, clock_mhz=args.clock_mhz, baud=args.baud,
                        window=args.window, log=lambda message: print(message, file=sys.stderr))
+    except DoesNotFitError as error:
+        return _error(f"{error}{_refold_hint(component, target, args)}")
     except (ValueError, TypeError, OSError, BuildError, ImportError) as error:
         return _error(error)
     _print_report(report, target, out)
     return 0
+
+
+def _refold_hint(component, target, args):
+    """A ``hwgen compile`` command folding the network for the rate the host link carries
+    (which caps the board's throughput anyway)."""
+    try:
+        from .hostlink import FrameFormat
+        fmt = FrameFormat.from_component(component)
+        baud = args.baud or target.default_baud
+        fps = int(baud / 10 / (max(fmt.in_len, fmt.out_len) + 8))
+    except (TypeError, ValueError, AttributeError):
+        return ""
+    return (f". The UART host link carries at most {fps:,} frames/s at {baud:,} baud, so fold "
+            f"for that: hwgen compile MODEL.onnx -o {args.out} --target-fps {fps} "
+            f"--clock-mhz {target.clock_mhz:g}")
 
 
 def _print_report(report, target, out):
@@ -149,7 +168,7 @@ def _run(args):
         if target.host_link != "uart":
             raise ValueError(f"{target.name} has no UART host link (its AXI4-Stream top is "
                              f"driven by your own DMA)")
-        component = _load(args.out)
+        component = _load(args.out, target)
         fmt = FrameFormat.from_component(component)
         inputs = _load_array(args.inputs, "--inputs")
         expected = None if args.expected is None else _load_array(args.expected, "--expected")

@@ -76,6 +76,15 @@ def programmer_command(board, build_dir, name=TOP_NAME):
     return captured[-1]
 
 
+def _is_build_report(path):
+    """Whether ``path`` is the report of a board build (``hwgen compile`` writes a
+    ``report.json`` too, without ``board``)."""
+    try:
+        return "board" in json.loads(Path(path).read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def program(out_dir, board, *, dry_run=False, log=None):
     """Program ``board`` with the bitstream that ``hwgen build OUT --board NAME`` wrote.
 
@@ -86,8 +95,8 @@ def program(out_dir, board, *, dry_run=False, log=None):
     log = log or (lambda message: None)
     target = get_target(board)
     out_dir = Path(out_dir)
-    if not (out_dir / REPORT).is_file() and out_dir.name != f"board-{target.name}":
-        out_dir = board_dir(out_dir, target)
+    if out_dir.name != f"board-{target.name}" and not _is_build_report(out_dir / REPORT):
+        out_dir = board_dir(out_dir, target)   # OUT of `hwgen compile` (its own report.json)
     report_file = out_dir / REPORT
     if report_file.is_file():
         report = json.loads(report_file.read_text())

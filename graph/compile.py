@@ -136,11 +136,14 @@ def load_network(out_dir):
     return Network.from_json(path)
 
 
-def load_accelerator(out_dir):
+def load_accelerator(out_dir, mvau_options=None):
     """The top-level component (:class:`graph.elaborate.Accelerator`) of a directory written
     by ``hwgen compile``: stream ports ``i``/``o``; properties ``in_beats_per_frame``,
-    ``out_beats_per_frame``, ``latency`` and ``cycles_per_frame``."""
-    return _build(load_network(out_dir))
+    ``out_beats_per_frame``, ``latency`` and ``cycles_per_frame``. ``mvau_options``: extra
+    MVAU arguments (a dict, or a function of the layer), see
+    :class:`~graph.elaborate.Accelerator`."""
+    from .elaborate import Accelerator
+    return Accelerator(load_network(out_dir), mvau_options=mvau_options)
 
 
 def read_report(out_dir):

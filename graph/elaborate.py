@@ -134,7 +134,7 @@ def _mvau_times(unit, in_times):
     return times
 
 
-def _layer_kernel(layer):
+def _layer_kernel(layer, mvau_options=None):
     from hwgen.labelselect import LabelSelect
     from hwgen.mvau import MVAU
     from hwgen.threshold import Threshold
@@ -149,7 +149,8 @@ def _layer_kernel(layer):
                                  f"UINT2..UINT8")
     try:
         if layer.kind == "mvau":
-            return MVAU(**mvau_params(layer))
+            options = mvau_options(layer) if callable(mvau_options) else mvau_options
+            return MVAU(**mvau_params(layer, **(options or {})))
         if layer.kind == "threshold":
             thresholds = layer.thresholds
             if layer.input_type == "BIPOLAR":
@@ -197,9 +198,14 @@ class Accelerator(wiring.Component):
     network : graph.ir.Network
     stages : list of :class:`Stage`
         Every component in stream order: layers, width converters and FIFOs.
+
+    ``mvau_options`` (optional): extra :class:`hwgen.mvau.MVAU` keyword arguments for every
+    MVAU layer, as a dict or a function of the layer returning one; implementation choices
+    that leave the function and the folding alone, for example ``pipeline_every`` or
+    ``mem_style`` for a device (see :mod:`boards.build`).
     """
 
-    def __init__(self, network):
+    def __init__(self, network, mvau_options=None):
         self._MustUse__silence = True        # until built: a failed construction is not unused
         if not network.layers:
             raise GraphError(f"network {network.name!r} has no layers to elaborate")
@@ -208,7 +214,7 @@ class Accelerator(wiring.Component):
         self._links = []        # (producer index or None, consumer index or None)
         previous = None
         for layer in network.layers:
-            stage = Stage(layer.kind, layer.name, _layer_kernel(layer), layer)
+            stage = Stage(layer.kind, layer.name, _layer_kernel(layer, mvau_options), layer)
             if previous is not None:
                 out_shape, out_lanes = _port_format(previous.kernel, "o")
                 in_shape, in_lanes = _port_format(stage.kernel, "i")

@@ -16,10 +16,11 @@ from sim import golden
 
 @pytest.fixture
 def accelerator(monkeypatch):
-    """graph.load_accelerator(out) -> the threshold stand-in; returns its thresholds."""
+    """graph.load_accelerator(out, mvau_options) -> the threshold stand-in; returns its
+    thresholds."""
     loaded = []
 
-    def load_accelerator(out_dir):
+    def load_accelerator(out_dir, mvau_options=None):
         loaded.append(out_dir)
         kernel, _ = threshold_kernel()
         return kernel
@@ -70,7 +71,7 @@ def test_build_errors_are_one_line(tmp_path, accelerator, capsys):
 
 
 def test_build_without_graph_loader(tmp_path, capsys, monkeypatch):
-    def missing(out_dir):
+    def missing(out_dir, mvau_options=None):
         raise FileNotFoundError(f"{out_dir} has no compiled accelerator")
     monkeypatch.setattr(graph, "load_accelerator", missing, raising=False)
     assert main(["build", str(tmp_path), "--board", "icebreaker"]) == 1

@@ -29,6 +29,15 @@ def test_dry_run_icebreaker(tmp_path):
     assert command == ["iceprog", str(directory / "build" / "hwgen_top.bin")]
 
 
+def test_dry_run_on_a_compile_directory(tmp_path):
+    """OUT of `hwgen compile` has its own report.json (no board): the build is in
+    OUT/board-NAME."""
+    (tmp_path / "report.json").write_text(json.dumps({"cycles_per_frame": 256}))
+    directory = fake_build(tmp_path, "icebreaker", "hwgen_top.bin")
+    command = program(tmp_path, "icebreaker", dry_run=True)
+    assert command == ["iceprog", str(directory / "build" / "hwgen_top.bin")]
+
+
 def test_dry_run_ulx3s(tmp_path):
     directory = fake_build(tmp_path, "ulx3s-85f", "hwgen_top.bit")
     command = program(tmp_path, "ulx3s-85f", dry_run=True)
