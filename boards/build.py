@@ -41,7 +41,7 @@ from .uart import uart_divisor
 
 __all__ = ["build", "BuildError", "DoesNotFitError", "ToolNotFoundError", "TOP_NAME",
            "yowasp_env", "parse_nextpnr_report", "parse_utilisation_log", "vivado_part",
-           "mvau_options", "ECP5_LOGIC_ROM_BITS"]
+           "mvau_options"]
 
 TOP_NAME = "hwgen_top"
 REPORT = "report.json"
@@ -71,35 +71,25 @@ _SCRIPT_AFTER_READ = {"ice40": "setattr -unset ram_style a:ram_style=distributed
 
 #: Largest weight table (bits per MVAU layer) that :func:`mvau_options` moves from block RAM to
 #: a logic ROM on ECP5 (about 0.12 LUT4 per bit: 64 Kbit is ~9% of an LFE5U-85F).
-ECP5_LOGIC_ROM_BITS = 64 * 1024
 
 
 def mvau_options(board):
     """MVAU implementation choices for a board's fabric, for
-    ``graph.load_accelerator(OUT, mvau_options=...)``: a function of an MVAU layer giving extra
+    ``graph.load_accelerator(OUT, mvau_options=...)``: a dict of extra
     :class:`hwgen.mvau.MVAU` arguments, or None (the compiled choices as they are).
 
     They change neither the function nor the folding (cycles per frame), only the latency and
     the resources. ECP5 (4-input LUTs): the compressor trees are registered after every stage
     (``pipeline_every=1``; a 6-input counter takes two to three LUT4 levels, so the default of
-    two stages is too deep for 100 MHz), and weight tables of up to
-    :data:`ECP5_LOGIC_ROM_BITS` bits are registered logic ROMs (``mem_style="lutram"``)
-    instead of block RAM, whose unregistered read (5.6 ns clock to output in nextpnr's
-    DP16KD model) leaves too little of a 10 ns period for the datapath behind it. iCE40 (a
-    12 MHz board) and Xilinx: None."""
+    two stages is too deep for 100 MHz), and the weights read from block RAM are registered
+    once more before the datapath (``register_reads=True``): the DP16KD's unregistered read
+    (5.6 ns clock to output in nextpnr's model) then has a cycle of its own. With both, the
+    digits W1A1 MLP reaches 128 MHz with its weights in block RAM (106 MHz and 2.4x the LUTs
+    with logic ROMs instead). iCE40 (a 12 MHz board) and Xilinx: None."""
     target = get_target(board)
     if target.family != "ecp5":
         return None
-
-    def options(layer):
-        from graph.ir import shape_of
-        shape = shape_of(layer.weight_type)
-        bits = layer.mw * layer.mh * (1 if shape == "bipolar" else shape.width)
-        choice = {"pipeline_every": 1}
-        if layer.mem_style in ("auto", "bram") and bits <= ECP5_LOGIC_ROM_BITS:
-            choice["mem_style"] = "lutram"
-        return choice
-    return options
+    return {"pipeline_every": 1, "register_reads": True}
 
 
 class BuildError(RuntimeError):

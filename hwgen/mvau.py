@@ -52,7 +52,7 @@ Output beat ``nf`` of vector ``v`` (channels ``nf*PE .. nf*PE + PE-1``) leaves
 
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -177,6 +177,11 @@ class MVAU(wiring.Component):
     threshold_mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
     pipeline_every : int
         Register after every K logic stages of the compressor trees (0: none).
+    register_reads : bool
+        Register the weights and activations read from memory once more before the
+        datapath (one more cycle of latency, ``weight_width`` + ``SIMD * input bits`` more
+        flip-flops): block RAM without an output register (ECP5's DP16KD, iCE40's EBR) then
+        has a whole clock period to itself.
     target : ``"auto"``, ``"generic"`` or ``"xilinx"``
         ``xilinx``: packed DSP48E2 slices and LUT6_2/CARRY8 trees; ``generic``: plain logic;
         ``auto``: by the platform at elaboration (UltraScale(+) means ``xilinx``).
@@ -195,7 +200,7 @@ class MVAU(wiring.Component):
     def __init__(self, *, mw, mh, pe=1, simd=1, weights, input_shape, weight_shape,
                  thresholds=None, bias=0, vectors=1, datapath="auto", mem_style="auto",
                  runtime_weights=False, threshold_impl="auto", threshold_mem_style="auto",
-                 pipeline_every=2, target="auto", primitives="auto"):
+                 pipeline_every=2, register_reads=False, target="auto", primitives="auto"):
         self._mw, self._mh = _check_count("mw", mw), _check_count("mh", mh)
         self._pe, self._simd = _check_count("pe", pe), _check_count("simd", simd)
         if mh % pe:
@@ -216,6 +221,7 @@ class MVAU(wiring.Component):
             raise ValueError(f"pipeline_every={pipeline_every!r} must be a non-negative integer")
         self._bias = int(bias)
         self._runtime_weights = bool(runtime_weights)
+        self._register_reads = bool(register_reads)
         self._target, self._primitives = target, primitives
         self._pipeline_every = int(pipeline_every)
         self._mem_style = mem_style
@@ -378,9 +384,9 @@ class MVAU(wiring.Component):
     @property
     def latency(self):
         """Cycles from the first input beat of a vector to its first output beat: the ``SF``
-        beats of fold 0, the memory read, the engine, the output register, and the
-        thresholding unit."""
-        latency = self.sf + 1 + self._engine.latency
+        beats of fold 0, the memory read (and ``register_reads``), the engine, the output
+        register, and the thresholding unit."""
+        latency = self.sf + 1 + self._register_reads + self._engine.latency
         if self._threshold is not None:
             latency += self._threshold.latency
         return latency
@@ -435,6 +441,8 @@ class MVAU(wiring.Component):
             cost[key] += value
         if style != "bram":
             cost["ffs"] += self.weight_width
+        if self._register_reads:
+            cost["ffs"] += self.weight_width + self._simd * element_shape(self._input_shape).width + 3
         in_width = self._simd * element_shape(self._input_shape).width
         if self.nf > 1:
             cost["ffs"] += in_width
@@ -491,6 +499,12 @@ class MVAU(wiring.Component):
         valid1, first1, last1 = Signal(), Signal(), Signal()
         with m.If(advance):
             m.d.sync += [valid1.eq(take), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
+        if self._register_reads:
+            read = [Value.cast(v) for v in (weights, acts, valid1, first1, last1)]
+            stage = [Signal(v.shape(), name=f"read{k}_r") for k, v in enumerate(read)]
+            with m.If(advance):
+                m.d.sync += [r.eq(v) for r, v in zip(stage, read)]
+            weights, acts, valid1, first1, last1 = stage
         m.d.comb += [
             engine.w.eq(weights), engine.a.eq(acts), engine.valid.eq(valid1),
             engine.first.eq(first1), engine.last.eq(last1), engine.en.eq(advance),

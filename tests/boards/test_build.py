@@ -130,18 +130,8 @@ def test_bitstream_build(tmp_path, board, suffix):
 
 
 def test_mvau_options_per_family():
-    """ECP5: compressor trees registered after every stage, weight tables up to
-    ECP5_LOGIC_ROM_BITS in logic ROMs; iCE40 and Xilinx: the compiled choices."""
-    from types import SimpleNamespace
-
-    from boards.build import ECP5_LOGIC_ROM_BITS, mvau_options
+    """ECP5: compressor trees registered after every stage and registered memory reads;
+    iCE40 and Xilinx: the compiled choices."""
+    from boards.build import mvau_options
     assert mvau_options("icebreaker") is None and mvau_options("kcu105") is None
-    options = mvau_options("ulx3s-85f")
-
-    def layer(mw, mh, weight_type, mem_style):
-        return SimpleNamespace(mw=mw, mh=mh, weight_type=weight_type, mem_style=mem_style)
-    assert options(layer(128, 128, "BIPOLAR", "bram")) == {"pipeline_every": 1,
-                                                            "mem_style": "lutram"}
-    assert options(layer(64, 64, "INT2", "lutram")) == {"pipeline_every": 1}
-    big = ECP5_LOGIC_ROM_BITS // 2 + 64
-    assert options(layer(big, 1, "INT2", "bram")) == {"pipeline_every": 1}
+    assert mvau_options("ulx3s-85f") == {"pipeline_every": 1, "register_reads": True}

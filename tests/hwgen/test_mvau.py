@@ -81,6 +81,7 @@ def configs(draw):
                 shared=draw(st.booleans()),
                 target=draw(st.sampled_from(["generic", "xilinx"])),
                 pipeline_every=draw(st.integers(0, 2)),
+                register_reads=draw(st.booleans()),
                 mem_style=draw(st.sampled_from(["auto", "lutram", "bram"])),
                 vectors=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2 ** 16)))
 
@@ -106,6 +107,8 @@ THROUGHPUT_CASES = [
          datapath="lut"),          # NF = 3, SF = 1: a one-word input buffer
     dict(mw=6, mh=2, pe=2, simd=2, weight_shape=signed(3), input_shape=signed(3),
          datapath="lut"),          # NF = 1: no input buffer
+    dict(mw=8, mh=4, pe=2, simd=2, weight_shape=BIPOLAR, input_shape=BIPOLAR,
+         datapath="xnor", mem_style="bram", register_reads=True, thresholds=1),
 ]
 
 
