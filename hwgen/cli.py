@@ -154,7 +154,65 @@ def _add_mvau(commands):
     return parser
 
 
-KERNELS = {"popcount": _add_popcount, "threshold": _add_threshold, "mvau": _add_mvau}
+def _add_fifo(commands):
+    parser = commands.add_parser("fifo", help="stream FIFO",
+                                 description="A FIFO of DEPTH beats of LANES elements.")
+    parser.add_argument("--elem-shape", type=_shape, required=True, metavar="SHAPE",
+                        help="element shape: s<bits> or u<bits>")
+    parser.add_argument("--lanes", type=_positive_int, default=1, help="elements per beat")
+    parser.add_argument("--depth", type=_positive_int, required=True, help="beats (3 or more "
+                        "for one beat per cycle)")
+    parser.add_argument("--mem-style", choices=("auto", "registers", "lutram", "bram"),
+                        default="auto")
+
+    def build(args):
+        from .fifo import StreamFIFO
+        return StreamFIFO(elem_shape=args.elem_shape, lanes=args.lanes, depth=args.depth,
+                          mem_style=args.mem_style)
+    parser.set_defaults(build=build)
+    return parser
+
+
+def _add_width(commands):
+    parser = commands.add_parser(
+        "width", help="stream width converter",
+        description="Repacks IN lanes per beat into OUT lanes per beat, element order kept; "
+                    "FRAME elements per frame (a multiple of both).")
+    parser.add_argument("--elem-shape", type=_shape, required=True, metavar="SHAPE",
+                        help="element shape: s<bits> or u<bits>")
+    parser.add_argument("--in-lanes", type=_positive_int, required=True)
+    parser.add_argument("--out-lanes", type=_positive_int, required=True)
+    parser.add_argument("--elems-per-frame", type=_positive_int, required=True)
+
+    def build(args):
+        from .width import WidthConverter
+        return WidthConverter(elem_shape=args.elem_shape, in_lanes=args.in_lanes,
+                              out_lanes=args.out_lanes, elems_per_frame=args.elems_per_frame)
+    parser.set_defaults(build=build)
+    return parser
+
+
+def _add_labelselect(commands):
+    parser = commands.add_parser(
+        "labelselect", help="top-k label select",
+        description="Indices of the K largest of CHANNELS values per vector, largest first, "
+                    "ties to the lower index.")
+    parser.add_argument("--channels", type=_positive_int, required=True)
+    parser.add_argument("--pe", type=_positive_int, default=1, help="values per beat")
+    parser.add_argument("--input-shape", type=_shape, required=True, metavar="SHAPE",
+                        help="value shape: s<bits> or u<bits>")
+    parser.add_argument("--k", type=_positive_int, default=1)
+
+    def build(args):
+        from .labelselect import LabelSelect
+        return LabelSelect(channels=args.channels, pe=args.pe, input_shape=args.input_shape,
+                           k=args.k)
+    parser.set_defaults(build=build)
+    return parser
+
+
+KERNELS = {"popcount": _add_popcount, "threshold": _add_threshold, "mvau": _add_mvau,
+           "fifo": _add_fifo, "width": _add_width, "labelselect": _add_labelselect}
 
 #: Modules that add top-level commands (see the module documentation).
 PLUGINS = ("graph.cli", "boards.cli")

@@ -104,3 +104,25 @@ def test_mvau_errors_are_reported(tmp_path, capsys):
     assert main(["verilog", "mvau", "--weights", str(weights), "--input-shape", "u2",
                  "--weight-shape", "s2", "-o", str(tmp_path / "x.v")]) == 2
     assert "expected a 2-D (MH, MW) array, not shape (4,)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, tdata_in, tdata_out", [
+    (["fifo", "--elem-shape", "u4", "--lanes", "3", "--depth", "8"], 16, 16),
+    (["width", "--elem-shape", "s3", "--in-lanes", "4", "--out-lanes", "6",
+      "--elems-per-frame", "12"], 16, 24),
+    (["labelselect", "--channels", "10", "--pe", "2", "--input-shape", "s9", "--k", "2"], 24, 8),
+])
+def test_verilog_stream_plumbing(argv, tdata_in, tdata_out, tmp_path):
+    out = tmp_path / "k.v"
+    assert main(["verilog", *argv, "-o", str(out)]) == 0
+    text = out.read_text()
+    assert f"module hwgen_{argv[0]}(" in text
+    assert re.search(rf"input \[{tdata_in - 1}:0\] s_axis_tdata;", text)
+    assert re.search(rf"output \[{tdata_out - 1}:0\] m_axis_tdata;", text)
+
+
+def test_verilog_width_error(tmp_path, capsys):
+    assert main(["verilog", "width", "--elem-shape", "u2", "--in-lanes", "4", "--out-lanes", "6",
+                 "--elems-per-frame", "8", "-o", str(tmp_path / "x.v")]) == 2
+    assert re.search(r"hwgen: error: elems_per_frame=8 must be a multiple of in_lanes=4 and "
+                     r"out_lanes=6, i.e. of 12", capsys.readouterr().err)
