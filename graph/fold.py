@@ -128,7 +128,7 @@ def mvau_params(layer, **overrides):
                   weights=layer.weights, input_shape=shape_of(layer.input_type),
                   weight_shape=shape_of(layer.weight_type), thresholds=layer.thresholds,
                   bias=layer.bias, vectors=layer.vectors, datapath=layer.datapath,
-                  mem_style=layer.mem_style)
+                  mem_style=layer.mem_style, offsets=layer.offsets)
     params.update(overrides)
     return params
 

@@ -17,7 +17,7 @@ datatype      decoded values              encoded element               Amaranth
 Layers (all integer arithmetic, bit-exact with the hardware):
 
 - :class:`MVAULayer`: ``acc = W @ x`` on decoded inputs, then either the raw accumulator
-  or ``bias + #{t : thresholds[c][t] <= acc[c]}``;
+  (plus optional per-row integer offsets) or ``bias + #{t : thresholds[c][t] <= acc[c]}``;
 - :class:`ThresholdLayer`: the same multi-threshold activation on a stream, alone;
 - :class:`LabelSelectLayer`: indices of the ``k`` largest values (top-k / argmax).
 
@@ -159,11 +159,14 @@ class MVAULayer:
         Folding: output rows and input columns processed per cycle (filled in by folding).
     datapath, mem_style : str
         Folding choices for the kernel (``"auto"`` until folded).
+    offsets : numpy.ndarray or None
+        int64, shape ``(mh,)``: added to the raw accumulators (raw layers only: thresholds
+        absorb offsets), for example a classifier's per-class bias before a label select.
 
     Notes
     -----
-    ``acc[c] = sum_k weights[c][k] * x[k]`` where ``x`` are the *decoded* inputs (a ``BIPOLAR``
-    stream bit 0 is -1). Thresholds lie in ``[acc_min, acc_max + 1]`` of
+    ``acc[c] = sum_k weights[c][k] * x[k] (+ offsets[c])`` where ``x`` are the *decoded*
+    inputs (a ``BIPOLAR`` stream bit 0 is -1). Thresholds lie in ``[acc_min, acc_max + 1]`` of
     :meth:`accumulator_range`: a threshold at ``acc_min`` always counts, one at
     ``acc_max + 1`` never does.
     """
@@ -181,6 +184,7 @@ class MVAULayer:
     simd: int = 1
     datapath: str = "auto"
     mem_style: str = "auto"
+    offsets: np.ndarray = None
 
     kind = "mvau"
 
@@ -196,20 +200,30 @@ class MVAULayer:
         if self.thresholds is not None:
             self.thresholds = _int_array(f"{where}: thresholds", self.thresholds, 2)
             _check_thresholds(where, self.thresholds, self.mh)
+        if self.offsets is not None:
+            if self.thresholds is not None:
+                raise GraphError(f"{where}: offsets need a raw layer (no thresholds)")
+            self.offsets = _int_array(f"{where}: offsets", self.offsets, 1)
+            if self.offsets.shape != (self.mh,):
+                raise GraphError(f"{where}: offsets of shape {self.offsets.shape} are not "
+                                 f"(mh,) = ({self.mh},)")
         self.bias = int(self.bias)
 
     def accumulator_range(self):
         """``(acc_min, acc_max)``: int64 arrays of shape ``(mh,)``, the accumulator bounds
-        over every input vector of ``input_type``."""
+        (offsets included) over every input vector of ``input_type``."""
         low, high = dtype_range(self.input_type)
         w = self.weights
-        return (np.minimum(w * low, w * high).sum(axis=1),
-                np.maximum(w * low, w * high).sum(axis=1))
+        offsets = 0 if self.offsets is None else self.offsets
+        return (np.minimum(w * low, w * high).sum(axis=1) + offsets,
+                np.maximum(w * low, w * high).sum(axis=1) + offsets)
 
     def execute(self, x):
         """Encoded outputs ``(N, vectors * mh)`` for encoded inputs ``(N, vectors * mw)``."""
         x = decode(self.input_type, x).reshape(-1, self.mw)
         acc = x @ self.weights.T
+        if self.offsets is not None:
+            acc = acc + self.offsets
         if self.thresholds is None:
             out = acc
         else:
@@ -218,12 +232,15 @@ class MVAULayer:
 
     def to_dict(self):
         """A JSON-ready dict."""
-        return {"kind": self.kind, "name": self.name, "mw": self.mw, "mh": self.mh,
+        data = {"kind": self.kind, "name": self.name, "mw": self.mw, "mh": self.mh,
                 "weights": self.weights.tolist(), "input_type": self.input_type,
                 "weight_type": self.weight_type, "output_type": self.output_type,
                 "thresholds": None if self.thresholds is None else self.thresholds.tolist(),
                 "bias": self.bias, "vectors": self.vectors, "pe": self.pe, "simd": self.simd,
                 "datapath": self.datapath, "mem_style": self.mem_style}
+        if self.offsets is not None:
+            data["offsets"] = self.offsets.tolist()
+        return data
 
     @property
     def in_elements(self):
@@ -597,7 +614,8 @@ class Network:
             if layer.kind == "mvau":
                 what = (f"{layer.mw}->{layer.mh} {layer.input_type}x{layer.weight_type}->"
                         f"{layer.output_type}" + ("" if layer.thresholds is None else
-                                                  f" ({layer.thresholds.shape[1]} thresholds)"))
+                                                  f" ({layer.thresholds.shape[1]} thresholds)")
+                        + ("" if layer.offsets is None else " (+ offsets)"))
             elif layer.kind == "threshold":
                 what = (f"{layer.channels} {layer.input_type}->{layer.output_type} "
                         f"({layer.thresholds.shape[1]} thresholds)")

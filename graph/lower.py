@@ -20,6 +20,12 @@ the thresholds of the MVAU (or of a standalone threshold layer, or of the host's
 quantizer). Scales, biases, batch-norm, sign and ReLU thereby end up in integer weights
 and thresholds, and every quantized activation equals the reference's.
 
+A ``TopK``/``ArgMax`` needs one increasing function of the integers for all classes. A final
+raw ``MatMul`` (no activation) whose per-class bias is an integer multiple of the
+accumulator's scale, ``a * acc_c + b_c`` with ``d_c = (b_c - b_0) / a`` integers, gets
+``d_c`` as the MVAU's offsets (``a * (acc_c + d_c) + b_0``); other per-class offsets are
+rejected.
+
 Exactness: the element-wise nodes after a MatMul run on the very arithmetic of the
 reference, so the IR reproduces its decisions whenever the MatMul output itself is exact in
 float32 -- power-of-two scales (as FINN and Brevitas' POWER_OF_TWO scaling produce) and
@@ -780,13 +786,22 @@ class _Lowering:
             if attrs.get("select_last_index", 0):
                 raise node_error(node, "has select_last_index=1", "select_last_index=0")
             label = node.output[0]
+        pending = self.pending
+        raw = pending.source == "acc" and all(s.kind == "affine" for s in pending.steps)
         stream = self.materialize(node)
         low, high = stream.range()
         a, b = _fit_affine(stream.values, low, high, stream.dtype)
+        offsets = None
+        if a is not None and np.all(a == a[0]) and a[0] > 0 and not np.all(b == b[0]):
+            offsets = _class_offsets(a[0], b, low, high) if raw else None
+            if offsets is not None:
+                stream = self.offset_raw_mvau(offsets)
+                b = np.full_like(b, b[0])
         if a is None or not (np.all(a == a[0]) and np.all(b == b[0]) and a[0] > 0):
             raise node_error(node, "follows per-element scales or offsets (values are "
                              "not one increasing function of the integers of all classes)",
-                             "the same positive scale and offset for every class")
+                             "the same positive scale and offset for every class (per-class "
+                             "offsets: integer multiples of the scale, straight after a MatMul)")
         if not np.all(self.pending.index.ravel() == np.arange(self.pending.channels)):
             raise node_error(node, "follows a reordering of a thresholded stream",
                              "Transpose before the last MatMul")
@@ -795,6 +810,23 @@ class _Lowering:
         self.layers.append(layer)
         self.label = (label, k, node)
         self.pending = None
+
+    def offset_raw_mvau(self, offsets):
+        """Add per-class integer ``offsets`` to the raw MVAU layer just made, so that its
+        outputs are one increasing function of the integers for every class; returns the
+        new stream."""
+        layer = self.layers[-1]
+        old = self.pending.stream
+        layer.offsets = offsets
+        low, high = layer.accumulator_range()
+        layer.output_type = smallest_dtype(min(low.min(), -1), high.max())
+
+        def values(x):
+            return old.values(x - offsets)
+        stream = Stream(layer.output_type, layer.mh, values)
+        self._record(layer.name, self.pending.tensor, stream)
+        self.pending = Pending("stream", self.pending.tensor, self.pending.index, stream=stream)
+        return stream
 
     def after_label(self, node):
         if node.op_type not in SHAPE_OPS + ("Cast",):
@@ -815,6 +847,17 @@ class _Lowering:
                              f"stream; supported: Transpose before the last MatMul")
         return OutputSpec("scores", shape=self.shape(output)[1:], scale=a.tolist(),
                           offset=b.tolist())
+
+
+def _class_offsets(a, b, low, high):
+    """Integers ``d`` with ``b == b[0] + a * d`` (within float rounding), or None."""
+    d = (b - b[0]) / a
+    rounded = np.round(d)
+    scale = max(1.0, float(np.abs(d).max()), float(np.abs(low).max()),
+                float(np.abs(high).max()))
+    if np.any(np.abs(d - rounded) > 1e-6 * scale):
+        return None
+    return rounded.astype(np.int64)
 
 
 def _attr(node, name):

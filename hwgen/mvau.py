@@ -40,6 +40,12 @@ Data flow, for each vector::
   (``2p - MW >= T`` iff ``p >= ceil((T + MW) / 2)``), so the comparators are narrower.
   Without thresholds the raw dot products come out, in :attr:`acc_shape`, which holds the
   worst case (``MW`` times the extreme products).
+* **Offsets.** Without thresholds, ``offsets`` (one integer per output channel) are added to
+  the raw dot products: ``y[c] = W[c] @ x + offsets[c]`` (a classifier's bias at the
+  accumulator's scale). The adder sits in front of the output register (no extra latency);
+  its constant comes from a table of ``NF x PE`` entries indexed by a counter of output
+  beats within a vector. For ``xnor`` it shares the adder that maps agreements to dot
+  products. (With thresholds, fold offsets into the thresholds instead.)
 
 Timing. One operation (``SIMD`` elements of one fold) per cycle: in steady state exactly
 ``NF * SF`` cycles per vector, with no bubbles between vectors or frames. The whole pipeline
@@ -118,6 +124,21 @@ def _check_weights(weights, mh, mw, shape):
     return array
 
 
+def _check_offsets(offsets, mh):
+    array = np.asarray(offsets)
+    if array.shape != (mh,):
+        raise ValueError(f"offsets must have shape (MH,) = ({mh},), not {array.shape}")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array) | (array != np.round(array))
+        if bad.any():
+            index = int(np.argwhere(bad)[0][0])
+            raise ValueError(f"offsets must be integers; offsets[{index}] is "
+                             f"{float(array[index])!r}")
+    elif array.dtype.kind not in "iu":
+        raise ValueError(f"offsets must be an integer array, not dtype {array.dtype}")
+    return array.astype(np.int64)
+
+
 def _encode(values, shape):
     """Operand values to the bits carried in memory and on streams (bipolar: -1 -> 0)."""
     values = np.asarray(values, dtype=np.int64)
@@ -165,6 +186,8 @@ class MVAU(wiring.Component):
         Fused multi-threshold activation on the dot products; sorted per channel.
     bias : int
         Added to the threshold count.
+    offsets : array-like of int, shape ``(mh,)``, optional
+        Added to the raw dot products (only without ``thresholds``).
     vectors : int
         Vectors per frame (``N x MW`` inputs, as im2col gives for a convolution).
     datapath : ``"auto"``, ``"xnor"``, ``"binary-weights"``, ``"lut"`` or ``"dsp"``
@@ -198,8 +221,9 @@ class MVAU(wiring.Component):
     """
 
     def __init__(self, *, mw, mh, pe=1, simd=1, weights, input_shape, weight_shape,
-                 thresholds=None, bias=0, vectors=1, datapath="auto", mem_style="auto",
-                 runtime_weights=False, threshold_impl="auto", threshold_mem_style="auto",
+                 thresholds=None, bias=0, offsets=None, vectors=1, datapath="auto",
+                 mem_style="auto", runtime_weights=False, threshold_impl="auto",
+                 threshold_mem_style="auto",
                  pipeline_every=2, register_reads=False, target="auto", primitives="auto"):
         self._mw, self._mh = _check_count("mw", mw), _check_count("mh", mh)
         self._pe, self._simd = _check_count("pe", pe), _check_count("simd", simd)
@@ -233,6 +257,14 @@ class MVAU(wiring.Component):
 
         # raw dot products: their shape, and how the engine's accumulator maps to them
         lo, hi = self._dot_range()
+        self._offsets = None
+        if offsets is not None:
+            if thresholds is not None:
+                raise ValueError("offsets need raw outputs (no thresholds): fold them into "
+                                 "the thresholds instead")
+            self._offsets = _check_offsets(offsets, mh)
+            lo += min(0, int(self._offsets.min()))
+            hi += max(0, int(self._offsets.max()))
         self._acc_shape = shape_for_range(lo, hi)
         self._threshold = None
         if thresholds is not None:
@@ -323,6 +355,11 @@ class MVAU(wiring.Component):
     datapath = property(lambda self: self._datapath, doc="The datapath in use (``auto`` resolved).")
     output_shape = property(lambda self: self._output_shape)
     bias = property(lambda self: self._bias)
+
+    @property
+    def offsets(self):
+        """The offsets added to the raw dot products, ``(mh,)`` int64 (a copy), or None."""
+        return None if self._offsets is None else self._offsets.copy()
     engine = property(lambda self: self._engine, doc="The dot-product engine.")
     threshold = property(lambda self: self._threshold,
                          doc="The fused thresholding unit, or None.")
@@ -334,7 +371,8 @@ class MVAU(wiring.Component):
 
     @property
     def acc_shape(self):
-        """Shape of the raw dot products: holds ``MW`` times the extreme products."""
+        """Shape of the raw dot products: holds ``MW`` times the extreme products (plus the
+        extreme offsets)."""
         return self._acc_shape
 
     @property
@@ -430,7 +468,10 @@ class MVAU(wiring.Component):
         (:func:`~hwgen.threshold._memory_cost`: a read-only table in logic is one LUT per bit
         per 64 words, block RAM in 18 Kbit halves), its read register, the input buffer
         (single-port LUT RAM, one cell per bit per 64 words, plus the fold-0 register and
-        2:1 multiplexer), the fold counters, the output register, and the thresholding unit.
+        2:1 multiplexer), the fold counters, the output register, the offset adder (one LUT
+        per output bit per lane; ``xnor`` already has one) with its ``NF x PE`` table (one
+        LUT per offset bit per lane per 64 folds) and output fold counter, and the
+        thresholding unit.
         """
         engine = self._engine.estimate()
         cost = {"luts": engine["luts"], "ffs": engine["ffs"], "carry": engine.get("carry", 0),
@@ -456,6 +497,15 @@ class MVAU(wiring.Component):
         cost["ffs"] += self._pe * out_width + 1
         if self._datapath == "xnor" and self._threshold is None:
             cost["luts"] += self._pe * out_width
+        if self._has_offsets():
+            if self._datapath != "xnor":
+                cost["luts"] += self._pe * out_width
+            if self.nf > 1:
+                table_bits = shape_for_range(min(0, int(self._offsets.min())),
+                                             max(0, int(self._offsets.max()))).width
+                count = max(1, (self.nf - 1).bit_length())
+                cost["luts"] += self._pe * table_bits * -(-self.nf // 64) + count
+                cost["ffs"] += count
         if self._threshold is not None:
             for key, value in self._threshold.estimate().items():
                 if key in cost:
@@ -513,11 +563,14 @@ class MVAU(wiring.Component):
         # output register (raw dot products, or the agreement counts for fused thresholds)
         with m.If(advance):
             m.d.sync += raw_valid.eq(engine.o_valid)
+        constants = self._output_constants(m, engine)
         with m.If(engine.o_valid):
             for lane in range(self._pe):
                 value = engine.o[lane]
                 if self._datapath == "xnor" and self._threshold is None:
-                    value = (value << 1) - self._mw        # agreements -> dot product
+                    value = value << 1                     # agreements -> dot product
+                if constants is not None:
+                    value = value + constants[lane]
                 m.d.sync += raw[lane].eq(value)
 
         if self._threshold is None:
@@ -529,6 +582,34 @@ class MVAU(wiring.Component):
                          raw_ready.eq(threshold.i.ready)]
             wiring.connect(m, threshold.o, wiring.flipped(self.o))
         return m
+
+    def _has_offsets(self):
+        return self._offsets is not None and bool(np.any(self._offsets))
+
+    def _output_constants(self, m, engine):
+        """Per lane, the constant added to the engine's output for the current output fold
+        (``-MW`` of the xnor mapping plus the offset), or None when there is none."""
+        xnor = self._datapath == "xnor" and self._threshold is None
+        if not xnor and not self._has_offsets():
+            return None
+        table = np.zeros((self.nf, self._pe), dtype=np.int64)
+        if self._has_offsets():
+            table += self._offsets.reshape(self.nf, self._pe)
+        if xnor:
+            table -= self._mw
+        shape = shape_for_range(min(0, int(table.min())), max(0, int(table.max())))
+        if self.nf == 1 or np.all(table == table[0]):
+            return [Const(int(v), shape) for v in table[0]]
+        # output beats within a vector: the engine's results come out in fold order
+        out_fold = Signal(range(self.nf))
+        with m.If(engine.o_valid):
+            m.d.sync += out_fold.eq(Mux(out_fold == self.nf - 1, 0, out_fold + 1))
+        constants = [Signal(shape, name=f"offset{lane}") for lane in range(self._pe)]
+        with m.Switch(out_fold):
+            for fold in range(self.nf):
+                with m.Case(fold):
+                    m.d.comb += [c.eq(int(v)) for c, v in zip(constants, table[fold])]
+        return constants
 
     def _weight_memory(self, m, platform, word, advance):
         layout = data.ArrayLayout(data.ArrayLayout(element_shape(self._weight_shape),

@@ -263,14 +263,15 @@ def bipolar(bits):
     return 2 * bits.astype(np.int64) - 1
 
 
-def mvau(inputs, weights, thresholds=None, bias=0):
+def mvau(inputs, weights, thresholds=None, bias=0, offsets=None):
     """Matrix-vector-activation: ``y = act(W @ x)`` for every input vector.
 
     ``inputs``: ``(vectors, MW)`` integers; ``weights``: ``(MH, MW)`` integers (decode bipolar
     operands with :func:`bipolar` first). Without ``thresholds`` the raw accumulators
     ``(vectors, MH)`` are returned (exact, int64 or Python ints when they could overflow);
     with ``thresholds`` of shape ``(MH, T)`` or ``(1, T)``, the activation
-    :func:`threshold` of the accumulators with ``bias``.
+    :func:`threshold` of the accumulators with ``bias``. ``offsets`` (``(MH,)`` integers), when
+    given, are added to the accumulators first.
     """
     inputs = np.asarray(inputs)
     weights = np.asarray(weights)
@@ -281,6 +282,8 @@ def mvau(inputs, weights, thresholds=None, bias=0):
              inputs.shape[1])
     dtype = np.int64 if bound < 2 ** 62 else object
     accumulators = inputs.astype(dtype) @ weights.astype(dtype).T
+    if offsets is not None:
+        accumulators = accumulators + np.asarray(offsets).astype(dtype)
     if thresholds is None:
         return accumulators
     return threshold(accumulators, thresholds, bias)

@@ -108,6 +108,23 @@ def qonnx_mlp(rng, sizes=(8, 6, 4), wbits=2, abits=2, in_bits=4, in_scale=0.25,
     return b.build(x)
 
 
+def classifier_with_bias(r, select="argmax", k=2):
+    """QONNX: a hidden Relu + Quant layer, then a final MatMul whose accumulator scale is
+    0.5 * 0.5 = 0.25, a per-class bias of integer multiples of 0.25, and ArgMax or TopK."""
+    b = Builder((1, 8))
+    x = b.quant("x", 0.25, 4, signed=0)
+    x = b.quant_matmul(x, r.integers(-2, 2, size=(8, 6)), 0.5, 2, name="fc0")
+    x = b.node("Relu", [x])
+    x = b.quant(x, 0.5, 2, signed=0, name="act0")
+    x = b.quant_matmul(x, r.integers(-2, 2, size=(6, 5)), 0.5, 2, name="fc1")
+    x = b.node("Add", [x, (r.integers(-3, 4, size=5) * 0.25).astype(np.float32)], name="bias")
+    if select == "argmax":
+        x = b.node("ArgMax", [x], axis=1, keepdims=1)
+    else:
+        _, x = b.node("TopK", [x, b.const([k], np_type=np.int64)], outputs=2, axis=-1)
+    return b.build(x, TensorProto.INT64)
+
+
 def random_input(rng, n, shape, low=-1.0, high=4.0):
     """Float inputs on a grid that includes exact quantizer boundaries."""
     return (rng.integers(int(low * 16), int(high * 16) + 1, size=(n,) + tuple(shape)) / 16

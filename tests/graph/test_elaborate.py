@@ -16,6 +16,8 @@ from graph.ir import (LabelSelectLayer, MVAULayer, Network, OutputSpec, Threshol
                       dtype_range)
 from sim.amaranth_sim import run_stream_sim
 
+from models import classifier_with_bias, random_input
+
 
 def _thresholds(rng, rows, count, low, high):
     return np.sort(rng.integers(low, high + 1, size=(rows, count)), axis=1)
@@ -201,3 +203,17 @@ def test_cocotb_verilator_with_back_pressure():
                              y.reshape(-1, accelerator.out_lanes), seed=3, valid_prob=0.6,
                              ready_prob=0.5)
     assert report["out_beats"] == len(y) * accelerator.out_beats_per_frame
+
+
+@pytest.mark.parametrize("folding", [None, {"fc1": {"pe": 1, "simd": 3}}],
+                         ids=["default", "fc1-nf5"])
+def test_classifier_offsets_in_hardware(folding):
+    """An imported classifier whose final bias became MVAU offsets: the hardware equals
+    Network.execute (and that equals the ONNX reference, see test_import)."""
+    r = np.random.default_rng(9)
+    network = graph.import_model(classifier_with_bias(r, "topk"))
+    assert network.layers[1].offsets is not None
+    network = fold(network) if folding is None else apply_folding_json(network, folding)
+    accelerator = Accelerator(network)
+    x = network.quantize_input(random_input(r, 12, (8,)))
+    simulate(accelerator, x, seed=4, valid_prob=0.7, ready_prob=0.6)

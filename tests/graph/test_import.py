@@ -1,6 +1,8 @@
 """Import + streamlining: the IR's numpy execution equals the ONNX reference (qonnx
 execute_onnx) bit for bit, for every supported op."""
 
+import itertools
+
 import numpy as np
 import pytest
 from onnx import TensorProto
@@ -9,7 +11,7 @@ import graph
 from graph.ir import MVAULayer, ThresholdLayer, LabelSelectLayer
 
 from graph_checks import run_both
-from models import FINN, QONNX, Builder, qonnx_mlp, random_input
+from models import FINN, QONNX, Builder, classifier_with_bias, qonnx_mlp, random_input
 
 
 def rng(seed=0):
@@ -243,3 +245,35 @@ def test_trunc_after_accumulator():
     inputs = np.array(list(itertools.product(range(-8, 8), repeat=3)), np.float32)
     network, _, _ = run_both(model, inputs)
     assert kinds(network) == ["mvau"]
+
+
+@pytest.mark.parametrize("select", ["argmax", "topk"])
+def test_classifier_bias_becomes_mvau_offsets(select):
+    r = rng(9)
+    model = classifier_with_bias(r, select)
+    network, _, _ = run_both(model, random_input(r, 400, (8,)))
+    assert kinds(network) == ["mvau", "mvau", "labelselect"]
+    fc1, top = network.layers[1:]
+    assert fc1.thresholds is None and fc1.offsets is not None
+    assert np.any(fc1.offsets != 0) and fc1.offsets[0] == 0
+    low, high = fc1.accumulator_range()
+    lo, hi = graph.ir.dtype_range(fc1.output_type)
+    assert lo <= low.min() and high.max() <= hi
+    assert top.input_type == fc1.output_type and top.k == (1 if select == "argmax" else 2)
+    again = graph.Network.from_dict(network.to_dict())
+    assert np.array_equal(again.layers[1].offsets, fc1.offsets)
+
+
+def test_classifier_bias_with_integer_weights_and_ties():
+    """FINN-ONNX style: INT2 weights on an INT3 input, scale 0.5, bias in steps of 0.5; every
+    input, so ties between classes (offset or not) go to the lower index as in TopK."""
+    b = Builder((1, 3), "INT3")
+    w = np.array([[1, 0, -1, 1], [0, 1, 1, -2], [1, 1, 0, 0]], np.float32)
+    x = b.matmul("x", w, "INT2", name="fc0")
+    x = b.node("Mul", [x, np.array(0.5, np.float32)])
+    x = b.node("Add", [x, np.array([0.0, 1.5, -0.5, 1.0], np.float32)])
+    _, labels = b.node("TopK", [x, b.const([3], np_type=np.int64)], outputs=2)
+    model = b.build(labels, TensorProto.INT64)
+    inputs = np.array(list(itertools.product(range(-4, 4), repeat=3)), np.float32)
+    network, _, _ = run_both(model, inputs)
+    assert network.layers[0].offsets.tolist() == [0, 3, -1, 2]

@@ -48,6 +48,21 @@ def test_mvau_raw_threshold_and_vectors():
     assert act.execute(np.array([[-1, 5]])).tolist() == [[-1, 1]]
 
 
+def test_mvau_offsets_execute_range_and_json(tmp_path):
+    layer = MVAULayer(name="l", mw=2, mh=2, weights=[[1, 2], [-1, 1]], input_type="INT4",
+                      weight_type="INT3", output_type="INT8", offsets=[5, -7])
+    assert layer.execute(np.array([[1, 1]])).tolist() == [[8, -7]]
+    assert [a.tolist() for a in layer.accumulator_range()] == [[-19, -22], [26, 8]]
+    network = Network("n", (2,), "INT4", [layer], OutputSpec("scores", scale=[1, 1],
+                                                             offset=[0, 0]))
+    network.to_json(tmp_path / "net.json")
+    loaded = Network.from_json(tmp_path / "net.json")
+    assert loaded.layers[0].offsets.tolist() == [5, -7]
+    assert "offsets" not in MVAULayer(name="r", mw=2, mh=2, weights=[[1, 2], [-1, 1]],
+                                      input_type="INT4", weight_type="INT3",
+                                      output_type="INT7").to_dict()
+
+
 def test_label_select_ties_to_lower_index():
     layer = LabelSelectLayer(name="top", channels=4, k=3, input_type="INT4")
     assert layer.execute(np.array([[2, 5, 5, 2]])).tolist() == [[1, 2, 0]]
@@ -60,6 +75,9 @@ def test_label_select_ties_to_lower_index():
     ({"thresholds": [[1], [2], [3]]}, r"thresholds of shape \(3, 1\) need 1 or 1 rows"),
     ({"weights": [[1, 0, 1]]}, r"weights of shape \(1, 3\) are not \(mh, mw\) = \(1, 2\)"),
     ({"weight_type": "BIPOLAR"}, r"weights of datatype BIPOLAR must be -1 or \+1"),
+    ({"offsets": [1, 2]}, r"offsets of shape \(2,\) are not \(mh,\) = \(1,\)"),
+    ({"offsets": [0.5]}, r"MVAU layer 'l': offsets must hold integers"),
+    ({"offsets": [1], "thresholds": [[0]]}, r"offsets need a raw layer \(no thresholds\)"),
 ])
 def test_ir_validation(kwargs, message):
     args = dict(name="l", mw=2, mh=1, weights=[[1, 0]], input_type="INT2", weight_type="INT2",

@@ -144,12 +144,23 @@ def branching_graph():
 
 
 def per_class_offsets_before_topk():
+    """Offsets that are not integer multiples of the accumulator's scale (here 1)."""
     b = Builder((1, 4), "INT4")
     x = b.matmul("x", int_weights(4, 3), "INT2", name="fc0")
-    x = b.node("Add", [x, np.array([0.0, 1.0, 2.0], np.float32)])
+    x = b.node("Add", [x, np.array([0.0, 1.5, 2.0], np.float32)])
     _, labels = b.node("TopK", [x, b.const([1], np_type=np.int64)], outputs=2, name="top")
     return b.build(labels, TensorProto.INT64), (r"^TopK node 'top': follows per-element "
-                                                r"scales or offsets.*; supported: the same")
+                                                r"scales or offsets.*; supported: the same.*"
+                                                r"integer multiples of the scale")
+
+
+def per_class_offsets_on_the_input_stream():
+    """Integer per-class offsets, but on a stream no MVAU produces (nothing can take them)."""
+    b = Builder((1, 3), "INT4")
+    x = b.node("Add", ["x", np.array([0.0, 1.0, 2.0], np.float32)])
+    x = b.node("ArgMax", [x], axis=1, keepdims=1, name="pick")
+    return b.build(x, TensorProto.INT64), (r"^ArgMax node 'pick': follows per-element "
+                                           r"scales or offsets.*; supported: the same")
 
 
 def topk_values_used():
@@ -212,6 +223,7 @@ CASES = [unsupported_op, weights_not_integer, weights_scales_not_integer_ratio, 
          quant_non_integer_bit_width, quant_non_integer_zero_point, bipolar_weights_mismatch,
          weights_outside_annotation, constant_divided_by_activation, gemm_trans_a,
          relu_on_raw_accumulator, branching_graph, per_class_offsets_before_topk,
+         per_class_offsets_on_the_input_stream,
          topk_values_used, two_inputs, fixed_batch_size, decreasing_stream_activation,
          argmax_along_batch, cast_to_integer, broadcast_changes_shape,
          unsupported_input_datatype]

@@ -29,9 +29,10 @@ def encode(shape, values):
 
 
 def make_case(*, mw, mh, pe, simd, weight_shape, input_shape, vectors=3, thresholds=None,
-              seed=0, **kwargs):
+              offsets=False, seed=0, **kwargs):
     """An MVAU with random weights (and, with ``thresholds=T``, ``T`` random sorted thresholds
-    per channel), its input beats and the golden output beats."""
+    per channel; with ``offsets`` and no thresholds, random per-channel offsets), its input
+    beats and the golden output beats."""
     rng = np.random.default_rng(seed)
     weights = operand_values(rng, weight_shape, (mh, mw))
     inputs = operand_values(rng, input_shape, (vectors, mw))
@@ -45,10 +46,13 @@ def make_case(*, mw, mh, pe, simd, weight_shape, input_shape, vectors=3, thresho
         bias = int(rng.integers(-2, 2))
     else:
         thresholds = None
+        offsets = rng.integers(-300, 300, mh) if offsets else None
+    if thresholds is not None:
+        offsets = None
     unit = MVAU(mw=mw, mh=mh, pe=pe, simd=simd, weights=weights, input_shape=input_shape,
                 weight_shape=weight_shape, thresholds=thresholds, bias=bias, vectors=vectors,
-                **kwargs)
-    expected = golden.mvau(inputs, weights, thresholds, bias)
+                offsets=offsets, **kwargs)
+    expected = golden.mvau(inputs, weights, thresholds, bias, offsets=offsets)
     return unit, encode(input_shape, inputs).reshape(-1, simd), expected.reshape(-1, pe)
 
 
@@ -78,6 +82,7 @@ def configs(draw):
     return dict(mw=mw, mh=mh, pe=pe, simd=simd, weight_shape=weight_shape,
                 input_shape=input_shape, datapath=datapath,
                 thresholds=draw(st.sampled_from([0, 1, 3])),
+                offsets=draw(st.booleans()),
                 shared=draw(st.booleans()),
                 target=draw(st.sampled_from(["generic", "xilinx"])),
                 pipeline_every=draw(st.integers(0, 2)),
@@ -109,6 +114,10 @@ THROUGHPUT_CASES = [
          datapath="lut"),          # NF = 1: no input buffer
     dict(mw=8, mh=4, pe=2, simd=2, weight_shape=BIPOLAR, input_shape=BIPOLAR,
          datapath="xnor", mem_style="bram", register_reads=True, thresholds=1),
+    dict(mw=6, mh=6, pe=2, simd=3, weight_shape=signed(3), input_shape=unsigned(2),
+         datapath="lut", offsets=True),     # per-class offsets: NF = 3 table entries
+    dict(mw=8, mh=4, pe=1, simd=4, weight_shape=BIPOLAR, input_shape=BIPOLAR,
+         datapath="xnor", offsets=True),    # offsets share the xnor adder
 ]
 
 
@@ -147,7 +156,7 @@ COCOTB_CASES = [
     dict(mw=8, mh=6, pe=3, simd=4, weight_shape=BIPOLAR, input_shape=signed(4),
          datapath="binary-weights", thresholds=3, shared=True),
     dict(mw=6, mh=4, pe=2, simd=3, weight_shape=signed(3), input_shape=unsigned(2),
-         datapath="lut", mem_style="bram"),
+         datapath="lut", mem_style="bram", offsets=True),
     dict(mw=8, mh=8, pe=4, simd=2, weight_shape=signed(4), input_shape=unsigned(4),
          datapath="dsp", target="xilinx", primitives="behavioural", thresholds=2),
     dict(mw=6, mh=4, pe=2, simd=2, weight_shape=signed(8), input_shape=signed(8),
@@ -219,6 +228,12 @@ def test_properties_and_shapes():
     estimate = raw.estimate()
     assert set(estimate) >= {"luts", "ffs", "bram18", "dsp48e2"}
     assert estimate["dsp48e2"] == 0
+    shifted = MVAU(mw=4, mh=2, weights=[[1, -2, 3, -4], [0, 1, 2, 3]], input_shape=unsigned(8),
+                   weight_shape=signed(4), datapath="lut", vectors=7, offsets=[-200, 9000])
+    assert shifted.acc_shape == signed(15)         # -8160 - 200 .. 7140 + 9000
+    assert shifted.offsets.tolist() == [-200, 9000] and shifted.latency == raw.latency
+    assert shifted.estimate()["luts"] > estimate["luts"]
+    assert raw.offsets is None
 
 
 def test_auto_datapath():
@@ -270,6 +285,11 @@ W4 = np.zeros((4, 6), dtype=int)
     (dict(thresholds=np.zeros((3, 2))), ValueError, r"thresholds must have shape \(4, T\)"),
     (dict(bias=2), ValueError, r"bias=2 needs thresholds"),
     (dict(vectors=0), ValueError, r"vectors=0 must be a positive integer"),
+    (dict(offsets=[1, 2, 3, 4], thresholds=np.zeros((4, 1))), ValueError,
+     r"offsets need raw outputs \(no thresholds\)"),
+    (dict(offsets=[1, 2, 3]), ValueError,
+     r"offsets must have shape \(MH,\) = \(4,\), not \(3,\)"),
+    (dict(offsets=[0, 0.5, 1, 2]), ValueError, r"offsets must be integers; offsets\[1\] is 0.5"),
 ])
 def test_errors(kwargs, error, pattern):
     params = dict(mw=6, mh=4, weights=W4, input_shape=unsigned(4), weight_shape=signed(4))
