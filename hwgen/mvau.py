@@ -20,7 +20,9 @@ Data flow, for each vector::
   (lane ``p``, element ``s``; element ``(p, s)`` at bits ``[(p*SIMD + s)*Wb, ...)``), read
   synchronously with a counter as address. ``mem_style``: ``lutram`` (logic or distributed
   RAM), ``bram`` (block RAM, ``ram_style="block"``), or ``auto``: block RAM from 128 words.
-  ``runtime_weights`` adds a write port, :attr:`wcfg` (one lane's ``SIMD`` weights per write).
+  ``runtime_weights`` adds a configuration port, :attr:`wcfg` (one lane's ``SIMD`` weights per
+  write, with read-back), of the same :class:`~hwgen.threshold.ConfigSignature` as the
+  thresholding unit's ``cfg``.
 * **Datapaths** (``datapath``), all with the same framing (see
   :class:`~hwgen.dot_product.FabricDotProduct` and :class:`~hwgen.packed_mac.PackedDotProduct`):
 
@@ -68,10 +70,10 @@ from .dot_product import BIPOLAR, FabricDotProduct, cast_operand, element_shape,
 from .packed_mac import PackedDotProduct
 from .streams import lanes_signature
 from .compressor import resolve_architecture
-from .threshold import IMPLS, Threshold, _memory_cost, _read_only_memory, check_thresholds
+from .threshold import (IMPLS, ConfigSignature, Threshold, _memory_cost, _read_only_memory,
+                        check_thresholds)
 
-__all__ = ["MVAU", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT",
-           "WeightConfigSignature"]
+__all__ = ["MVAU", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT"]
 
 DATAPATHS = ("auto", "xnor", "binary-weights", "lut", "dsp")
 MEM_STYLES = ("auto", "lutram", "bram")
@@ -157,16 +159,6 @@ def _dsp_supported(weight_shape, input_shape):
     return None
 
 
-class WeightConfigSignature(wiring.Signature):
-    """Runtime weight port (controller's view): ``addr`` (word ``nf * SF + sf``), ``lane``
-    (PE lane ``p``), ``data`` (the ``SIMD`` weights ``W[nf*PE + p][sf*SIMD + s]``, element
-    ``s`` at bits ``[s*Wb, (s+1)*Wb)``, encoded as on the stream) and ``we``."""
-
-    def __init__(self, addr_width, lane_width, data_width):
-        super().__init__({"addr": Out(addr_width), "lane": Out(lane_width),
-                          "data": Out(data_width), "we": Out(1)})
-
-
 class MVAU(wiring.Component):
     """Folded matrix-vector-activation unit (see the module documentation).
 
@@ -194,8 +186,11 @@ class MVAU(wiring.Component):
     mem_style : ``"auto"``, ``"lutram"`` or ``"bram"``
         Weight memory.
     runtime_weights : bool
-        Add the weight write port :attr:`wcfg` (:class:`WeightConfigSignature`, flipped).
-        A write reaches operations that read the word after it.
+        Add the weight configuration port :attr:`wcfg` (:class:`~hwgen.threshold.ConfigSignature`,
+        flipped): ``addr`` is :meth:`weight_config_address` (word, lane), ``wdata`` that
+        lane's ``SIMD`` weights (element ``s`` at bits ``[s*Wb, (s+1)*Wb)``, encoded as on the
+        stream), ``we`` writes, ``re`` reads back (``rdata`` with ``rvalid`` one cycle
+        later). A write reaches operations that read the word after it.
     threshold_impl : ``"auto"``, ``"binary"`` or ``"unrolled"``
     threshold_mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
     pipeline_every : int
@@ -217,7 +212,7 @@ class MVAU(wiring.Component):
         Input vectors, ``SF`` beats each, element ``sf*SIMD + s`` in lane ``s``.
     o : Out(stream of ``pe`` lanes of :attr:`output_shape`)
         ``NF`` beats per vector, channel ``nf*PE + p`` in lane ``p``.
-    wcfg : In(:class:`WeightConfigSignature`), only with ``runtime_weights``
+    wcfg : In(:class:`~hwgen.threshold.ConfigSignature`), only with ``runtime_weights``
     """
 
     def __init__(self, *, mw, mh, pe=1, simd=1, weights, input_shape, weight_shape,
@@ -246,6 +241,7 @@ class MVAU(wiring.Component):
         self._bias = int(bias)
         self._runtime_weights = bool(runtime_weights)
         self._register_reads = bool(register_reads)
+        self._lane_bits = (self._pe - 1).bit_length()
         self._target, self._primitives = target, primitives
         self._pipeline_every = int(pipeline_every)
         self._mem_style = mem_style
@@ -289,9 +285,9 @@ class MVAU(wiring.Component):
             "o": Out(lanes_signature(self._output_shape, pe)),
         }
         if self._runtime_weights:
-            members["wcfg"] = In(WeightConfigSignature(
-                max(1, (self.weight_depth - 1).bit_length()), max(1, (pe - 1).bit_length()),
-                simd * element_shape(self._weight_shape).width))
+            members["wcfg"] = In(ConfigSignature(
+                self._lane_bits + max(1, (self.weight_depth - 1).bit_length()),
+                unsigned(simd * element_shape(self._weight_shape).width)))
         super().__init__(members)
 
     # --- choices ----------------------------------------------------------------------------
@@ -444,9 +440,19 @@ class MVAU(wiring.Component):
                 words.append(word)
         return words
 
+    def weight_config_address(self, word, lane):
+        """Address on :attr:`wcfg` of lane ``lane``'s weights in word ``word``
+        (``nf * SF + sf``): the bit fields ``{word, lane}``, lane in the low
+        ``ceil(log2 PE)`` bits."""
+        if not 0 <= word < self.weight_depth:
+            raise ValueError(f"word must be in 0..{self.weight_depth - 1}, not {word}")
+        if not 0 <= lane < self._pe:
+            raise ValueError(f"lane must be in 0..{self._pe - 1}, not {lane}")
+        return word << self._lane_bits | lane
+
     def weight_config_writes(self, weights):
-        """``(addr, lane, data)`` writes on :attr:`wcfg` that load the ``(mh, mw)`` value
-        array ``weights`` (validated like the constructor's)."""
+        """``(address, data)`` writes on :attr:`wcfg` that load the ``(mh, mw)`` value array
+        ``weights`` (validated like the constructor's)."""
         array = _check_weights(weights, self._mh, self._mw, self._weight_shape)
         encoded = _encode(array, self._weight_shape)
         bits = element_shape(self._weight_shape).width
@@ -457,7 +463,8 @@ class MVAU(wiring.Component):
                     row = encoded[nf * self._pe + lane,
                                   s_fold * self._simd:(s_fold + 1) * self._simd]
                     word = sum(int(v) << (k * bits) for k, v in enumerate(row))
-                    writes.append((nf * self.sf + s_fold, lane, word))
+                    writes.append((self.weight_config_address(nf * self.sf + s_fold, lane),
+                                   word))
         return writes
 
     def estimate(self):
@@ -628,11 +635,22 @@ class MVAU(wiring.Component):
         m.submodules.weights = mem
         read = mem.read_port()
         write = mem.write_port(granularity=granularity)
+        back = mem.read_port()          # read-back, at the configuration address
         cfg = self.wcfg
+        lane, word_addr = cfg.addr[:self._lane_bits], cfg.addr[self._lane_bits:]
         m.d.comb += [read.addr.eq(word), read.en.eq(advance),
-                     write.addr.eq(cfg.addr), write.data.eq(cfg.data.replicate(self._pe))]
-        for lane in range(self._pe):
-            m.d.comb += write.en[lane].eq(cfg.we & (cfg.lane == lane))
+                     write.addr.eq(word_addr), write.data.eq(cfg.wdata.replicate(self._pe)),
+                     back.addr.eq(word_addr), back.en.eq(cfg.re)]
+        for index in range(self._pe):
+            m.d.comb += write.en[index].eq(cfg.we & (lane == index if self._lane_bits else 1))
+        lane_q = Signal(self._lane_bits, name="wcfg_lane") if self._lane_bits else None
+        m.d.sync += cfg.rvalid.eq(cfg.re)
+        if lane_q is not None:
+            with m.If(cfg.re):
+                m.d.sync += lane_q.eq(lane)
+            m.d.comb += cfg.rdata.eq(back.data.word_select(lane_q, granularity))
+        else:
+            m.d.comb += cfg.rdata.eq(back.data)
         return read.data
 
     def _input_buffer(self, m, sf, in_fold0, take, advance):

@@ -178,38 +178,68 @@ def test_cocotb_backpressure(index):
     check_exact_cycles(unit, report)
 
 
-def test_amaranth_runtime_weights():
-    """Weights written through ``wcfg`` between frames are used by the next frame."""
+def runtime_weights_case(mw=6, mh=4, pe=2, simd=3, vectors=2, mem_style="lutram"):
+    """An MVAU with runtime weights, two weight sets, and inputs: ``vectors`` vectors for
+    each set."""
     rng = np.random.default_rng(3)
-    mw, mh, pe, simd = 6, 4, 2, 3
     first, second = (rng.integers(-4, 4, (mh, mw)) for _ in range(2))
-    inputs = rng.integers(0, 4, (2, mw))
+    inputs = rng.integers(0, 4, (2 * vectors, mw))
     unit = MVAU(mw=mw, mh=mh, pe=pe, simd=simd, weights=first, input_shape=unsigned(2),
-                weight_shape=signed(3), datapath="lut", runtime_weights=True)
-    outputs = []
+                weight_shape=signed(3), datapath="lut", runtime_weights=True,
+                mem_style=mem_style, vectors=vectors)
+    expected = np.concatenate([golden.mvau(inputs[:vectors], first),
+                               golden.mvau(inputs[vectors:], second)])
+    return unit, first, second, inputs, expected
+
+
+@pytest.mark.parametrize("mem_style", ["lutram", "bram"])
+def test_amaranth_runtime_weights(mem_style):
+    """Weights written through ``wcfg`` between frames are used by the next frame and read
+    back."""
+    unit, first, second, inputs, expected = runtime_weights_case(vectors=1, mem_style=mem_style)
+    outputs, read_back = [], []
+    writes = unit.weight_config_writes(second)
 
     async def testbench(ctx):
-        for vector, weights in zip(inputs, (first, second)):
-            if weights is second:
-                for addr, lane, word in unit.weight_config_writes(weights):
-                    ctx.set(unit.wcfg.addr, addr)
-                    ctx.set(unit.wcfg.lane, lane)
-                    ctx.set(unit.wcfg.data, word)
+        for vector in inputs:
+            if len(outputs) == unit.nf:
+                for address, word in writes:
+                    ctx.set(unit.wcfg.addr, address)
+                    ctx.set(unit.wcfg.wdata, word)
                     ctx.set(unit.wcfg.we, 1)
                     await ctx.tick()
                 ctx.set(unit.wcfg.we, 0)
-            for beat in vector.reshape(-1, simd):
+                for address, _ in writes:
+                    ctx.set(unit.wcfg.addr, address)
+                    ctx.set(unit.wcfg.re, 1)
+                    await ctx.tick()
+                    ctx.set(unit.wcfg.re, 0)
+                    assert ctx.get(unit.wcfg.rvalid)
+                    read_back.append(ctx.get(unit.wcfg.rdata))
+            for beat in vector.reshape(-1, unit.simd):
                 await stream_put(ctx, unit.i, [int(v) for v in beat])
             for _ in range(unit.nf):
                 payload = await stream_get(ctx, unit.o)
-                outputs.append([payload[k] for k in range(pe)])
+                outputs.append([payload[k] for k in range(unit.pe)])
 
     sim = Simulator(unit)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run_until(1e-5)
-    expected = np.concatenate([golden.mvau(inputs[:1], first), golden.mvau(inputs[1:], second)])
-    assert np.array_equal(np.array(outputs).reshape(2, mh), expected)
+    assert read_back == [word for _, word in writes]
+    assert np.array_equal(np.array(outputs).reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize("mem_style", ["lutram", "bram"])
+def test_cocotb_runtime_weights_mid_stream(mem_style):
+    """cocotb: a frame with the initial weights, the new weights written and read back on
+    ``wcfg`` under random back-pressure, then a frame with them."""
+    unit, first, second, inputs, expected = runtime_weights_case(vectors=3, mem_style=mem_style)
+    beats = inputs.reshape(-1, unit.simd)
+    config = {"after_inputs": unit.in_beats_per_frame, "after_outputs": unit.out_beats_per_frame,
+              "writes": unit.weight_config_writes(second), "port": "wcfg"}
+    run_stream_test(unit, beats, expected.reshape(-1, unit.pe), seed=4, valid_prob=0.7,
+                    ready_prob=0.6, config=config)
 
 
 def test_properties_and_shapes():
