@@ -234,6 +234,21 @@ def extreme_corners(pk):
     return min(corners, key=lambda c: c[0] * c[1]), max(corners, key=lambda c: c[0] * c[1])
 
 
+def framed(blocks):
+    """Concatenate ``(weights, activations)`` blocks, one dot product each: returns the
+    weights, the activations and the ``first``/``last`` flags."""
+    weights = np.concatenate([b[0] for b in blocks])
+    acts = np.concatenate([b[1] for b in blocks])
+    first = np.zeros(len(acts), dtype=bool)
+    last = np.zeros(len(acts), dtype=bool)
+    position = 0
+    for w, _ in blocks:
+        first[position] = True
+        position += len(w)
+        last[position - 1] = True
+    return weights, acts, first, last
+
+
 def accumulation_stream(rng, pk, lanes, *, max_terms, lengths, all_corners):
     """Dot products of the given random lengths, then ``max_terms``-term ones at the extreme
     products (all lanes at the smallest, all at the largest; with ``all_corners`` also every
@@ -249,16 +264,7 @@ def accumulation_stream(rng, pk, lanes, *, max_terms, lengths, all_corners):
             pattern = np.array([wlo if k % 2 == 0 else whi for k in range(lanes)])
             for row in (pattern, np.where(np.arange(lanes) % 2 == 0, whi, wlo)):
                 blocks.append((np.tile(row, (max_terms, 1)), np.full(max_terms, a)))
-    weights = np.concatenate([b[0] for b in blocks])
-    acts = np.concatenate([b[1] for b in blocks])
-    first = np.zeros(len(acts), dtype=bool)
-    last = np.zeros(len(acts), dtype=bool)
-    position = 0
-    for w, _ in blocks:
-        first[position] = True
-        position += len(w)
-        last[position - 1] = True
-    return weights, acts, first, last
+    return framed(blocks)
 
 
 def check_accumulations(weight_width, act_width, signedness, *, lengths, all_corners,
@@ -454,16 +460,7 @@ def dot_stream(rng, pk, lanes, simd, *, max_terms, lengths):
     pattern = np.where((np.arange(lanes)[:, None] + np.arange(simd)) % 2 == 0, wlo, whi)
     for a in (alo, ahi):
         blocks.append((np.tile(pattern, (cycles, 1, 1)), np.full((cycles, simd), a)))
-    weights = np.concatenate([b[0] for b in blocks])
-    acts = np.concatenate([b[1] for b in blocks])
-    first = np.zeros(len(acts), dtype=bool)
-    last = np.zeros(len(acts), dtype=bool)
-    position = 0
-    for w, _ in blocks:
-        first[position] = True
-        position += len(w)
-        last[position - 1] = True
-    return weights, acts, first, last
+    return framed(blocks)
 
 
 # (weight_width, act_width, signedness, lanes, simd)
