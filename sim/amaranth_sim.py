@@ -22,7 +22,7 @@ from amaranth.sim import Simulator
 from ._stream_io import default_max_cycles, make_report
 from .streams import beats_to_words, words_to_beats
 
-__all__ = ["stream_put", "stream_get", "run_stream_sim", "StreamSimResult", "CLOCK_PERIOD"]
+__all__ = ["stream_put", "stream_get", "config_write_read", "run_stream_sim", "StreamSimResult", "CLOCK_PERIOD"]
 
 CLOCK_PERIOD = 10e-9
 
@@ -60,6 +60,29 @@ async def stream_get(ctx, stream, *, raw=False):
         .until(stream.valid)
     ctx.set(stream.ready, 0)
     return payload
+
+
+async def config_write_read(ctx, port, writes):
+    """Write every ``(address, value)`` pair on a configuration port
+    (:class:`hwgen.threshold.ConfigSignature`: ``addr``, ``wdata``, ``we``, ``re``, ``rdata``,
+    ``rvalid``), one per cycle, then read each back; returns the values read. Fails when
+    ``rvalid`` is not high the cycle after ``re`` (the Amaranth-tier twin of the cocotb
+    testbench's ``config`` step)."""
+    for address, value in writes:
+        ctx.set(port.addr, address)
+        ctx.set(port.wdata, int(value))
+        ctx.set(port.we, 1)
+        await ctx.tick()
+    ctx.set(port.we, 0)
+    values = []
+    for address, _ in writes:
+        ctx.set(port.addr, address)
+        ctx.set(port.re, 1)
+        await ctx.tick()
+        ctx.set(port.re, 0)
+        assert ctx.get(port.rvalid), f"rvalid low the cycle after reading address {address:#x}"
+        values.append(ctx.get(port.rdata))
+    return values
 
 
 class StreamSimResult(typing.NamedTuple):

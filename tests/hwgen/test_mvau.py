@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hwgen.dot_product import FabricDotProduct
 from hwgen.mvau import BIPOLAR, MVAU
 from sim import golden
-from sim.amaranth_sim import run_stream_sim, stream_get, stream_put
+from sim.amaranth_sim import config_write_read, run_stream_sim, stream_get, stream_put
 from sim.runner import xilinx_cells_sim_source
 from sim.streams import run_stream_test
 
@@ -203,19 +203,7 @@ def test_amaranth_runtime_weights(mem_style):
     async def testbench(ctx):
         for vector in inputs:
             if len(outputs) == unit.nf:
-                for address, word in writes:
-                    ctx.set(unit.wcfg.addr, address)
-                    ctx.set(unit.wcfg.wdata, word)
-                    ctx.set(unit.wcfg.we, 1)
-                    await ctx.tick()
-                ctx.set(unit.wcfg.we, 0)
-                for address, _ in writes:
-                    ctx.set(unit.wcfg.addr, address)
-                    ctx.set(unit.wcfg.re, 1)
-                    await ctx.tick()
-                    ctx.set(unit.wcfg.re, 0)
-                    assert ctx.get(unit.wcfg.rvalid)
-                    read_back.append(ctx.get(unit.wcfg.rdata))
+                read_back.extend(await config_write_read(ctx, unit.wcfg, writes))
             for beat in vector.reshape(-1, unit.simd):
                 await stream_put(ctx, unit.i, [int(v) for v in beat])
             for _ in range(unit.nf):

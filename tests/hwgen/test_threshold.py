@@ -14,7 +14,7 @@ from hwgen.streams import shape_range
 from hwgen.threshold import (
     BinarySearchThreshold, Threshold, UnrolledThreshold, check_thresholds)
 from sim import golden
-from sim.amaranth_sim import run_stream_sim, stream_get, stream_put
+from sim.amaranth_sim import config_write_read, run_stream_sim, stream_get, stream_put
 from sim.streams import run_stream_test
 
 UNITS = {"binary": BinarySearchThreshold, "unrolled": UnrolledThreshold}
@@ -180,19 +180,7 @@ def _config_write_sim(unit, writes, beats_before, beats_after, seed):
             await stream_put(ctx, unit.i, [int(v) for v in beat])
         while len(outputs) < len(beats_before):
             await ctx.tick()
-        for address, value in writes:
-            ctx.set(unit.cfg.addr, address)
-            ctx.set(unit.cfg.wdata, int(value))
-            ctx.set(unit.cfg.we, 1)
-            await ctx.tick()
-            ctx.set(unit.cfg.we, 0)
-        for address, _ in writes:
-            ctx.set(unit.cfg.addr, address)
-            ctx.set(unit.cfg.re, 1)
-            await ctx.tick()
-            ctx.set(unit.cfg.re, 0)
-            assert ctx.get(unit.cfg.rvalid) == 1
-            readback.append(ctx.get(unit.cfg.rdata))
+        readback.extend(await config_write_read(ctx, unit.cfg, writes))
         drained[0] = True
         for beat in beats_after:
             await stream_put(ctx, unit.i, [int(v) for v in beat])
