@@ -7,7 +7,7 @@
 Each ``MODEL_DIR`` is a directory written by ``hwgen compile`` (for example the digits MLPs of
 the graph work); its accelerator comes from ``graph.load_accelerator(MODEL_DIR)`` and the
 model's name is the directory's name. ``--stand-in`` adds a small thresholding kernel
-(:class:`hwgen.threshold.BinarySearchThreshold`, 6 channels, PE 2, 2 vectors per frame) as
+(:class:`hwgen.kernels.threshold.BinarySearchThreshold`, 6 channels, PE 2, 2 vectors per frame) as
 model ``stand-in-threshold``, to check the flow without the graph.
 
 Every model is built for every board with :func:`boards.build.build` (bitstreams with the
@@ -87,7 +87,7 @@ def stand_in():
     import numpy as np
     from amaranth.hdl import signed
 
-    from hwgen.threshold import BinarySearchThreshold
+    from hwgen.kernels.threshold import BinarySearchThreshold
     rng = np.random.default_rng(7)
     thresholds = np.sort(rng.integers(-100, 100, size=(6, 3)), axis=1)
     return BinarySearchThreshold(channels=6, pe=2, input_shape=signed(8),

@@ -5,7 +5,7 @@
 For every n, synthesizes three implementations of an n-bit popcount with Yosys
 (:func:`boards.synth.synthesize`, results cached on disk) and prints a table:
 
-* ``tree``: ``hwgen.popcount.Popcount(n=n, pipeline_every=0, target="generic")``
+* ``tree``: ``hwgen.kernels.popcount.Popcount(n=n, pipeline_every=0, target="generic")``
 * ``tree-xilinx``: the same with ``target="xilinx", primitives="instance"`` (LUT6_2/CARRY8
   instances; Xilinx families only)
 * ``naive``: an Amaranth component doing ``sum()`` over the bits (:class:`NaivePopcount`); it hits
@@ -38,7 +38,7 @@ DEFAULT_N = (64, 256, 1024, 4096)
 class NaivePopcount(wiring.Component):
     """Popcount as Python's ``sum()`` over the input bits: the baseline a compressor tree beats.
 
-    Ports as :class:`hwgen.popcount.Popcount`: ``i: In(n)``, ``o: Out(unsigned(n.bit_length()))``.
+    Ports as :class:`hwgen.kernels.popcount.Popcount`: ``i: In(n)``, ``o: Out(unsigned(n.bit_length()))``.
     Purely combinational. Elaboration recurses once per bit (``((i[0] + i[1]) + i[2]) + ...``), so
     Amaranth raises ``RecursionError`` near n=1024.
     """
@@ -66,7 +66,7 @@ class NaivePopcount(wiring.Component):
 def make_component(impl, n):
     if impl == "naive":
         return NaivePopcount(n=n)
-    from hwgen.popcount import Popcount
+    from hwgen.kernels.popcount import Popcount
     pipeline_every = 0
     if impl == "tree-xilinx":
         return Popcount(n=n, pipeline_every=pipeline_every, target="xilinx", primitives="instance")
@@ -81,7 +81,7 @@ def _error_text(exc):
 def measure(impl, n, family, *, cache=True, timeout=None):
     """One row of the table for implementation ``impl`` at width ``n``."""
     from boards.synth import FAMILIES, synthesize
-    from hwgen.export import component_verilog
+    from hwgen.export.verilog import component_verilog
 
     row = {"n": n, "impl": impl, "family": family, "ok": False, "error": None,
            "luts": None, "carry": None, "carry_bits": None, "ffs": None, "muxf": None,

@@ -5,7 +5,7 @@
                                      [--no-synth] [--jobs 2]
 
 For every (W, A) in 2..8 with signed full-range weights and signed or unsigned activations,
-computes the lane count of :func:`hwgen.packed_mac.max_lanes` (MACs per DSP48E2 per cycle)
+computes the lane count of :func:`hwgen.arith.packed_mac.max_lanes` (MACs per DSP48E2 per cycle)
 next to FINN's rule ``1 + floor((26 - W) / (W + A - 1))`` and HLS's one MAC per DSP, and
 synthesizes (Yosys, :func:`boards.synth.synthesize`, xcup, results cached) a
 ``PackedDotProduct`` block of ``--pe`` lanes x ``--simd`` products per cycle with
@@ -42,7 +42,7 @@ def finn_lanes(w, a):
 
 
 def new_row(w, a, a_signed, pe, simd):
-    from hwgen.packed_mac import packing
+    from hwgen.arith.packed_mac import packing
     layout = packing(w, a, weight_signed=True, act_signed=a_signed)
     return {"w": w, "a": a, "a_signed": a_signed, "lanes": layout.lanes,
             "macs_per_dsp": layout.lanes, "finn_lanes": finn_lanes(w, a), "hls_macs_per_dsp": 1,
@@ -55,8 +55,8 @@ def new_row(w, a, a_signed, pe, simd):
 def measure(row, *, family, cache, timeout):
     """Build the PE x SIMD block of ``row``, synthesize it and fill ``row`` in place."""
     from boards.synth import synthesize
-    from hwgen.export import component_verilog
-    from hwgen.packed_mac import PackedDotProduct
+    from hwgen.export.verilog import component_verilog
+    from hwgen.arith.packed_mac import PackedDotProduct
     try:
         unit = PackedDotProduct(weight_width=row["w"], act_width=row["a"], simd=row["simd"],
                                 lanes=row["pe"], act_signed=row["a_signed"], target="packed",

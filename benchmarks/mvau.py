@@ -2,9 +2,9 @@
 
     python benchmarks/mvau.py --json OUT.json [--layers tfc-l1,w2a2-256,...] [--no-cache]
 
-Each layer is built as :class:`hwgen.mvau.MVAU` with ``target="xilinx"`` and
+Each layer is built as :class:`hwgen.kernels.mvau.MVAU` with ``target="xilinx"`` and
 ``primitives="instance"`` (LUT6_2/CARRY8 compressor trees, DSP48E2 slices), converted bare
-(``hwgen.export.component_verilog``, no AXI shell) and synthesized (:func:`boards.synth.synthesize`,
+(``hwgen.export.verilog.component_verilog``, no AXI shell) and synthesized (:func:`boards.synth.synthesize`,
 cached on disk). Weights and thresholds are random from a fixed seed. The layers:
 
 * ``tfc-l1``: 784 -> 64, bipolar weights and inputs, PE=16, SIMD=49, one threshold per channel
@@ -74,7 +74,7 @@ def _values(rng, shape, size):
 def build(config, rng):
     """The layer's MVAU, with random weights and thresholds spread over the dot products'
     range."""
-    from hwgen.mvau import MVAU
+    from hwgen.kernels.mvau import MVAU
     config = dict(config)
     count = config.pop("thresholds")
     weights = _values(rng, config["weight_shape"], (config["mh"], config["mw"]))
@@ -116,7 +116,7 @@ def measure_cycles_per_vector(unit, rng, vectors=4):
 
 def run_layer(name, args):
     from boards.synth import synthesize
-    from hwgen.export import component_verilog
+    from hwgen.export.verilog import component_verilog
     config = LAYERS[name]
     rng = np.random.default_rng(SEED)
     unit = build(config, rng)

@@ -7,13 +7,13 @@ For every output width ``K`` and every ``PE``, builds the thresholding unit for 
 signed inputs and ``--channels`` channels with ``T = 2**K - 1`` thresholds per channel (random
 sorted integers over the input range, from a fixed seed: the same thresholds for every impl
 and PE at a given K), converts the bare component with
-``hwgen.export.component_verilog(unit, name="thr")`` (no AXI shell) and synthesizes it with
+``hwgen.export.verilog.component_verilog(unit, name="thr")`` (no AXI shell) and synthesizes it with
 Yosys (:func:`boards.synth.synthesize`, results cached on disk). Read-only tables in LUTs
 become logic LUTs (a distributed ROM), not LUT RAM sites. Units:
 
-* ``binary``: :class:`hwgen.threshold.BinarySearchThreshold`
-* ``unrolled``: :class:`hwgen.threshold.UnrolledThreshold`
-* ``auto``: ``hwgen.threshold.Threshold(impl="auto")``; ``chosen`` says which class it built
+* ``binary``: :class:`hwgen.kernels.threshold.BinarySearchThreshold`
+* ``unrolled``: :class:`hwgen.kernels.threshold.UnrolledThreshold`
+* ``auto``: ``hwgen.kernels.threshold.Threshold(impl="auto")``; ``chosen`` says which class it built
   (its Verilog is the same as that class's row, so it comes from the synthesis cache).
 
 The units are synthesized smallest first (by their analytic LUT estimate), so the big
@@ -54,7 +54,7 @@ IMPLS = ("binary", "unrolled", "auto")
 DEFAULT_K = (1, 2, 4, 6, 8)
 DEFAULT_PE = (1, 4)
 SEED = 20240611
-#: Block RAM (18 Kbit) in LUT-equivalents, as in ``hwgen.threshold.Threshold(impl="auto")``.
+#: Block RAM (18 Kbit) in LUT-equivalents, as in ``hwgen.kernels.threshold.Threshold(impl="auto")``.
 BRAM18_LUTS = 64
 
 
@@ -68,7 +68,7 @@ def make_thresholds(k, channels, width, seed=SEED):
 
 
 def make_unit(impl, k, pe, channels, width):
-    from hwgen.threshold import BinarySearchThreshold, Threshold, UnrolledThreshold
+    from hwgen.kernels.threshold import BinarySearchThreshold, Threshold, UnrolledThreshold
     kwargs = dict(channels=channels, pe=pe, input_shape=signed(width),
                   thresholds=make_thresholds(k, channels, width))
     if impl == "binary":
@@ -79,7 +79,7 @@ def make_unit(impl, k, pe, channels, width):
 
 
 def impl_name(unit):
-    from hwgen.threshold import BinarySearchThreshold, UnrolledThreshold
+    from hwgen.kernels.threshold import BinarySearchThreshold, UnrolledThreshold
     if isinstance(unit, BinarySearchThreshold):
         return "binary"
     if isinstance(unit, UnrolledThreshold):
@@ -112,7 +112,7 @@ def new_row(impl, k, pe, channels, width, family):
 
 def prepare(row):
     """Build and convert the unit of ``row`` (filled in place); returns its Verilog or None."""
-    from hwgen.export import component_verilog
+    from hwgen.export.verilog import component_verilog
     try:
         start = time.monotonic()
         unit = make_unit(row["impl"], row["k"], row["pe"], row["c"], row["width"])

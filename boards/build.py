@@ -10,7 +10,7 @@
   that script only. nextpnr's ``--report`` gives utilization and Fmax, Yosys' ``stat -json``
   the flip-flops.
 * Xilinx boards (``host_link="axis"``): the kernel behind the AXI4-Stream shell
-  (:mod:`hwgen.axis`), elaborated for the board's platform (so hwgen's kernels instantiate
+  (:mod:`hwgen.export.axis`), elaborated for the board's platform (so hwgen's kernels instantiate
   ``DSP48E2``/``LUT6_2``/``CARRY8``), plus an XDC clock constraint and two Tcl scripts:
   ``build.tcl`` (out-of-context synthesis, placement, routing, reports, checkpoint) and
   ``project.tcl`` (a Vivado project packaged as an IP for the user's own block design). Vivado
@@ -76,7 +76,7 @@ _SCRIPT_AFTER_READ = {"ice40": "setattr -unset ram_style a:ram_style=distributed
 def mvau_options(board):
     """MVAU implementation choices for a board's fabric, for
     ``graph.load_accelerator(OUT, mvau_options=...)``: a dict of extra
-    :class:`hwgen.mvau.MVAU` arguments, or None (the compiled choices as they are).
+    :class:`hwgen.kernels.mvau.MVAU` arguments, or None (the compiled choices as they are).
 
     They change neither the function nor the folding (cycles per frame), only the latency and
     the resources. ECP5 (4-input LUTs): the compressor trees are registered after every stage
@@ -336,7 +336,7 @@ ipx::package_project -root_dir ./ip -vendor hwgen -library hwgen -taxonomy /User
 
 
 def _build_xilinx(component, target, out_dir, clock_mhz, run_vivado, log):
-    from hwgen.export import kernel_verilog
+    from hwgen.export.verilog import kernel_verilog
     platform = target.platform_instance()
     part = vivado_part(platform)
     verilog = kernel_verilog(component, name=TOP_NAME, platform=platform)

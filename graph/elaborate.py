@@ -1,9 +1,9 @@
 """Elaboration: one top-level Amaranth component for a folded network.
 
 Every IR layer becomes its hwgen kernel: an :class:`~graph.ir.MVAULayer` an
-:class:`hwgen.mvau.MVAU` (thresholds fused), a :class:`~graph.ir.ThresholdLayer` a
-:func:`hwgen.threshold.Threshold`, a :class:`~graph.ir.LabelSelectLayer` a
-:class:`hwgen.labelselect.LabelSelect`. Flatten and reshape are no-ops on the stream (the
+:class:`hwgen.kernels.mvau.MVAU` (thresholds fused), a :class:`~graph.ir.ThresholdLayer` a
+:func:`hwgen.kernels.threshold.Threshold`, a :class:`~graph.ir.LabelSelectLayer` a
+:class:`hwgen.kernels.labelselect.LabelSelect`. Flatten and reshape are no-ops on the stream (the
 IR has no layer for them). Between two kernels the *link* is::
 
     producer.o --(element cast)--> [WidthConverter] --> StreamFIFO --> consumer.i
@@ -12,9 +12,9 @@ IR has no layer for them). Between two kernels the *link* is::
   threshold count ``bias .. bias + T``, or the raw accumulator) to the IR datatype of the
   link, which is what the consumer takes: a wire, exact since the IR datatype holds every
   value;
-* a :class:`hwgen.width.WidthConverter` repacks the producer's lanes (its PE, or ``k`` for a
+* a :class:`hwgen.plumbing.width.WidthConverter` repacks the producer's lanes (its PE, or ``k`` for a
   label select) into the consumer's (its SIMD, or PE) when they differ;
-* a :class:`hwgen.fifo.StreamFIFO` of :func:`fifo_depth` beats.
+* a :class:`hwgen.plumbing.fifo.StreamFIFO` of :func:`fifo_depth` beats.
 
 FIFO sizing. The pipeline is a chain with no forks or joins, and every kernel makes progress
 whenever its output is taken, so it cannot deadlock at any FIFO depth; depth matters for
@@ -135,9 +135,9 @@ def _mvau_times(unit, in_times):
 
 
 def _layer_kernel(layer, mvau_options=None):
-    from hwgen.labelselect import LabelSelect
-    from hwgen.mvau import MVAU
-    from hwgen.threshold import Threshold
+    from hwgen.kernels.labelselect import LabelSelect
+    from hwgen.kernels.mvau import MVAU
+    from hwgen.kernels.threshold import Threshold
     where = f"{layer.kind} layer {layer.name!r}"
     if layer.kind == "mvau":
         # checked here: a kernel whose constructor fails warns that it was never used
@@ -166,13 +166,13 @@ def _layer_kernel(layer, mvau_options=None):
 
 
 def _width_converter(name, shape, in_lanes, out_lanes, elements):
-    from hwgen.width import WidthConverter
+    from hwgen.plumbing.width import WidthConverter
     return Stage("width", f"{name}.width", WidthConverter(
         elem_shape=shape, in_lanes=in_lanes, out_lanes=out_lanes, elems_per_frame=elements))
 
 
 def _fifo(name, shape, lanes, beats):
-    from hwgen.fifo import StreamFIFO
+    from hwgen.plumbing.fifo import StreamFIFO
     return Stage("fifo", f"{name}.fifo", StreamFIFO(
         elem_shape=shape, lanes=lanes, depth=fifo_depth(beats), beats_per_frame=beats))
 
@@ -199,7 +199,7 @@ class Accelerator(wiring.Component):
     stages : list of :class:`Stage`
         Every component in stream order: layers, width converters and FIFOs.
 
-    ``mvau_options`` (optional): extra :class:`hwgen.mvau.MVAU` keyword arguments for every
+    ``mvau_options`` (optional): extra :class:`hwgen.kernels.mvau.MVAU` keyword arguments for every
     MVAU layer, as a dict or a function of the layer returning one; implementation choices
     that leave the function and the folding alone, for example ``pipeline_every`` or
     ``mem_style`` for a device (see :mod:`boards.build`).

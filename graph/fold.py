@@ -11,9 +11,9 @@ A streaming pipeline runs at the pace of its slowest layer, so a throughput targ
 ``floor(clock_mhz * 1e6 / fps)`` cycles per frame. :func:`fold` gives each layer, from the
 legal divisors only, the least parallelism that meets the budget: the smallest
 ``PE * SIMD`` (smallest ``PE``), ties between ``(PE, SIMD)`` pairs of the same product broken by
-the kernel's analytic :meth:`hwgen.mvau.MVAU.estimate` (LUTs, plus flip-flops at half a LUT,
+the kernel's analytic :meth:`hwgen.kernels.mvau.MVAU.estimate` (LUTs, plus flip-flops at half a LUT,
 LUT RAM, block RAM at :data:`BRAM18_LUTS` and DSP slices at
-:data:`hwgen.mvau.DSP_LUT_EQUIVALENT`). Only the few pairs of the smallest product are
+:data:`hwgen.kernels.mvau.DSP_LUT_EQUIVALENT`). Only the few pairs of the smallest product are
 built for their estimate, so folding the LFC-size MLP takes well under a second.
 
 Without a target, the budget is that of the *default folding*: the largest MVAU (most
@@ -41,7 +41,7 @@ __all__ = ["fold", "apply_folding_json", "layer_cycles", "budget_cycles", "defau
 DEFAULT_PARALLELISM = 64
 #: LUTs an 18 Kbit block RAM is worth when two foldings of the same product are compared.
 BRAM18_LUTS = 64
-#: Weight memory styles of the MVAU (``hwgen.mvau.MEM_STYLES``).
+#: Weight memory styles of the MVAU (``hwgen.kernels.mvau.MEM_STYLES``).
 MEM_STYLES = ("auto", "lutram", "bram")
 
 
@@ -93,7 +93,7 @@ def _check_clock(clock_mhz):
 
 def _score(estimate):
     """LUT-equivalent cost of a resource estimate."""
-    from hwgen.mvau import DSP_LUT_EQUIVALENT
+    from hwgen.kernels.mvau import DSP_LUT_EQUIVALENT
     return (estimate.get("luts", 0) + estimate.get("ffs", 0) / 2 + estimate.get("lutram", 0)
             + BRAM18_LUTS * estimate.get("bram18", 0)
             + DSP_LUT_EQUIVALENT * estimate.get("dsp48e2", 0))
@@ -101,7 +101,7 @@ def _score(estimate):
 
 def _fold_mvau(layer, budget):
     """``(pe, simd)`` of the least parallelism that meets ``budget``."""
-    from hwgen.mvau import MVAU
+    from hwgen.kernels.mvau import MVAU
     candidates = [(pe * simd, pe, simd) for pe in divisors(layer.mh) for simd in divisors(layer.mw)
                   if layer_cycles(layer, pe, simd) <= budget]
     least = min(product for product, _, _ in candidates)
@@ -123,7 +123,7 @@ def _silence(component):
 
 
 def mvau_params(layer, **overrides):
-    """Keyword arguments of :class:`hwgen.mvau.MVAU` for an :class:`~graph.ir.MVAULayer`."""
+    """Keyword arguments of :class:`hwgen.kernels.mvau.MVAU` for an :class:`~graph.ir.MVAULayer`."""
     params = dict(mw=layer.mw, mh=layer.mh, pe=layer.pe, simd=layer.simd,
                   weights=layer.weights, input_shape=shape_of(layer.input_type),
                   weight_shape=shape_of(layer.weight_type), thresholds=layer.thresholds,
@@ -182,7 +182,7 @@ def fold(network, target_fps=None, clock_mhz=100.0):
 
 def valid_datapaths(layer):
     """The ``datapath`` choices an MVAU layer's datatypes allow (the rules of
-    :class:`hwgen.mvau.MVAU`: ``xnor`` for bipolar weights and inputs, ``binary-weights`` for
+    :class:`hwgen.kernels.mvau.MVAU`: ``xnor`` for bipolar weights and inputs, ``binary-weights`` for
     bipolar weights and integer inputs, ``dsp`` for 2- to 8-bit inputs with bipolar or 2- to
     8-bit weights, ``lut`` always)."""
     weight, data = shape_of(layer.weight_type), shape_of(layer.input_type)

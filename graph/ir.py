@@ -134,7 +134,7 @@ def _activation(acc, thresholds, bias):
 
 @dataclass
 class MVAULayer:
-    """Matrix-vector-activation unit (``hwgen.mvau``): ``acc = W @ x``, then an activation.
+    """Matrix-vector-activation unit (``hwgen.kernels.mvau``): ``acc = W @ x``, then an activation.
 
     Parameters
     ----------
@@ -255,7 +255,7 @@ class MVAULayer:
 
 @dataclass
 class ThresholdLayer:
-    """Standalone multi-threshold activation (``hwgen.threshold``), for thresholds that
+    """Standalone multi-threshold activation (``hwgen.kernels.threshold``), for thresholds that
     cannot be fused into an MVAU (for example the binarization of the network input).
 
     Parameters

@@ -14,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-from .export import kernel_verilog
+from .export.verilog import kernel_verilog
 
 __all__ = ["main"]
 
@@ -47,7 +47,7 @@ def _add_popcount(commands):
                         help="generic logic, or Xilinx UltraScale+ LUT6_2/CARRY8 instances")
 
     def build(args):
-        from .popcount import PopcountStream
+        from .kernels.popcount import PopcountStream
         primitives = "instance" if args.target == "xilinx" else "auto"
         return PopcountStream(args.n, pipeline_every=args.pipeline_every, target=args.target,
                               primitives=primitives)
@@ -86,7 +86,7 @@ def _add_threshold(commands):
     def build(args):
         import numpy as np
 
-        from .threshold import Threshold
+        from .kernels.threshold import Threshold
         try:
             thresholds = np.load(args.thresholds)
         except (OSError, ValueError) as error:
@@ -138,7 +138,7 @@ def _add_mvau(commands):
                              "LUT6_2/CARRY8, LUT6)")
 
     def build(args):
-        from .mvau import MVAU
+        from .kernels.mvau import MVAU
         weights = _load_npy("--weights", args.weights)
         if weights.ndim != 2:
             raise ValueError(f"--weights {args.weights}: expected a 2-D (MH, MW) array, not "
@@ -166,7 +166,7 @@ def _add_fifo(commands):
                         default="auto")
 
     def build(args):
-        from .fifo import StreamFIFO
+        from .plumbing.fifo import StreamFIFO
         return StreamFIFO(elem_shape=args.elem_shape, lanes=args.lanes, depth=args.depth,
                           mem_style=args.mem_style)
     parser.set_defaults(build=build)
@@ -185,7 +185,7 @@ def _add_width(commands):
     parser.add_argument("--elems-per-frame", type=_positive_int, required=True)
 
     def build(args):
-        from .width import WidthConverter
+        from .plumbing.width import WidthConverter
         return WidthConverter(elem_shape=args.elem_shape, in_lanes=args.in_lanes,
                               out_lanes=args.out_lanes, elems_per_frame=args.elems_per_frame)
     parser.set_defaults(build=build)
@@ -204,7 +204,7 @@ def _add_labelselect(commands):
     parser.add_argument("--k", type=_positive_int, default=1)
 
     def build(args):
-        from .labelselect import LabelSelect
+        from .kernels.labelselect import LabelSelect
         return LabelSelect(channels=args.channels, pe=args.pe, input_shape=args.input_shape,
                            k=args.k)
     parser.set_defaults(build=build)

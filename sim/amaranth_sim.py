@@ -64,7 +64,7 @@ async def stream_get(ctx, stream, *, raw=False):
 
 async def config_write_read(ctx, port, writes):
     """Write every ``(address, value)`` pair on a configuration port
-    (:class:`hwgen.threshold.ConfigSignature`: ``addr``, ``wdata``, ``we``, ``re``, ``rdata``,
+    (:class:`hwgen.kernels.threshold.ConfigSignature`: ``addr``, ``wdata``, ``we``, ``re``, ``rdata``,
     ``rvalid``), one per cycle, then read each back; returns the values read. Fails when
     ``rvalid`` is not high the cycle after ``re`` (the Amaranth-tier twin of the cocotb
     testbench's ``config`` step)."""

@@ -69,7 +69,7 @@ def dsp48e2_mac(cycles, *, AREG=1, BREG=1, CREG=1, DREG=1, ADREG=1, MREG=1, PREG
 
     ``cycles`` is a sequence of dicts, one per clock cycle, of port values (``A``, ``B``, ``C``,
     ``D``, ``PCIN``, ``OPMODE``, ``INMODE``, ``ALUMODE``, ``CARRYIN``, ``CARRYINSEL``, the
-    ``CE*`` and ``RST*`` ports; missing ones take :class:`hwgen.dsp48e2.DSP48E2`'s defaults:
+    ``CE*`` and ``RST*`` ports; missing ones take :class:`hwgen.vendor.xilinx.dsp48e2.DSP48E2`'s defaults:
     CE 1, RST 0, OPMODE = multiply, data 0). Returns the signed 48-bit ``P`` seen in each cycle
     (before that cycle's clock edge) as an int64 array; ``PCOUT`` equals ``P``. All registers
     start at 0.
@@ -210,7 +210,7 @@ def dsp48e2_mac(cycles, *, AREG=1, BREG=1, CREG=1, DREG=1, ADREG=1, MREG=1, PREG
 # --- packed MAC ------------------------------------------------------------------------------
 
 def packed_mac(weights, activations, first, last):
-    """Dot products of a :class:`hwgen.packed_mac.PackedMAC` term stream.
+    """Dot products of a :class:`hwgen.arith.packed_mac.PackedMAC` term stream.
 
     ``weights`` is a ``(terms, lanes)`` integer array, ``activations``, ``first`` and ``last``
     have one entry per term (only the terms the hardware takes: ``valid`` and ``en`` high).
@@ -238,7 +238,7 @@ def packed_mac(weights, activations, first, last):
 # --- packed dot product ----------------------------------------------------------------------
 
 def dot_products(weights, activations, first, last):
-    """Dot products of a :class:`hwgen.packed_mac.PackedDotProduct` stream.
+    """Dot products of a :class:`hwgen.arith.packed_mac.PackedDotProduct` stream.
 
     ``weights`` is a ``(cycles, lanes, simd)`` integer array, ``activations`` a
     ``(cycles, simd)`` one, ``first`` and ``last`` have one entry per cycle (only the cycles the

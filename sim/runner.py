@@ -49,7 +49,7 @@ and put the simulator's environment in place::
 
     import os
     from cocotb_test.simulator import run as cocotb_test_run
-    from hwgen.export import kernel_verilog
+    from hwgen.export.verilog import kernel_verilog
     from sim.runner import simulator_env
     from sim.streams import ENV_REPORT, ENV_VECTORS, write_stream_vectors
 
@@ -436,7 +436,7 @@ def _design_verilog(design, toplevel, platform):
     from amaranth.lib import wiring
 
     if isinstance(design, wiring.Component):
-        from hwgen.export import component_verilog
+        from hwgen.export.verilog import component_verilog
         toplevel = toplevel or "top"
         return component_verilog(design, name=toplevel, platform=platform), toplevel
     if platform is not None:
@@ -526,7 +526,7 @@ def run(design, test_module, *, toplevel=None, simulator="verilator", extra_sour
     Parameters
     ----------
     design : amaranth.lib.wiring.Component | str | os.PathLike
-        An Amaranth component (converted with :func:`hwgen.export.component_verilog`, top module
+        An Amaranth component (converted with :func:`hwgen.export.verilog.component_verilog`, top module
         ``toplevel`` or ``"top"``), Verilog text, or a path to a Verilog file.
     test_module : str | module | os.PathLike
         Dotted name of an importable cocotb test module (e.g. ``"sim.stream_tb"``), a module

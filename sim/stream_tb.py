@@ -1,4 +1,4 @@
-"""Generic cocotb testbench for a stream kernel behind :class:`hwgen.axis.AXIStreamShell`.
+"""Generic cocotb testbench for a stream kernel behind :class:`hwgen.export.axis.AXIStreamShell`.
 
 Runs inside the simulator (cocotb test module ``sim.stream_tb``). The top level must have the
 shell's ports ``ap_clk``, ``ap_rst_n``, ``s_axis_tdata/tvalid/tready`` and

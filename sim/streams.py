@@ -8,7 +8,7 @@ width), for both simulation tiers (:mod:`sim.amaranth_sim` and the cocotb testbe
 :mod:`sim.stream_tb`).
 
 :func:`run_stream_test` runs a kernel's exported Verilog (through
-:class:`hwgen.axis.AXIStreamShell`) against expected outputs on Verilator or Icarus::
+:class:`hwgen.export.axis.AXIStreamShell`) against expected outputs on Verilator or Icarus::
 
     report = run_stream_test(kernel, x, golden(x), seed=3, valid_prob=0.5, ready_prob=0.5)
     assert report["latency"] == kernel.latency
@@ -258,7 +258,7 @@ def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
     sim.runner.TestFailure
         With the testbench's message, e.g. ``output beat 3 (cycle 9): expected 0x12, seen 0x13``.
     """
-    from hwgen.export import kernel_verilog
+    from hwgen.export.verilog import kernel_verilog
 
     from . import runner
 

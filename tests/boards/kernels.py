@@ -5,9 +5,9 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.packed_mac import PackedMAC
+from hwgen.arith.packed_mac import PackedMAC
 from hwgen.streams import lanes_signature
-from hwgen.threshold import BinarySearchThreshold
+from hwgen.kernels.threshold import BinarySearchThreshold
 
 
 def threshold_kernel(channels=6, pe=2, vectors=2, seed=7):

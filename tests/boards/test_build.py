@@ -20,7 +20,7 @@ def test_targets_registry():
     assert get_target("ulx3s-85f").family == "ecp5"
     kcu = get_target("kcu105")
     assert (kcu.family, kcu.host_link, kcu.toolchain) == ("xilinx", "axis", "vivado")
-    from hwgen.xilinx import is_ultrascale
+    from hwgen.vendor.xilinx.primitives import is_ultrascale
     assert is_ultrascale(kcu.platform_instance())
     assert is_ultrascale(get_target("rfsoc4x2").platform_instance())
     with pytest.raises(ValueError, match="unknown board 'de0'; known boards: icebreaker"):

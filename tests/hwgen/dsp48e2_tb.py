@@ -1,4 +1,4 @@
-"""cocotb testbench for :class:`hwgen.dsp48e2.DSP48E2` (exported Verilog, behavioural path).
+"""cocotb testbench for :class:`hwgen.vendor.xilinx.dsp48e2.DSP48E2` (exported Verilog, behavioural path).
 
 The vectors file named by ``$HWGEN_DSP48E2_VECTORS`` (written by
 ``tests/hwgen/test_dsp48e2.py``) holds ``widths`` (port name -> bits), ``cycles`` (one dict of

@@ -1,5 +1,5 @@
-"""cocotb testbench for :class:`hwgen.packed_mac.PackedMAC` and
-:class:`hwgen.packed_mac.PackedDotProduct` (exported Verilog; the behavioural packed path).
+"""cocotb testbench for :class:`hwgen.arith.packed_mac.PackedMAC` and
+:class:`hwgen.arith.packed_mac.PackedDotProduct` (exported Verilog; the behavioural packed path).
 
 The vectors file named by ``$HWGEN_PACKED_MAC_VECTORS`` (written by
 ``tests/hwgen/test_packed_mac.py``) holds ``terms`` (one ``[w, a, first, last]`` per term,

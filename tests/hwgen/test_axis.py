@@ -4,7 +4,7 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.axis import AXIStreamShell, padded_width
+from hwgen.export.axis import AXIStreamShell, padded_width
 from hwgen.streams import lanes_signature
 
 

@@ -2,7 +2,7 @@
 import pytest
 from amaranth.hdl import Signal, signed, unsigned
 
-from hwgen.bitheap import BitHeap, shape_for_range
+from hwgen.arith.bitheap import BitHeap, shape_for_range
 
 
 @pytest.mark.parametrize("lo, hi, shape", [

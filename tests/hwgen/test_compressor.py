@@ -10,7 +10,7 @@ import pytest
 from amaranth.hdl import Shape, signed, unsigned
 from hypothesis import given, settings, strategies as st
 
-from hwgen.compressor import (
+from hwgen.arith.compressor import (
     GENERIC_COUNTERS, Chain, CompressorTree, Popcount, Term, WeightedSum, plan_compression)
 from hwgen.streams import shape_range
 from sim import golden

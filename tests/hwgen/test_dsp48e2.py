@@ -14,8 +14,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from amaranth_boards.kcu105 import KCU105Platform
 
-from hwgen.dsp48e2 import CLOCK_ENABLES, DSP48E2, RESETS
-from hwgen.export import component_verilog
+from hwgen.vendor.xilinx.dsp48e2 import CLOCK_ENABLES, DSP48E2, RESETS
+from hwgen.export.verilog import component_verilog
 from sim.golden import dsp48e2_mac
 
 

@@ -8,8 +8,8 @@ from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
-from hwgen.export import component_verilog
-from hwgen.fifo import StreamFIFO, bram18_count, lutram_luts
+from hwgen.export.verilog import component_verilog
+from hwgen.plumbing.fifo import StreamFIFO, bram18_count, lutram_luts
 from hwgen.streams import shape_range
 from sim.amaranth_sim import run_stream_sim
 from sim.streams import run_stream_test

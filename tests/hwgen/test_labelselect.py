@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import signed, unsigned
 from hypothesis import given, settings, strategies as st
 
-from hwgen.labelselect import LabelSelect
+from hwgen.kernels.labelselect import LabelSelect
 from hwgen.streams import shape_range
 from sim import golden
 from sim.amaranth_sim import run_stream_sim

@@ -8,8 +8,8 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwgen.dot_product import FabricDotProduct
-from hwgen.mvau import BIPOLAR, MVAU
+from hwgen.arith.dot_product import FabricDotProduct
+from hwgen.kernels.mvau import BIPOLAR, MVAU
 from sim import golden
 from sim.amaranth_sim import config_write_read, run_stream_sim, stream_get, stream_put
 from sim.runner import xilinx_cells_sim_source

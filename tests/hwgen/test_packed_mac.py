@@ -11,8 +11,8 @@ import pytest
 from amaranth.sim import Simulator
 from amaranth_boards.kcu105 import KCU105Platform
 
-from hwgen.export import component_verilog
-from hwgen.packed_mac import PackedMAC, max_lanes, packing
+from hwgen.export.verilog import component_verilog
+from hwgen.arith.packed_mac import PackedMAC, max_lanes, packing
 from sim.golden import packed_mac
 
 WIDTHS = range(2, 9)
@@ -425,7 +425,7 @@ def test_max_lanes_errors_and_keyword_only():
 
 # === PackedDotProduct ==========================================================================
 
-from hwgen.packed_mac import PackedDotProduct  # noqa: E402
+from hwgen.arith.packed_mac import PackedDotProduct  # noqa: E402
 from sim.golden import dot_products  # noqa: E402
 
 

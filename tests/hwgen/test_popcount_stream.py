@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import signed
 
-from hwgen.popcount import PopcountStream, WeightedSumStream
+from hwgen.kernels.popcount import PopcountStream, WeightedSumStream
 from sim import golden
 from sim.amaranth_sim import run_stream_sim
 from sim.runner import TestFailure, xilinx_cells_sim_source

@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
 from hwgen.streams import shape_range
-from hwgen.threshold import (
+from hwgen.kernels.threshold import (
     BinarySearchThreshold, Threshold, UnrolledThreshold, check_thresholds)
 from sim import golden
 from sim.amaranth_sim import config_write_read, run_stream_sim, stream_get, stream_put

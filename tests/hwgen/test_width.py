@@ -10,7 +10,7 @@ from amaranth.hdl import signed, unsigned
 from hypothesis import given, settings, strategies as st
 
 from hwgen.streams import shape_range
-from hwgen.width import WidthConverter
+from hwgen.plumbing.width import WidthConverter
 from sim import golden
 from sim.amaranth_sim import run_stream_sim
 from sim.streams import run_stream_test

@@ -7,9 +7,9 @@ import pytest
 from amaranth_boards.kcu105 import KCU105Platform
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from hwgen.compressor import Popcount
-from hwgen.export import component_verilog
-from hwgen.xilinx import is_ultrascale, lut6_2_init
+from hwgen.arith.compressor import Popcount
+from hwgen.export.verilog import component_verilog
+from hwgen.vendor.xilinx.primitives import is_ultrascale, lut6_2_init
 
 
 def test_lut6_2_init_full_adder():

@@ -16,8 +16,8 @@ import pytest
 
 import sim.runner
 import sim.stream_tb
-from hwgen.axis import AXIStreamShell
-from hwgen.export import kernel_verilog
+from hwgen.export.axis import AXIStreamShell
+from hwgen.export.verilog import kernel_verilog
 from sim.amaranth_sim import run_stream_sim
 from sim.runner import (SimulationError, SimulatorNotFoundError, TestFailure,
                         available_simulators, find_simulator, run, xilinx_cells_sim_source)

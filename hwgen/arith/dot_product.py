@@ -2,7 +2,7 @@
 one compressor tree (bit heap) per lane and accumulated over framed dot products.
 
 :class:`FabricDotProduct` has the ports and framing of
-:class:`~hwgen.packed_mac.PackedDotProduct` (``w``, ``a``, ``valid``, ``first``, ``last``,
+:class:`~hwgen.arith.packed_mac.PackedDotProduct` (``w``, ``a``, ``valid``, ``first``, ``last``,
 ``en``, ``o``, ``o_valid``), so the MVAU uses either. Three ways to turn the products into
 heap bits, chosen by ``mode``:
 
@@ -31,7 +31,7 @@ heap bits, chosen by ``mode``:
     multiplier and adder tree.
 
 The trees are pipelined every ``pipeline_every`` logic stages (see
-:func:`~hwgen.compressor.build_compressor`); :attr:`latency` is the tree's registers plus
+:func:`~hwgen.arith.compressor.build_compressor`); :attr:`latency` is the tree's registers plus
 the accumulator.
 """
 
@@ -39,12 +39,12 @@ from amaranth.hdl import Cat, Const, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_supported
+from .._checks import check_supported
 from .bitheap import BitHeap
 from .compressor import (PRIMITIVES, TARGETS, build_compressor, plan_compression,
                          resolve_architecture)
 from .packed_mac import _accumulate, _delayed_control
-from .xilinx import lut6_rom
+from ..vendor.xilinx.primitives import lut6_rom
 
 __all__ = ["FabricDotProduct", "BIPOLAR", "MODES", "operand_range", "element_shape",
            "cast_operand", "lane_heap"]
@@ -264,14 +264,14 @@ class FabricDotProduct(wiring.Component):
         A register after every K logic stages of the trees (0: combinational).
     target, primitives
         The compressor trees' architecture and cells (see
-        :class:`~hwgen.compressor.CompressorTree`).
+        :class:`~hwgen.arith.compressor.CompressorTree`).
 
     Members
     -------
     w : In(ArrayLayout(ArrayLayout(weight element, simd), lanes))
     a : In(ArrayLayout(activation element, simd))
     valid, first, last, en : In(1)
-        Framing as for :class:`~hwgen.packed_mac.PackedMAC`: a cycle's ``simd`` terms are taken
+        Framing as for :class:`~hwgen.arith.packed_mac.PackedMAC`: a cycle's ``simd`` terms are taken
         with ``valid`` and ``en``; ``first`` starts a new sum, ``last`` closes it.
     o : Out(ArrayLayout(acc_shape, lanes))
         The sums (for ``xnor``: the number of agreeing bits).

@@ -33,8 +33,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._kernel_params import check_elem_shape, check_int
-from .streams import lanes_signature
+from .._kernel_params import check_elem_shape, check_int
+from ..streams import lanes_signature
 
 __all__ = ["WidthConverter"]
 

@@ -59,8 +59,8 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_supported
-from .xilinx import is_ultrascale
+from ..._checks import check_supported
+from .primitives import is_ultrascale
 
 __all__ = ["DSP48E2", "PRIMITIVES", "CLOCK_ENABLES", "RESETS", "OPMODE_MULTIPLY"]
 
@@ -135,7 +135,7 @@ class DSP48E2(wiring.Component):
         48-bit rounding constant selected by ``OPMODE[8:7] = 10`` (0 <= RND < 2**48).
     primitives : "auto", "instance" or "behavioural"
         Implementation: "auto" takes the ``Instance`` on UltraScale(+) platforms
-        (:func:`hwgen.xilinx.is_ultrascale`) and the behavioural model otherwise (also when
+        (:func:`hwgen.vendor.xilinx.primitives.is_ultrascale`) and the behavioural model otherwise (also when
         ``platform`` is None, in simulation and for generic Verilog).
     domain : str
         Clock domain of the registers (only its clock is used).

@@ -21,9 +21,9 @@ from amaranth.hdl import Module
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_one_of
-from ._kernel_params import check_elem_shape, check_int
-from .streams import lanes_signature
+from .._checks import check_one_of
+from .._kernel_params import check_elem_shape, check_int
+from ..streams import lanes_signature
 
 __all__ = ["StreamFIFO", "FIFO_MEM_STYLES", "bram18_count", "lutram_luts", "lutram_read_mux_luts"]
 

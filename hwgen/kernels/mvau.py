@@ -21,10 +21,10 @@ Data flow, for each vector::
   synchronously with a counter as address. ``mem_style``: ``lutram`` (logic or distributed
   RAM), ``bram`` (block RAM, ``ram_style="block"``), or ``auto``: block RAM from 128 words.
   ``runtime_weights`` adds a configuration port, :attr:`wcfg` (one lane's ``SIMD`` weights per
-  write, with read-back), of the same :class:`~hwgen.threshold.ConfigSignature` as the
+  write, with read-back), of the same :class:`~hwgen.kernels.threshold.ConfigSignature` as the
   thresholding unit's ``cfg``.
 * **Datapaths** (``datapath``), all with the same framing (see
-  :class:`~hwgen.dot_product.FabricDotProduct` and :class:`~hwgen.packed_mac.PackedDotProduct`):
+  :class:`~hwgen.arith.dot_product.FabricDotProduct` and :class:`~hwgen.arith.packed_mac.PackedDotProduct`):
 
   - ``xnor``: bipolar weights and inputs, XNOR and a compressor-tree popcount per PE; the
     accumulator counts agreements ``p``, and the dot product is ``2p - MW``;
@@ -36,7 +36,7 @@ Data flow, for each vector::
     ``lut`` and ``dsp`` by :meth:`estimate`, counting a DSP48E2 as
     :data:`DSP_LUT_EQUIVALENT` LUTs (about the LUT-to-DSP ratio of UltraScale+ devices).
 * **Activation.** With ``thresholds`` (``(MH, T)`` or ``(1, T)``), the accumulators go through
-  a fused multi-threshold unit (:func:`~hwgen.threshold.Threshold`: binary search, or the
+  a fused multi-threshold unit (:func:`~hwgen.kernels.threshold.Threshold`: binary search, or the
   unrolled form where that is cheaper) and the outputs are ``bias + #{t : T[c][t] <= acc}``.
   For ``xnor`` the thresholds move into the popcount's domain
   (``2p - MW >= T`` iff ``p >= ceil((T + MW) / 2)``), so the comparators are narrower.
@@ -64,12 +64,12 @@ from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_one_of
-from .bitheap import shape_for_range
-from .dot_product import BIPOLAR, FabricDotProduct, cast_operand, element_shape, operand_range
-from .packed_mac import PackedDotProduct
-from .streams import lanes_signature
-from .compressor import resolve_architecture
+from .._checks import check_one_of
+from ..arith.bitheap import shape_for_range
+from ..arith.dot_product import BIPOLAR, FabricDotProduct, cast_operand, element_shape, operand_range
+from ..arith.packed_mac import PackedDotProduct
+from ..streams import lanes_signature
+from ..arith.compressor import resolve_architecture
 from .threshold import (IMPLS, ConfigSignature, Threshold, _memory_cost, _read_only_memory,
                         check_thresholds)
 
@@ -186,7 +186,7 @@ class MVAU(wiring.Component):
     mem_style : ``"auto"``, ``"lutram"`` or ``"bram"``
         Weight memory.
     runtime_weights : bool
-        Add the weight configuration port :attr:`wcfg` (:class:`~hwgen.threshold.ConfigSignature`,
+        Add the weight configuration port :attr:`wcfg` (:class:`~hwgen.kernels.threshold.ConfigSignature`,
         flipped): ``addr`` is :meth:`weight_config_address` (word, lane), ``wdata`` that
         lane's ``SIMD`` weights (element ``s`` at bits ``[s*Wb, (s+1)*Wb)``, encoded as on the
         stream), ``we`` writes, ``re`` reads back (``rdata`` with ``rvalid`` one cycle
@@ -212,7 +212,7 @@ class MVAU(wiring.Component):
         Input vectors, ``SF`` beats each, element ``sf*SIMD + s`` in lane ``s``.
     o : Out(stream of ``pe`` lanes of :attr:`output_shape`)
         ``NF`` beats per vector, channel ``nf*PE + p`` in lane ``p``.
-    wcfg : In(:class:`~hwgen.threshold.ConfigSignature`), only with ``runtime_weights``
+    wcfg : In(:class:`~hwgen.kernels.threshold.ConfigSignature`), only with ``runtime_weights``
     """
 
     def __init__(self, *, mw, mh, pe=1, simd=1, weights, input_shape, weight_shape,
@@ -472,7 +472,7 @@ class MVAU(wiring.Component):
         ``lutram``, ``bram18`` and ``dsp48e2``.
 
         The engine's own estimate (trees, accumulators, DSP slices), the weight memory
-        (:func:`~hwgen.threshold._memory_cost`: a read-only table in logic is one LUT per bit
+        (:func:`~hwgen.kernels.threshold._memory_cost`: a read-only table in logic is one LUT per bit
         per 64 words, block RAM in 18 Kbit halves), its read register, the input buffer
         (single-port LUT RAM, one cell per bit per 64 words, plus the fold-0 register and
         2:1 multiplexer), the fold counters, the output register, the offset adder (one LUT

@@ -31,11 +31,11 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, 
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_one_of
-from .bitheap import shape_for_range
-from .compressor import Popcount, plan_compression
-from .streams import lanes_signature, shape_range
-from .xilinx import lut6_rom
+from .._checks import check_one_of
+from ..arith.bitheap import shape_for_range
+from ..arith.compressor import Popcount, plan_compression
+from ..streams import lanes_signature, shape_range
+from ..vendor.xilinx.primitives import lut6_rom
 
 __all__ = ["BinarySearchThreshold", "UnrolledThreshold", "Threshold", "MEM_STYLES", "IMPLS",
            "check_thresholds", "ConfigSignature"]
@@ -518,7 +518,7 @@ class UnrolledThreshold(_ThresholdBase):
 
     Each lane reads all ``T`` thresholds of its channel as one memory word, compares them
     with the input at once, and counts the passes with a compressor-tree
-    :class:`~hwgen.compressor.Popcount`. Latency: 2 cycles (memory read, compare and count).
+    :class:`~hwgen.arith.compressor.Popcount`. Latency: 2 cycles (memory read, compare and count).
     """
 
     def __init__(self, *, channels, pe=1, input_shape, thresholds, bias=0, vectors=1,

@@ -1,7 +1,7 @@
 """Population count and weighted sums as stream kernels, on the compressor tree.
 
 :class:`Popcount` counts the ones among ``n`` bits with a compressor tree
-(:mod:`hwgen.compressor`); :class:`PopcountStream` and :class:`WeightedSumStream` wrap a
+(:mod:`hwgen.arith.compressor`); :class:`PopcountStream` and :class:`WeightedSumStream` wrap a
 tree as stream kernels (one vector per beat) for the testbenches and the ``hwgen verilog``
 command.
 """
@@ -9,8 +9,8 @@ command.
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from .compressor import Popcount, Term, WeightedSum
-from .pipeline import StreamedCore
+from ..arith.compressor import Popcount, Term, WeightedSum
+from ..control import StreamedCore
 
 __all__ = ["Popcount", "PopcountStream", "WeightedSum", "WeightedSumStream", "Term"]
 
@@ -37,7 +37,7 @@ class WeightedSumStream(StreamedCore):
     shifts, negates : sequence, optional
         Per-lane shift (default 0) and negation (default False).
     **kwargs
-        As :class:`~hwgen.compressor.CompressorTree`.
+        As :class:`~hwgen.arith.compressor.CompressorTree`.
     """
 
     def __init__(self, shape, count, *, shifts=None, negates=None, **kwargs):

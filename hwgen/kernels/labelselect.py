@@ -33,8 +33,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._kernel_params import check_elem_shape, check_int, divisors
-from .streams import lanes_signature
+from .._kernel_params import check_elem_shape, check_int, divisors
+from ..streams import lanes_signature
 
 __all__ = ["LabelSelect"]
 

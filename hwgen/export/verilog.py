@@ -14,6 +14,6 @@ def component_verilog(component, *, name="top", platform=None):
 
 
 def kernel_verilog(kernel, *, name="top", platform=None, out_beats_per_frame=None):
-    """Verilog text of a stream kernel wrapped in :class:`~hwgen.axis.AXIStreamShell`."""
+    """Verilog text of a stream kernel wrapped in :class:`~hwgen.export.axis.AXIStreamShell`."""
     shell = AXIStreamShell(kernel, out_beats_per_frame=out_beats_per_frame)
     return component_verilog(shell, name=name, platform=platform)

@@ -1,6 +1,6 @@
 """Compressor trees: sum a bit heap with generalized parallel counters, then one adder.
 
-A compressor tree reduces a :class:`~hwgen.bitheap.BitHeap` in *stages*. In each stage,
+A compressor tree reduces a :class:`~hwgen.arith.bitheap.BitHeap` in *stages*. In each stage,
 counters take bits from the heap and put back fewer bits that have the same sum; a greedy
 loop places them column by column, LSB first, until every column holds at most ``goal``
 bits (2 or 3). A carry-propagate adder then sums the remaining rows (binary for 2 rows,
@@ -37,7 +37,7 @@ Two architectures are provided, picked by ``target``:
     one on ``CARRY8``.
 
 ``LUT6_2``/``CARRY8`` are ``Instance`` cells or bit-identical behavioural models
-(:mod:`hwgen.xilinx`), chosen by ``primitives``.
+(:mod:`hwgen.vendor.xilinx.primitives`), chosen by ``primitives``.
 
 Pipelining: with ``pipeline_every=K > 0``, every heap bit is registered after stages K,
 2K, ... where the final adder counts as the last stage; ``latency`` is exact.
@@ -50,9 +50,9 @@ from amaranth.hdl import Cat, Const, Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_one_of
+from .._checks import check_one_of
 from .bitheap import BitHeap
-from .xilinx import carry8, is_ultrascale, lut6_2
+from ..vendor.xilinx.primitives import carry8, is_ultrascale, lut6_2
 
 __all__ = [
     "Counter", "GENERIC_COUNTERS", "CarryLayout", "carry_layout", "GPC", "Chain", "Stage", "Plan",

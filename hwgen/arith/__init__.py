@@ -1,0 +1,1 @@
+"""Arithmetic cores without handshake: bit heaps, compressor trees, dot products, packed MACs."""

@@ -1,0 +1,1 @@
+"""Export: the AXI4-Stream shell and Verilog writing."""

@@ -1,0 +1,1 @@
+"""Stream kernels: each implements the kernel contract (:mod:`hwgen.kernel`)."""

@@ -1,0 +1,1 @@
+"""Stream plumbing: FIFOs and width converters."""

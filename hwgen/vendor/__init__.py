@@ -1,0 +1,1 @@
+"""Vendor primitives, chosen in ``elaborate()`` from the platform."""
