@@ -6,12 +6,13 @@ AXI4-Stream shell (``ap_clk``, ``ap_rst_n``, ``s_axis_*``, ``m_axis_*``).
 The other commands live with the packages that implement them (``graph.cli``: compile,
 verify, report; ``boards.cli``: boards, build, program, run). Each such module defines
 ``add_commands(subparsers)``, which adds its sub-commands with ``set_defaults(run=func)``;
-``func(args)`` returns the exit status. They are loaded by module name (:data:`PLUGINS`), so
-the generators in :mod:`hwgen` still import nothing from ``graph`` or ``boards``.
+``func(args)`` returns the exit status. They are found through the entry-point group
+:data:`PLUGINS` (``[project.entry-points."hwgen.commands"]`` in ``pyproject.toml``), so
+:mod:`hwgen` names neither ``graph`` nor ``boards``: the layers above plug themselves in.
 """
 
 import argparse
-import importlib
+import importlib.metadata
 import sys
 
 from .export.verilog import kernel_verilog
@@ -214,19 +215,22 @@ def _add_labelselect(commands):
 KERNELS = {"popcount": _add_popcount, "threshold": _add_threshold, "mvau": _add_mvau,
            "fifo": _add_fifo, "width": _add_width, "labelselect": _add_labelselect}
 
-#: Modules that add top-level commands (see the module documentation).
-PLUGINS = ("graph.cli", "boards.cli")
+#: Entry-point group of the ``add_commands`` functions (see the module documentation).
+PLUGINS = "hwgen.commands"
 
 
-def _plugin_modules():
-    modules = []
-    for name in PLUGINS:
+def _plugin_commands():
+    """The ``add_commands`` functions registered under :data:`PLUGINS`, in registration order."""
+    functions = []
+    for entry_point in importlib.metadata.entry_points(group=PLUGINS):
         try:
-            modules.append(importlib.import_module(name))
+            functions.append(entry_point.load())
         except ModuleNotFoundError as error:
-            if error.name != name:  # a plugin that exists but fails to import is a bug
+            # a registered package that is gone skips its commands; one that fails to import
+            # for another reason is a bug
+            if not f"{entry_point.module}.".startswith(f"{error.name}."):
                 raise
-    return modules
+    return functions
 
 
 def _parser():
@@ -239,8 +243,8 @@ def _parser():
         sub = add(kernels)
         sub.add_argument("-o", "--output", required=True, help="Verilog file to write ('-': stdout)")
         sub.add_argument("--name", default=None, help="top module name (default: hwgen_KERNEL)")
-    for module in _plugin_modules():
-        module.add_commands(commands)
+    for add_commands in _plugin_commands():
+        add_commands(commands)
     return parser
 
 
