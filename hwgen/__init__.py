@@ -16,7 +16,7 @@ Kernels (each an ``amaranth.lib.wiring.Component``; see the module docstrings):
 """
 
 from .export.axis import AXIStreamShell
-from .arith.compressor import Popcount, Term, WeightedSum
+from .arith.popcount import Popcount, Term, WeightedSum
 from .arith.dot_product import FabricDotProduct
 from .vendor.xilinx.dsp48e2 import DSP48E2
 from .export.verilog import component_verilog, kernel_verilog

@@ -41,8 +41,8 @@ from amaranth.lib.wiring import In, Out
 
 from .._checks import check_supported
 from .bitheap import BitHeap
-from .compressor import (PRIMITIVES, TARGETS, build_compressor, plan_compression,
-                         resolve_architecture)
+from .netlist import PRIMITIVES, TARGETS, build_compressor, resolve_architecture
+from .planner import plan_compression
 from .packed_mac import _accumulate, _delayed_control
 from ..vendor.xilinx.primitives import lut6_rom
 

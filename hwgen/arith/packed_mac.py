@@ -121,7 +121,8 @@ from amaranth.lib.wiring import In, Out
 
 from .._checks import check_supported
 from .bitheap import BitHeap
-from .compressor import Term, WeightedSum, plan_compression
+from .planner import plan_compression
+from .popcount import Term, WeightedSum
 from ..vendor.xilinx.dsp48e2 import DSP48E2, PRIMITIVES
 from ..vendor.xilinx.primitives import is_ultrascale
 

@@ -69,7 +69,7 @@ from ..arith.bitheap import shape_for_range
 from ..arith.dot_product import BIPOLAR, FabricDotProduct, cast_operand, element_shape, operand_range
 from ..arith.packed_mac import PackedDotProduct
 from ..streams import lanes_signature
-from ..arith.compressor import resolve_architecture
+from ..arith.netlist import resolve_architecture
 from .threshold import (IMPLS, ConfigSignature, Threshold, _memory_cost, _read_only_memory,
                         check_thresholds)
 

@@ -9,7 +9,7 @@ command.
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from ..arith.compressor import Popcount, Term, WeightedSum
+from ..arith.popcount import Popcount, Term, WeightedSum
 from ..control import StreamedCore
 
 __all__ = ["Popcount", "PopcountStream", "WeightedSum", "WeightedSumStream", "Term"]

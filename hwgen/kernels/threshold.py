@@ -33,7 +33,8 @@ from amaranth.lib.wiring import In, Out
 
 from .._checks import check_one_of
 from ..arith.bitheap import shape_for_range
-from ..arith.compressor import Popcount, plan_compression
+from ..arith.planner import plan_compression
+from ..arith.popcount import Popcount
 from ..streams import lanes_signature, shape_range
 from ..vendor.xilinx.primitives import lut6_rom
 

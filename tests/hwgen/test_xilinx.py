@@ -7,7 +7,7 @@ import pytest
 from amaranth_boards.kcu105 import KCU105Platform
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from hwgen.arith.compressor import Popcount
+from hwgen.arith.popcount import Popcount
 from hwgen.export.verilog import component_verilog
 from hwgen.vendor.xilinx.primitives import is_ultrascale, lut6_2_init
 

@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
-"""Compressor tree: plans, both architectures in Amaranth's simulator, errors.
+"""Compressor-tree components (Popcount, WeightedSum): latency and estimates from their plans,
+both architectures in Amaranth's simulator, errors.
 
-The cocotb/Verilator tier is in test_popcount_cocotb.py."""
+The cocotb/Verilator tier is in test_popcount_stream.py."""
 
 import random
 
@@ -10,44 +11,15 @@ import pytest
 from amaranth.hdl import Shape, signed, unsigned
 from hypothesis import given, settings, strategies as st
 
-from hwgen.arith.compressor import (
-    GENERIC_COUNTERS, Chain, CompressorTree, Popcount, Term, WeightedSum, plan_compression)
-from hwgen.streams import shape_range
+from hwgen.arith.popcount import CompressorTree, Popcount, Term, WeightedSum
+from hwgen.shapes import shape_range
 from sim import golden
 from sim.cores import simulate_core
 
 ARCHITECTURES = ("generic", "xilinx")
 
 
-# --- counters and plans ---------------------------------------------------------------------
-
-def test_counters_are_data():
-    by_name = {counter.name: counter for counter in GENERIC_COUNTERS}
-    assert set(by_name) >= {"(3;2)", "(6;3)", "(1,5;3)", "(2,3;3)"}
-    assert [by_name[name].outputs for name in ("(3;2)", "(6;3)", "(1,5;3)", "(2,3;3)")] == [2, 3, 3, 3]
-    assert by_name["(6;3)"].efficiency == 1.0
-    assert by_name["(1,5;3)"].efficiency == 1.0
-    assert by_name["(3;2)"].efficiency == 0.5
-
-
-@settings(max_examples=60, deadline=None)
-@given(heights=st.lists(st.integers(0, 300), min_size=1, max_size=24),
-       target=st.sampled_from(ARCHITECTURES), final_adder=st.sampled_from(("binary", "ternary")))
-def test_plan_reaches_goal_and_always_shrinks(heights, target, final_adder):
-    plan = plan_compression(heights, target=target, final_adder=final_adder)
-    goal = 3 if final_adder == "ternary" else 2
-    current = tuple(heights)
-    for stage in plan.stages:
-        assert stage.heights_in == current
-        assert sum(stage.heights_out) < sum(stage.heights_in)
-        assert len(stage.heights_out) == len(heights)
-        for placement in stage.placements:
-            if isinstance(placement, Chain):
-                assert target == "xilinx" and all(count <= 4 for count in placement.used)
-        current = stage.heights_out
-    assert max(current) <= goal
-    assert plan.logic_stages == len(plan.stages) + (plan.final_adder != "none")
-
+# --- latency and estimates from the plans -------------------------------------------------------
 
 @pytest.mark.parametrize("n, pipeline_every, expected", [
     (1, 1, 0),     # nothing to add: no logic stage, no register
@@ -166,13 +138,6 @@ def test_weighted_sum_errors():
         WeightedSum([Term(unsigned(2)), Term(unsigned(2), shift=-2)])
     with pytest.raises(TypeError, match=r"terms\[0\]\.shape must be an Amaranth shape, not 'int8'"):
         WeightedSum([Term("int8")])
-
-
-def test_plan_errors():
-    with pytest.raises(ValueError, match=r"goal must be 2 or 3, not 4"):
-        plan_compression([5], goal=4)
-    with pytest.raises(ValueError, match=r"target must be 'generic' or 'xilinx', not 'asic'"):
-        plan_compression([5], target="asic")
 
 
 def test_is_a_component():
