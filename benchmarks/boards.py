@@ -28,7 +28,7 @@ A row per (board, model):
   (:func:`graph.fold.fold` at the board's clock) for the frame rate the host link carries,
   which caps the board's throughput anyway (``--no-fit``: report the failure instead).
 
-Models are loaded with the board's implementation choices (:func:`boards.build.mvau_options`:
+Models are loaded with the board's implementation choices (:func:`boards.build.kernel_options`:
 on ECP5, compressor trees registered after every stage and small weight tables in logic), as
 ``hwgen build`` does.
 """
@@ -96,12 +96,12 @@ def stand_in():
 
 def models(args):
     """``[(name, loader)]``: ``loader(board, target_fps=None)`` makes a fresh component per
-    build, with the board's implementation choices (:func:`boards.build.mvau_options`); with
+    build, with the board's implementation choices (:func:`boards.build.kernel_options`); with
     ``target_fps``, the network refolded for that rate at the board's clock."""
     found = []
     for directory in args.models:
         def load(board, target_fps=None, directory=directory):
-            from boards.build import mvau_options
+            from boards.build import kernel_options
             from boards.targets import get_target
             from graph.compile import load_network
             from graph.elaborate import Accelerator
@@ -109,11 +109,11 @@ def models(args):
             network = load_network(directory)
             if target_fps is not None:
                 for layer in network.layers:
-                    if layer.kind == "mvau":
+                    if "mem_style" in layer.fold_keys:
                         layer.mem_style = "auto"     # chosen for the old folding
                 network = fold(network, target_fps=target_fps,
                                clock_mhz=get_target(board).clock_mhz)
-            return Accelerator(network, mvau_options=mvau_options(board))
+            return Accelerator(network, kernel_options=kernel_options(board))
         found.append((Path(directory).resolve().name, load))
     if args.stand_in:
         found.append(("stand-in-threshold", lambda board, target_fps=None: stand_in()))

@@ -66,11 +66,18 @@ class NaivePopcount(wiring.Component):
 def make_component(impl, n):
     if impl == "naive":
         return NaivePopcount(n=n)
-    from hwgen.kernels.popcount import Popcount
+    from hwgen.arith.popcount import Popcount
     pipeline_every = 0
     if impl == "tree-xilinx":
         return Popcount(n=n, pipeline_every=pipeline_every, target="xilinx", primitives="instance")
     return Popcount(n=n, pipeline_every=pipeline_every, target="generic")
+
+
+def make_plan(impl, n):
+    """The compressor tree's plan of a ``tree-*`` configuration (its estimate, no hardware)."""
+    from hwgen.arith.popcount import TreePlan, popcount_heap
+    target = "xilinx" if impl == "tree-xilinx" else "generic"
+    return TreePlan(popcount_heap(n)[1].heights(), pipeline_every=0, target=target)
 
 
 def _error_text(exc):

@@ -62,7 +62,7 @@ def measure(row, *, family, cache, timeout):
                                 lanes=row["pe"], act_signed=row["a_signed"], target="packed",
                                 primitives="instance")
         estimate = unit.estimate()
-        row["estimate_dsp48e2"] = estimate["dsp48e2"]
+        row["estimate_dsp48e2"] = estimate.dsp
         row["estimate_luts"] = estimate["luts"]
         row["latency"] = unit.latency
         report = synthesize(component_verilog(unit, name="block"), top="block", family=family,

@@ -71,21 +71,25 @@ def _values(rng, shape, size):
     return rng.integers(lo, hi + 1, size)
 
 
-def build(config, rng):
-    """The layer's MVAU, with random weights and thresholds spread over the dot products'
-    range."""
-    from hwgen.kernels.mvau import MVAU
+def plan(config, rng):
+    """The plan of the layer's MVAU, with random weights and thresholds spread over the dot
+    products' range."""
+    from hwgen.kernels.mvau import MVAUPlan
     config = dict(config)
     count = config.pop("thresholds")
     weights = _values(rng, config["weight_shape"], (config["mh"], config["mw"]))
     thresholds = None
     if count:
-        probe = MVAU(weights=weights, **config)
-        probe._MustUse__silence = True
-        span = 1 << (probe.acc_shape.width - 3)       # typical accumulators sit near zero
+        span = 1 << (MVAUPlan(weights=weights, **config).acc_shape.width - 3)
+        # typical accumulators sit near zero
         thresholds = np.sort(rng.integers(-span, span + 1, (config["mh"], count)), axis=1)
-    return MVAU(weights=weights, thresholds=thresholds, target="xilinx", primitives="instance",
-                **config)
+    return MVAUPlan(weights=weights, thresholds=thresholds, target="xilinx",
+                    primitives="instance", **config)
+
+
+def build(config, rng):
+    """The layer's MVAU (:func:`plan`, built)."""
+    return plan(config, rng).build()
 
 
 def finnr_luts(unit, thresholds):
@@ -123,8 +127,9 @@ def run_layer(name, args):
     row = {"layer": name, "datapath": unit.datapath, "mw": unit.mw, "mh": unit.mh,
            "pe": unit.pe, "simd": unit.simd, "nf_sf": unit.nf * unit.sf}
     estimate = unit.estimate()
-    for key in ("luts", "ffs", "bram18", "dsp48e2", "lutram"):
-        row[f"estimate_{key}"] = estimate[key]
+    for key, field in (("luts", "luts"), ("ffs", "ffs"), ("bram18", "bram18"),
+                       ("dsp48e2", "dsp"), ("lutram", "lutram")):
+        row[f"estimate_{key}"] = estimate[field]
     row["finnr_luts"] = finnr_luts(unit, config["thresholds"])
     progress(f"{name}: converting")
     verilog = component_verilog(unit, name="mvau")

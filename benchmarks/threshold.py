@@ -67,22 +67,22 @@ def make_thresholds(k, channels, width, seed=SEED):
     return np.sort(values, axis=1)
 
 
+def make_plan(impl, k, pe, channels, width):
+    """The plan of one configuration (``impl``: ``binary``, ``unrolled`` or ``auto``)."""
+    from hwgen.kernels.threshold import threshold_plan
+    return threshold_plan(impl=impl, channels=channels, pe=pe, input_shape=signed(width),
+                          thresholds=make_thresholds(k, channels, width))
+
+
 def make_unit(impl, k, pe, channels, width):
-    from hwgen.kernels.threshold import BinarySearchThreshold, Threshold, UnrolledThreshold
-    kwargs = dict(channels=channels, pe=pe, input_shape=signed(width),
-                  thresholds=make_thresholds(k, channels, width))
-    if impl == "binary":
-        return BinarySearchThreshold(**kwargs)
-    if impl == "unrolled":
-        return UnrolledThreshold(**kwargs)
-    return Threshold(impl="auto", **kwargs)
+    return make_plan(impl, k, pe, channels, width).build()
 
 
 def impl_name(unit):
-    from hwgen.kernels.threshold import BinarySearchThreshold, UnrolledThreshold
-    if isinstance(unit, BinarySearchThreshold):
+    from hwgen.kernels.threshold import BinarySearchThresholdPlan, UnrolledThresholdPlan
+    if isinstance(unit, BinarySearchThresholdPlan):
         return "binary"
-    if isinstance(unit, UnrolledThreshold):
+    if isinstance(unit, UnrolledThresholdPlan):
         return "unrolled"
     return type(unit).__name__
 
@@ -122,7 +122,7 @@ def prepare(row):
         row["mem_styles"] = mem_styles(unit)
         estimate = unit.estimate()
         for key in ("luts", "ffs", "carry", "bram18", "lutram"):
-            row[f"estimate_{key}"] = estimate.get(key)
+            row[f"estimate_{key}"] = estimate[key]
         row["estimate_cost"] = (estimate["luts"] + estimate["lutram"] +
                                 BRAM18_LUTS * estimate["bram18"])
         verilog = component_verilog(unit, name="thr")

@@ -41,7 +41,7 @@ from .uart import uart_divisor
 
 __all__ = ["build", "BuildError", "DoesNotFitError", "ToolNotFoundError", "TOP_NAME",
            "yowasp_env", "parse_nextpnr_report", "parse_utilisation_log", "vivado_part",
-           "mvau_options"]
+           "kernel_options"]
 
 TOP_NAME = "hwgen_top"
 REPORT = "report.json"
@@ -69,14 +69,15 @@ _BITSTREAM = {"ice40": "bin", "ecp5": "bit"}
 _SCRIPT_AFTER_READ = {"ice40": "setattr -unset ram_style a:ram_style=distributed"}
 
 
-#: Largest weight table (bits per MVAU layer) that :func:`mvau_options` moves from block RAM to
+#: Largest weight table (bits per MVAU layer) that :func:`kernel_options` moves from block RAM to
 #: a logic ROM on ECP5 (about 0.12 LUT4 per bit: 64 Kbit is ~9% of an LFE5U-85F).
 
 
-def mvau_options(board):
-    """MVAU implementation choices for a board's fabric, for
-    ``graph.load_accelerator(OUT, mvau_options=...)``: a dict of extra
-    :class:`hwgen.kernels.mvau.MVAU` arguments, or None (the compiled choices as they are).
+def kernel_options(board):
+    """Kernel implementation choices for a board's fabric, for
+    ``graph.load_accelerator(OUT, kernel_options=...)``: per kernel name a dict of extra
+    arguments (``{"mvau": {...}}``, :class:`hwgen.kernels.mvau.MVAU` arguments), or None
+    (the compiled choices as they are).
 
     They change neither the function nor the folding (cycles per frame), only the latency and
     the resources. ECP5 (4-input LUTs): the compressor trees are registered after every stage
@@ -89,7 +90,7 @@ def mvau_options(board):
     target = get_target(board)
     if target.family != "ecp5":
         return None
-    return {"pipeline_every": 1, "register_reads": True}
+    return {"mvau": {"pipeline_every": 1, "register_reads": True}}
 
 
 class BuildError(RuntimeError):

@@ -13,21 +13,21 @@ __all__ = ["add_commands"]
 
 
 def _error(message):
-    print(f"hwgen: error: {message}", file=sys.stderr)
-    return 1
+    from hwgen.cli import print_error
+    return print_error(message)
 
 
 def _load(out, target=None):
     """The accelerator component compiled into ``out`` (imported lazily: graph is optional
     for the other commands), with ``target``'s implementation choices
-    (:func:`boards.build.mvau_options`)."""
+    (:func:`boards.build.kernel_options`)."""
     try:
         from graph import load_accelerator
     except ImportError:
         raise ImportError("cannot load a compiled accelerator: graph.load_accelerator is not "
                           "available in this installation") from None
-    from .build import mvau_options
-    return load_accelerator(out, mvau_options=None if target is None else mvau_options(target))
+    from .build import kernel_options
+    return load_accelerator(out, kernel_options=None if target is None else kernel_options(target))
 
 
 def _positive_float(text):

@@ -6,7 +6,8 @@ in numpy bit-exactly with the hardware and with the ONNX reference (:func:`refer
 (:mod:`graph.compile`); ``load_accelerator(out_dir)`` rebuilds the top-level component.
 """
 
-from .compile import compile_model, load_accelerator
+from .compile import compile_model, load_accelerator, load_network
+from .elaborate import Accelerator, Pipeline
 from .errors import GraphError
 from .importer import import_model, load_model, reference
 from .inputs import check_inputs
@@ -15,7 +16,8 @@ from .ir import (InputQuantizer, LabelSelectLayer, MVAULayer, Network, OutputSpe
 
 __all__ = ["GraphError", "import_model", "load_model", "reference", "check_inputs",
            "quantize_input", "Network", "MVAULayer", "ThresholdLayer", "LabelSelectLayer",
-           "InputQuantizer", "OutputSpec", "shape_of", "compile_model", "load_accelerator"]
+           "InputQuantizer", "OutputSpec", "shape_of", "compile_model", "load_accelerator",
+           "load_network", "Accelerator", "Pipeline"]
 
 
 def quantize_input(network, x):

@@ -1,7 +1,9 @@
 """``hwgen compile|verify|report``: the graph commands of the ``hwgen`` command line.
 
 Progress goes to stderr, results to stdout. Errors are one line (``hwgen: error: ...``) and
-exit status 1; set ``HWGEN_TRACEBACK=1`` to see the traceback of an unexpected error.
+exit status 2 (:data:`hwgen.cli.ERROR_STATUS`, as for every ``hwgen`` command; a ``hwgen
+verify`` whose simulation disagrees with the reference is such an error). Set
+``HWGEN_TRACEBACK=1`` to see the traceback of an unexpected error.
 """
 
 import argparse
@@ -17,8 +19,8 @@ def _progress(message):
 
 
 def _error(message):
-    print(f"hwgen: error: {' '.join(str(message).split())}", file=sys.stderr)
-    return 1
+    from hwgen.cli import print_error
+    return print_error(message)
 
 
 def _guarded(func):
@@ -122,7 +124,7 @@ def _add_verify(commands):
                     "OUT/model.onnx), the folded IR in numpy, and a cocotb simulation of "
                     "OUT/top.v under random back-pressure; all three must agree on every "
                     "frame. A second simulation without stalls measures frames/s for "
-                    "comparison with the estimate. Exit status 1 on any disagreement.")
+                    "comparison with the estimate. Exit status 2 on any disagreement, as on every error.")
     parser.add_argument("out", metavar="OUT", help="a directory written by 'hwgen compile'")
     parser.add_argument("--inputs", required=True, metavar="X.npy",
                         help="model inputs, shape (N, *input shape) or (N, elements), within "

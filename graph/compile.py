@@ -25,7 +25,12 @@ from .fold import apply_folding_json, budget_cycles, default_budget, fold
 __all__ = ["compile_model", "load_accelerator", "load_network", "build_report",
            "format_report", "read_report"]
 
-_RESOURCES = ("luts", "ffs", "lutram", "bram18", "dsp48e2")
+#: Report column -> :class:`hwgen.resources.Resources` field (the report is an UltraScale+
+#: estimate: its DSPs are DSP48E2 slices).
+_RESOURCES = {"luts": "luts", "ffs": "ffs", "lutram": "lutram", "bram18": "bram18",
+              "dsp48e2": "dsp"}
+#: IR layer attributes shown in the report, where a layer has them.
+_LAYER_COLUMNS = ("input_type", "weight_type", "output_type", "vectors")
 
 
 def _quiet(*args, **kwargs):
@@ -119,11 +124,14 @@ def _build(network):
 
 
 def _resolve_choices(network, accelerator):
-    """Write the kernels' resolved ``auto`` choices back into the IR."""
+    """Write the kernels' resolved ``auto`` choices back into the IR (the folding keys a
+    plan resolves, such as an MVAU's ``datapath`` and ``mem_style``)."""
     for stage in accelerator.stages:
-        if stage.kind == "mvau":
-            stage.layer.datapath = stage.kernel.datapath
-            stage.layer.mem_style = stage.kernel.mem_style
+        if stage.layer is None:
+            continue
+        for key, value in stage.plan.resolved_choices().items():
+            if key in stage.layer.fold_keys:
+                setattr(stage.layer, key, value)
 
 
 def load_network(out_dir):
@@ -136,14 +144,14 @@ def load_network(out_dir):
     return Network.from_json(path)
 
 
-def load_accelerator(out_dir, mvau_options=None):
+def load_accelerator(out_dir, kernel_options=None):
     """The top-level component (:class:`graph.elaborate.Accelerator`) of a directory written
     by ``hwgen compile``: stream ports ``i``/``o``; properties ``in_beats_per_frame``,
-    ``out_beats_per_frame``, ``latency`` and ``cycles_per_frame``. ``mvau_options``: extra
-    MVAU arguments (a dict, or a function of the layer), see
-    :class:`~graph.elaborate.Accelerator`."""
+    ``out_beats_per_frame``, ``latency`` and ``cycles_per_frame``. ``kernel_options``: extra
+    kernel arguments per kernel name (``{"mvau": {...}}``; each a dict, or a function of
+    the layer), see :class:`~graph.elaborate.Pipeline`."""
     from .elaborate import Accelerator
-    return Accelerator(load_network(out_dir), mvau_options=mvau_options)
+    return Accelerator(load_network(out_dir), kernel_options=kernel_options)
 
 
 def read_report(out_dir):
@@ -159,23 +167,15 @@ def read_report(out_dir):
 
 
 def _stage_row(stage):
-    layer, kernel = stage.layer, stage.kernel
+    """One report row: name, kernel, cycles, the registry's hardware columns, the layer's
+    datatypes, and the estimate."""
     row = {"name": stage.name, "kind": stage.kind, "cycles": stage.cycles_per_frame}
-    if stage.kind == "mvau":
-        row.update(shape=f"{layer.mw}x{layer.mh}", input_type=layer.input_type,
-                   weight_type=layer.weight_type, output_type=layer.output_type,
-                   pe=layer.pe, simd=layer.simd, datapath=kernel.datapath,
-                   mem_style=kernel.mem_style, vectors=layer.vectors)
-    elif stage.kind in ("threshold", "labelselect"):
-        row.update(shape=f"{layer.channels}" + (f" top-{layer.k}" if stage.kind == "labelselect"
-                                                 else ""),
-                   input_type=layer.input_type, output_type=layer.output_type, pe=layer.pe)
-    elif stage.kind == "width":
-        row.update(shape=f"{kernel.in_lanes}->{kernel.out_lanes} lanes")
-    else:
-        row.update(shape=f"{kernel.depth} x {kernel.lanes} lanes", mem_style=kernel.mem_style)
+    row.update(stage.report_row())
+    if stage.layer is not None:
+        row.update({key: getattr(stage.layer, key) for key in _LAYER_COLUMNS
+                    if hasattr(stage.layer, key)})
     estimate = stage.estimate()
-    row.update({key: int(estimate.get(key, 0)) for key in _RESOURCES})
+    row.update({key: int(estimate[field]) for key, field in _RESOURCES.items()})
     return row
 
 

@@ -1,10 +1,10 @@
 """Elaboration: one top-level Amaranth component for a folded network.
 
-Every IR layer becomes its hwgen kernel: an :class:`~graph.ir.MVAULayer` an
-:class:`hwgen.kernels.mvau.MVAU` (thresholds fused), a :class:`~graph.ir.ThresholdLayer` a
-:func:`hwgen.kernels.threshold.Threshold`, a :class:`~graph.ir.LabelSelectLayer` a
-:class:`hwgen.kernels.labelselect.LabelSelect`. Flatten and reshape are no-ops on the stream (the
-IR has no layer for them). Between two kernels the *link* is::
+Every IR layer becomes the hwgen kernel its registry entry names
+(:data:`hwgen.registry.KERNELS`): ``layer.plan()`` is the kernel's plan, which the
+:class:`Pipeline` asks for timing and cost and the :class:`Accelerator` builds in
+``elaborate()``. Flatten and reshape are no-ops on the stream (the IR has no layer for
+them). Between two kernels the *link* is::
 
     producer.o --(element cast)--> [WidthConverter] --> StreamFIFO --> consumer.i
 
@@ -29,22 +29,29 @@ waiting when it is ready for them, so every kernel runs at the pace of the slowe
 (:attr:`Accelerator.cycles_per_frame`). The depth is that frame plus two beats, which cover
 the FIFO's own two-cycle latency; at least 3, the least depth that moves a beat per cycle.
 
-Timing properties are computed, not simulated: :attr:`Accelerator.cycles_per_frame` is the
-bottleneck stage's, and :attr:`Accelerator.latency` follows the first frame's beats through
-every stage with each kernel's own cycle model (no stalls, FIFOs never full).
+Timing properties are computed, not simulated: :attr:`Pipeline.cycles_per_frame` is the
+bottleneck stage's, and :attr:`Pipeline.latency` follows the first frame's beats through
+every stage with each kernel's own output schedule (``out_times`` of the kernel contract;
+no stalls, FIFOs never full).
 """
 
 import re
 
-from amaranth.hdl import Module, Shape
+from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .errors import GraphError
-from .fold import _silence, mvau_params
-from .ir import shape_of
+from hwgen.kernel import StreamFormat
+from hwgen.plumbing.fifo import StreamFIFOPlan
+from hwgen.plumbing.width import WidthConverterPlan
+from hwgen.registry import kernel
+from hwgen.resources import Resources
+from hwgen.streams import lanes_signature
 
-__all__ = ["Accelerator", "elaborate", "fifo_depth", "Stage"]
+from .errors import GraphError
+from .ir import element_shape
+
+__all__ = ["Accelerator", "Pipeline", "elaborate", "fifo_depth", "Stage"]
 
 
 def fifo_depth(consumer_in_beats):
@@ -53,205 +60,124 @@ def fifo_depth(consumer_in_beats):
     return max(3, consumer_in_beats + 2)
 
 
-def _element_shape(dtype):
-    """The Amaranth shape of one stream element of an IR datatype (bipolar: one bit)."""
-    shape = shape_of(dtype)
-    return Shape.cast(1) if shape == "bipolar" else Shape.cast(shape)
-
-
-def _port_format(component, port):
-    """``(element shape, lanes)`` of a stream port."""
-    layout = component.signature.members[port].signature.members["payload"].shape
-    return Shape.cast(layout.elem_shape), layout.length
-
-
 class Stage:
-    """One component of the pipeline, in stream order.
+    """One kernel of the pipeline, in stream order: a plan of the kernel contract.
 
     Attributes
     ----------
     kind : str
-        ``"mvau"``, ``"threshold"``, ``"labelselect"``, ``"width"`` or ``"fifo"``.
+        The registered kernel (:data:`hwgen.registry.KERNELS`): ``"mvau"``, ``"width"``,
+        ``"fifo"``, ...
     name : str
         The layer's name, or ``"<consumer>.width"`` / ``"<consumer>.fifo"`` for the parts of a
         link.
-    kernel : wiring.Component
+    plan : hwgen.kernel.StreamKernel
     layer : IR layer or None
     """
 
-    def __init__(self, kind, name, kernel, layer=None):
-        self.kind, self.name, self.kernel, self.layer = kind, name, kernel, layer
+    def __init__(self, kind, name, plan, layer=None):
+        self.kind, self.name, self.plan, self.layer = kind, name, plan, layer
 
     @property
     def cycles_per_frame(self):
-        return self.kernel.cycles_per_frame
+        return self.plan.cycles_per_frame
 
     def estimate(self):
-        return self.kernel.estimate()
+        return self.plan.estimate()
 
     def out_times(self, in_times):
         """Cycles of the first frame's output beats given those of its input beats (no
-        stalls at the output)."""
-        kernel = self.kernel
-        if self.kind == "mvau":
-            return _mvau_times(kernel, in_times)
-        if self.kind == "threshold":
-            return [t + kernel.latency for t in in_times]
-        if self.kind == "labelselect":
-            fold = kernel.fold
-            return [in_times[(v + 1) * fold - 1] + 3 for v in range(kernel.vectors)]
-        if self.kind == "width":
-            times, previous = [], None
-            ratio_in, ratio_out = kernel.in_lanes, kernel.out_lanes
-            for n in range(kernel.out_beats_per_frame):
-                ready = in_times[((n + 1) * ratio_out - 1) // ratio_in] + 1
-                previous = ready if previous is None else max(ready, previous + 1)
-                times.append(previous)
-            return times
-        # fifo: two cycles through an empty FIFO, one beat per cycle
-        times, previous = [], None
-        for t in in_times:
-            previous = t + kernel.latency if previous is None else max(t + kernel.latency,
-                                                                       previous + 1)
-            times.append(previous)
-        return times
+        stalls at the output): the kernel's own schedule."""
+        return self.plan.out_times(in_times)
+
+    def report_row(self):
+        """The hardware columns of the report (the registry's report row)."""
+        return kernel(self.kind).report(self.plan)
 
 
-def _mvau_times(unit, in_times):
-    """Output beat cycles of an MVAU: fold 0 issues one operation per arriving beat, folds
-    1 .. NF-1 replay one per cycle, and a vector's output beat ``nf`` leaves ``depth`` cycles
-    after the last operation of fold ``nf``."""
-    sf, nf = unit.sf, unit.nf
-    depth = unit.latency - (sf - 1)
-    times, last_op = [], -1
-    for vector in range(unit.vectors):
-        for s in range(sf):
-            last_op = max(in_times[vector * sf + s], last_op + 1)
-        for fold in range(nf):
-            if fold:
-                last_op += sf
-            times.append(last_op + depth)
-    return times
+def _options_for(layer, kernel_options):
+    """Extra keywords of ``layer``'s kernel: ``kernel_options[kind]``, a dict or a function
+    of the layer."""
+    options = (kernel_options or {}).get(layer.kind)
+    if callable(options):
+        options = options(layer)
+    return options or {}
 
 
-def _layer_kernel(layer, mvau_options=None):
-    from hwgen.kernels.labelselect import LabelSelect
-    from hwgen.kernels.mvau import MVAU
-    from hwgen.kernels.threshold import Threshold
-    where = f"{layer.kind} layer {layer.name!r}"
-    if layer.kind == "mvau":
-        # checked here: a kernel whose constructor fails warns that it was never used
-        for what, dtype in (("input", layer.input_type), ("weight", layer.weight_type)):
-            shape = shape_of(dtype)
-            if shape != "bipolar" and not 1 <= shape.width <= 8:
-                raise GraphError(f"{where}: {what} datatype {dtype} is wider than the MVAU's "
-                                 f"8 bits; supported: BIPOLAR, BINARY, INT2..INT8, "
-                                 f"UINT2..UINT8")
-    try:
-        if layer.kind == "mvau":
-            options = mvau_options(layer) if callable(mvau_options) else mvau_options
-            return MVAU(**mvau_params(layer, **(options or {})))
-        if layer.kind == "threshold":
-            thresholds = layer.thresholds
-            if layer.input_type == "BIPOLAR":
-                # decoded 2b - 1 >= t  <=>  stream bit b >= ceil((t + 1) / 2)
-                thresholds = -((-(thresholds + 1)) // 2)
-            return Threshold(channels=layer.channels, pe=layer.pe,
-                             input_shape=_element_shape(layer.input_type),
-                             thresholds=thresholds, bias=layer.bias)
-        return LabelSelect(channels=layer.channels, pe=layer.pe, k=layer.k,
-                           input_shape=_element_shape(layer.input_type))
-    except (TypeError, ValueError) as error:
-        raise GraphError(f"{where}: {error}") from None
-
-
-def _width_converter(name, shape, in_lanes, out_lanes, elements):
-    from hwgen.plumbing.width import WidthConverter
-    return Stage("width", f"{name}.width", WidthConverter(
-        elem_shape=shape, in_lanes=in_lanes, out_lanes=out_lanes, elems_per_frame=elements))
-
-
-def _fifo(name, shape, lanes, beats):
-    from hwgen.plumbing.fifo import StreamFIFO
-    return Stage("fifo", f"{name}.fifo", StreamFIFO(
-        elem_shape=shape, lanes=lanes, depth=fifo_depth(beats), beats_per_frame=beats))
-
-
-class Accelerator(wiring.Component):
-    """The streaming pipeline of a folded network (see the module documentation).
+class Pipeline:
+    """The analysis of a folded network's pipeline: its stages, timing and cost, without
+    hardware (see the module documentation).
 
     Parameters
     ----------
     network : graph.ir.Network
         With its folding (``pe``, ``simd``, ``datapath``, ``mem_style``) set, for example by
         :func:`graph.fold.fold`.
-
-    Members
-    -------
-    i : In(stream of the first kernel's input lanes of the network input datatype)
-        A frame is the network input's elements in C order, ``in_lanes`` per beat.
-    o : Out(stream of the last kernel's output lanes of the output datatype)
-        A frame is the last layer's output elements, ``out_lanes`` per beat.
+    kernel_options : dict, optional
+        Per kernel name (``"mvau"``), extra keyword arguments for every layer of that
+        kernel, as a dict or a function of the layer returning one: implementation choices
+        that leave the function and the folding alone, for example an MVAU's
+        ``pipeline_every`` or ``register_reads`` for a device (see :mod:`boards.build`).
 
     Attributes
     ----------
     network : graph.ir.Network
     stages : list of :class:`Stage`
-        Every component in stream order: layers, width converters and FIFOs.
-
-    ``mvau_options`` (optional): extra :class:`hwgen.kernels.mvau.MVAU` keyword arguments for every
-    MVAU layer, as a dict or a function of the layer returning one; implementation choices
-    that leave the function and the folding alone, for example ``pipeline_every`` or
-    ``mem_style`` for a device (see :mod:`boards.build`).
+        Every kernel in stream order: layers, width converters and FIFOs.
     """
 
-    def __init__(self, network, mvau_options=None):
-        self._MustUse__silence = True        # until built: a failed construction is not unused
+    def __init__(self, network, kernel_options=None):
         if not network.layers:
             raise GraphError(f"network {network.name!r} has no layers to elaborate")
         self.network = network
         self.stages = []
-        self._links = []        # (producer index or None, consumer index or None)
         previous = None
         for layer in network.layers:
-            stage = Stage(layer.kind, layer.name, _layer_kernel(layer, mvau_options), layer)
+            stage = Stage(layer.kind, layer.name,
+                          layer.plan(**_options_for(layer, kernel_options)), layer)
             if previous is not None:
-                out_shape, out_lanes = _port_format(previous.kernel, "o")
-                in_shape, in_lanes = _port_format(stage.kernel, "i")
-                if out_lanes != in_lanes:
-                    self.stages.append(_width_converter(layer.name, in_shape, out_lanes,
-                                                        in_lanes, layer.in_elements))
-                self.stages.append(_fifo(layer.name, in_shape, in_lanes,
-                                         stage.kernel.in_beats_per_frame))
+                out_lanes = previous.plan.output_format.lanes
+                consumer = stage.plan.input_format
+                if out_lanes != consumer.lanes:
+                    self.stages.append(Stage("width", f"{layer.name}.width", WidthConverterPlan(
+                        elem_shape=consumer.elem_shape, in_lanes=out_lanes,
+                        out_lanes=consumer.lanes, elems_per_frame=layer.in_elements)))
+                beats = stage.plan.in_beats_per_frame
+                self.stages.append(Stage("fifo", f"{layer.name}.fifo", StreamFIFOPlan(
+                    elem_shape=consumer.elem_shape, lanes=consumer.lanes,
+                    depth=fifo_depth(beats), beats_per_frame=beats)))
             self.stages.append(stage)
             previous = stage
-        for stage in self.stages:
-            _silence(stage.kernel)
-        in_shape, in_lanes = _port_format(self.stages[0].kernel, "i")
-        _, out_lanes = _port_format(self.stages[-1].kernel, "o")
-        out_shape = _element_shape(network.layers[-1].output_type)
-        super().__init__({
-            "i": In(_lanes_signature(in_shape, in_lanes)),
-            "o": Out(_lanes_signature(out_shape, out_lanes)),
-        })
-        self._MustUse__silence = False
+        self._in_format = self.stages[0].plan.input_format
+        self._out_shape = element_shape(network.layers[-1].output_type)
+        self._out_lanes = self.stages[-1].plan.output_format.lanes
 
     # -- description --------------------------------------------------------------------------
     @property
+    def input_format(self):
+        """:class:`hwgen.kernel.StreamFormat` of the input stream."""
+        return self._in_format
+
+    @property
+    def output_format(self):
+        """:class:`hwgen.kernel.StreamFormat` of the output stream."""
+        return StreamFormat(self._out_shape, self._out_lanes)
+
+    @property
     def in_lanes(self):
-        return _port_format(self, "i")[1]
+        return self._in_format.lanes
 
     @property
     def out_lanes(self):
-        return _port_format(self, "o")[1]
+        return self._out_lanes
 
     @property
     def in_beats_per_frame(self):
-        return self.stages[0].kernel.in_beats_per_frame
+        return self.stages[0].plan.in_beats_per_frame
 
     @property
     def out_beats_per_frame(self):
-        return self.stages[-1].kernel.out_beats_per_frame
+        return self.stages[-1].plan.out_beats_per_frame
 
     @property
     def bottleneck(self):
@@ -277,35 +203,47 @@ class Accelerator(wiring.Component):
         return clock_mhz * 1e6 / self.cycles_per_frame
 
     def estimate(self):
-        """Sum of the stages' analytic estimates (UltraScale+): ``luts``, ``ffs``,
-        ``lutram``, ``bram18``, ``dsp48e2`` and ``carry``."""
-        total = dict.fromkeys(("luts", "ffs", "lutram", "bram18", "dsp48e2", "carry"), 0)
-        for stage in self.stages:
-            for key, value in stage.estimate().items():
-                if key in total:
-                    total[key] += value
-        return total
+        """Sum of the stages' analytic estimates (UltraScale+), a
+        :class:`hwgen.resources.Resources`."""
+        return sum((stage.estimate() for stage in self.stages), Resources())
+
+
+class Accelerator(Pipeline, wiring.Component):
+    """The streaming pipeline of a folded network as one component (see the module
+    documentation); parameters and attributes as :class:`Pipeline`.
+
+    Members
+    -------
+    i : In(stream of the first kernel's input lanes of the network input datatype)
+        A frame is the network input's elements in C order, ``in_lanes`` per beat.
+    o : Out(stream of the last kernel's output lanes of the output datatype)
+        A frame is the last layer's output elements, ``out_lanes`` per beat.
+    """
+
+    def __init__(self, network, kernel_options=None):
+        Pipeline.__init__(self, network, kernel_options)
+        wiring.Component.__init__(self, {
+            "i": In(lanes_signature(self._in_format.elem_shape, self._in_format.lanes)),
+            "o": Out(lanes_signature(self._out_shape, self._out_lanes)),
+        })
 
     # -- hardware -----------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
         used = set()
+        kernels = []
         for index, stage in enumerate(self.stages):
             name = f"s{index}_" + re.sub(r"\W", "_", stage.name)
             while name in used:
                 name += "_"
             used.add(name)
-            m.submodules[name] = stage.kernel
-        _connect(m, self.i, self.stages[0].kernel.i)
-        for producer, consumer in zip(self.stages, self.stages[1:]):
-            _connect(m, producer.kernel.o, consumer.kernel.i)
-        _connect(m, self.stages[-1].kernel.o, self.o)
+            m.submodules[name] = built = stage.plan.build()
+            kernels.append(built)
+        _connect(m, self.i, kernels[0].i)
+        for producer, consumer in zip(kernels, kernels[1:]):
+            _connect(m, producer.o, consumer.i)
+        _connect(m, kernels[-1].o, self.o)
         return m
-
-
-def _lanes_signature(shape, lanes):
-    from hwgen.streams import lanes_signature
-    return lanes_signature(shape, lanes)
 
 
 def _connect(m, source, sink):
@@ -321,6 +259,6 @@ def _connect(m, source, sink):
     m.d.comb += [sink.payload[k].eq(source.payload[k]) for k in range(sink_layout.length)]
 
 
-def elaborate(network):
+def elaborate(network, kernel_options=None):
     """The :class:`Accelerator` of a folded network."""
-    return Accelerator(network)
+    return Accelerator(network, kernel_options)

@@ -1,75 +1,68 @@
 """Folding: how many output channels (PE) and input elements (SIMD) each layer handles per
 cycle.
 
-A layer's *cycles per frame* follow from its folding (see the kernels):
-
-* MVAU: ``(MH / PE) * (MW / SIMD) * vectors``;
-* thresholding and label select: ``channels / PE``.
+The folder asks the kernel contract only: every IR layer names its legal folding values
+(:meth:`fold_choices`, from the divisors of its dimensions) and builds its kernel's plan
+for any of them (:meth:`plan`), whose ``cycles_per_frame`` and ``estimate()`` the folder
+compares. Plans are plain Python: no hardware is built to be asked a question.
 
 A streaming pipeline runs at the pace of its slowest layer, so a throughput target of
 ``fps`` frames per second at ``clock_mhz`` gives every layer the same *budget* of
 ``floor(clock_mhz * 1e6 / fps)`` cycles per frame. :func:`fold` gives each layer, from the
-legal divisors only, the least parallelism that meets the budget: the smallest
-``PE * SIMD`` (smallest ``PE``), ties between ``(PE, SIMD)`` pairs of the same product broken by
-the kernel's analytic :meth:`hwgen.kernels.mvau.MVAU.estimate` (LUTs, plus flip-flops at half a LUT,
-LUT RAM, block RAM at :data:`BRAM18_LUTS` and DSP slices at
-:data:`hwgen.kernels.mvau.DSP_LUT_EQUIVALENT`). Only the few pairs of the smallest product are
-built for their estimate, so folding the LFC-size MLP takes well under a second.
+legal values only, the least parallelism that meets the budget: the folding with the most
+cycles per frame within the budget (for an MVAU, the smallest ``PE * SIMD``), ties broken by
+the plans' estimates (:meth:`hwgen.resources.Resources.lut_equivalent`: LUTs, flip-flops at
+half a LUT, LUT RAM, block RAM at :data:`BRAM18_LUTS` and DSP slices at
+:data:`hwgen.resources.DSP_LUT_EQUIVALENT`), then by the smaller folding values.
 
-Without a target, the budget is that of the *default folding*: the largest MVAU (most
-multiply-accumulates per frame) computes :data:`DEFAULT_PARALLELISM` products per cycle, and
+Without a target, the budget is that of the *default folding*: the layer with the most
+multiply-accumulates per frame computes :data:`DEFAULT_PARALLELISM` products per cycle, and
 every other layer is folded to keep pace with it. That is the fastest folding where every
 layer is balanced to the bottleneck at a modest size (64 products per cycle is a few hundred
 LUTs for binarized layers); ask for a target to go faster or smaller.
 
 :func:`apply_folding_json` applies a user's per-layer choices on top (``pe``, ``simd``,
-``datapath``, ``mem_style``), with one-line errors that name the layer and the valid values.
+``datapath``, ``mem_style``: each layer's :attr:`fold_keys`), with one-line errors that name
+the layer and the valid values.
 """
 
 import copy
+import itertools
 import json
 import math
 import os
 
+from hwgen.resources import BRAM18_LUTS
+
 from .errors import GraphError
-from .ir import shape_of
+from .ir import divisors
 
 __all__ = ["fold", "apply_folding_json", "layer_cycles", "budget_cycles", "default_budget",
-           "valid_datapaths", "DEFAULT_PARALLELISM", "BRAM18_LUTS", "MEM_STYLES", "divisors"]
+           "DEFAULT_PARALLELISM", "BRAM18_LUTS", "divisors"]
 
-#: Products per cycle of the largest MVAU in the default folding (no target).
+#: Products per cycle of the largest layer in the default folding (no target).
 DEFAULT_PARALLELISM = 64
-#: LUTs an 18 Kbit block RAM is worth when two foldings of the same product are compared.
-BRAM18_LUTS = 64
-#: Weight memory styles of the MVAU (``hwgen.kernels.mvau.MEM_STYLES``).
-MEM_STYLES = ("auto", "lutram", "bram")
+#: Folding parameters that set parallelism (the others are implementation choices).
+PARALLEL_KEYS = ("pe", "simd")
 
 
-def divisors(n):
-    """The divisors of ``n``, ascending."""
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
+def layer_cycles(layer, **folding):
+    """Cycles per frame of ``layer``'s kernel at its folding (or at ``folding``)."""
+    return layer.plan(**folding).cycles_per_frame
 
 
-def layer_cycles(layer, pe=None, simd=None):
-    """Cycles per frame of ``layer`` at its folding (or at ``pe``/``simd`` if given)."""
-    pe = layer.pe if pe is None else pe
-    if layer.kind == "mvau":
-        simd = layer.simd if simd is None else simd
-        return (layer.mh // pe) * (layer.mw // simd) * layer.vectors
-    return layer.channels // pe
+def _foldings(layer):
+    """Every legal combination of the layer's parallelism parameters."""
+    choices = {key: values for key, (values, _) in layer.fold_choices().items()
+               if key in PARALLEL_KEYS}
+    return [dict(zip(choices, combination))
+            for combination in itertools.product(*choices.values())]
 
 
-def _work(layer):
-    """Cycles per frame of the layer fully folded (PE = SIMD = 1)."""
-    return layer_cycles(layer, 1, 1)
-
-
-def _best_cycles(layer):
-    """Cycles per frame of the layer fully unfolded."""
-    if layer.kind == "mvau":
-        return layer.vectors
-    return 1
+def _fully(layer, value):
+    """The folding with every parallelism parameter at its least or largest value."""
+    return {key: (values[0] if value == "folded" else values[-1])
+            for key, (values, _) in layer.fold_choices().items() if key in PARALLEL_KEYS}
 
 
 def budget_cycles(target_fps, clock_mhz):
@@ -79,10 +72,11 @@ def budget_cycles(target_fps, clock_mhz):
 
 def default_budget(network):
     """Cycles per frame of the default folding (see the module documentation)."""
-    mvaus = [layer for layer in network.layers if layer.kind == "mvau"]
-    if mvaus:
-        return max(-(-_work(layer) // DEFAULT_PARALLELISM) for layer in mvaus)
-    return max([_work(layer) for layer in network.layers] or [1])
+    busiest = max(network.layers, key=lambda layer: layer.products, default=None)
+    if busiest is not None and busiest.products:
+        return -(-layer_cycles(busiest, **_fully(busiest, "folded")) // DEFAULT_PARALLELISM)
+    return max([layer_cycles(layer, **_fully(layer, "folded")) for layer in network.layers]
+               or [1])
 
 
 def _check_clock(clock_mhz):
@@ -91,46 +85,23 @@ def _check_clock(clock_mhz):
         raise GraphError(f"clock_mhz={clock_mhz!r} must be a positive number of MHz")
 
 
-def _score(estimate):
-    """LUT-equivalent cost of a resource estimate."""
-    from hwgen.kernels.mvau import DSP_LUT_EQUIVALENT
-    return (estimate.get("luts", 0) + estimate.get("ffs", 0) / 2 + estimate.get("lutram", 0)
-            + BRAM18_LUTS * estimate.get("bram18", 0)
-            + DSP_LUT_EQUIVALENT * estimate.get("dsp48e2", 0))
-
-
-def _fold_mvau(layer, budget):
-    """``(pe, simd)`` of the least parallelism that meets ``budget``."""
-    from hwgen.kernels.mvau import MVAU
-    candidates = [(pe * simd, pe, simd) for pe in divisors(layer.mh) for simd in divisors(layer.mw)
-                  if layer_cycles(layer, pe, simd) <= budget]
-    least = min(product for product, _, _ in candidates)
-    pairs = sorted((pe, simd) for product, pe, simd in candidates if product == least)
-    if len(pairs) == 1:
-        return pairs[0]
-    costs = []
-    for pe, simd in pairs:
-        unit = MVAU(**mvau_params(layer, pe=pe, simd=simd))
-        costs.append((_score(unit.estimate()), pe, simd))
-        _silence(unit)
-    _, pe, simd = min(costs)
-    return pe, simd
-
-
-def _silence(component):
-    """Mark a component built only for its estimate (no 'never elaborated' warning)."""
-    component._MustUse__silence = True
-
-
-def mvau_params(layer, **overrides):
-    """Keyword arguments of :class:`hwgen.kernels.mvau.MVAU` for an :class:`~graph.ir.MVAULayer`."""
-    params = dict(mw=layer.mw, mh=layer.mh, pe=layer.pe, simd=layer.simd,
-                  weights=layer.weights, input_shape=shape_of(layer.input_type),
-                  weight_shape=shape_of(layer.weight_type), thresholds=layer.thresholds,
-                  bias=layer.bias, vectors=layer.vectors, datapath=layer.datapath,
-                  mem_style=layer.mem_style, offsets=layer.offsets)
-    params.update(overrides)
-    return params
+def _fold_layer(layer, budget):
+    """The folding of ``layer`` with the least parallelism that meets ``budget`` (see the
+    module documentation), or None."""
+    candidates = []
+    for folding in _foldings(layer):
+        plan = layer.plan(**folding)
+        if plan.cycles_per_frame <= budget:
+            candidates.append((plan.cycles_per_frame, folding, plan))
+    if not candidates:
+        return None
+    most = max(cycles for cycles, _, _ in candidates)
+    least = [(folding, plan) for cycles, folding, plan in candidates if cycles == most]
+    if len(least) == 1:
+        return least[0][0]
+    scored = [(plan.estimate().lut_equivalent(bram18=BRAM18_LUTS), tuple(folding.values()),
+               folding) for folding, plan in least]
+    return min(scored, key=lambda item: item[:2])[2]
 
 
 def fold(network, target_fps=None, clock_mhz=100.0):
@@ -149,7 +120,8 @@ def fold(network, target_fps=None, clock_mhz=100.0):
     Returns
     -------
     graph.ir.Network
-        A copy with ``pe`` (and ``simd`` for MVAUs) set on every layer.
+        A copy with the parallelism (``pe``, and ``simd`` where the layer has it) set on
+        every layer.
 
     Raises
     ------
@@ -166,41 +138,17 @@ def fold(network, target_fps=None, clock_mhz=100.0):
         budget = budget_cycles(target_fps, clock_mhz)
     network = copy.deepcopy(network)
     for layer in network.layers:
-        best = _best_cycles(layer)
-        if best > budget:
+        folding = _fold_layer(layer, budget)
+        if folding is None:
+            best = layer_cycles(layer, **_fully(layer, "unfolded"))
             fps = clock_mhz * 1e6 / best
             raise GraphError(
                 f"target of {target_fps:g} frames/s at {clock_mhz:g} MHz is unreachable: it "
                 f"leaves {budget} cycles per frame, and layer {layer.name!r} needs at least "
                 f"{best} (fully unfolded), i.e. at most {fps:.6g} frames/s")
-        if layer.kind == "mvau":
-            layer.pe, layer.simd = _fold_mvau(layer, budget)
-        else:
-            layer.pe = min(pe for pe in divisors(layer.channels) if layer.channels // pe <= budget)
+        for key, value in folding.items():
+            setattr(layer, key, value)
     return network
-
-
-def valid_datapaths(layer):
-    """The ``datapath`` choices an MVAU layer's datatypes allow (the rules of
-    :class:`hwgen.kernels.mvau.MVAU`: ``xnor`` for bipolar weights and inputs, ``binary-weights`` for
-    bipolar weights and integer inputs, ``dsp`` for 2- to 8-bit inputs with bipolar or 2- to
-    8-bit weights, ``lut`` always)."""
-    weight, data = shape_of(layer.weight_type), shape_of(layer.input_type)
-    valid = ["auto"]
-    if weight == "bipolar":
-        valid.append("xnor" if data == "bipolar" else "binary-weights")
-    valid.append("lut")
-    if data != "bipolar" and data.width >= 2 and (weight == "bipolar" or weight.width >= 2):
-        valid.append("dsp")
-    return tuple(valid)
-
-
-_KEYS = {"mvau": ("pe", "simd", "datapath", "mem_style"), "threshold": ("pe",),
-         "labelselect": ("pe",)}
-
-
-def _positive(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def apply_folding_json(network, folding):
@@ -251,28 +199,21 @@ def apply_folding_json(network, folding):
                              f"{choices!r}")
         for key, value in choices.items():
             key = str(key).lower()
-            if key not in _KEYS[layer.kind]:
+            if key not in layer.fold_keys:
                 raise GraphError(f"{where}: unknown key {key!r}; valid keys: "
-                                 f"{', '.join(_KEYS[layer.kind])}")
+                                 f"{', '.join(layer.fold_keys)}")
             _apply(layer, where, key, value)
     return network
 
 
 def _apply(layer, where, key, value):
-    if key in ("pe", "simd"):
-        size = {"pe": layer.mh if layer.kind == "mvau" else layer.channels,
-                "simd": getattr(layer, "mw", None)}[key]
-        what = {"pe": "MH" if layer.kind == "mvau" else "channels", "simd": "MW"}[key]
-        valid = ", ".join(map(str, divisors(size)))
-        if not _positive(value) or size % value:
-            raise GraphError(f"{where}: {key.upper()}={value!r} must divide {what}={size}; "
-                             f"valid {key.upper()}: {valid}")
-        setattr(layer, key, value)
-        return
-    valid = valid_datapaths(layer) if key == "datapath" else MEM_STYLES
-    if value not in valid:
-        why = (f" for {layer.input_type} inputs and {layer.weight_type} weights"
-               if key == "datapath" else "")
+    valid, rule = layer.fold_choices()[key]
+    if key in PARALLEL_KEYS:
+        if value not in valid or not isinstance(value, int) or isinstance(value, bool):
+            raise GraphError(f"{where}: {key.upper()}={value!r} must divide {rule}; valid "
+                             f"{key.upper()}: {', '.join(map(str, valid))}")
+    elif value not in valid:
+        why = f" {rule}" if rule else ""
         raise GraphError(f"{where}: {key}={value!r} is not valid{why}; valid {key}: "
                          f"{', '.join(valid)}")
     setattr(layer, key, value)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim import golden
+
 from .errors import GraphError
 
 __all__ = ["dtype_range", "dtype_bits", "smallest_dtype", "shape_of", "decode", "encode",
@@ -127,9 +129,26 @@ def _check_thresholds(where, thresholds, channels):
         raise GraphError(f"{where}: thresholds must be sorted ascending in every row")
 
 
-def _activation(acc, thresholds, bias):
-    """``bias + #{t : thresholds[c][t] <= acc[..., c]}`` (exact)."""
-    return bias + (thresholds <= acc[..., None]).sum(axis=-1, dtype=np.int64)
+def element_shape(dtype):
+    """The Amaranth shape of one stream element of a datatype (``BIPOLAR``: one bit)."""
+    from hwgen.shapes import element_shape as hwgen_element_shape
+    return hwgen_element_shape(shape_of(dtype))
+
+
+def divisors(n):
+    """The divisors of ``n``, ascending (the legal PE and SIMD values)."""
+    from hwgen.checks import divisors as hwgen_divisors
+    return hwgen_divisors(n)
+
+
+def _kernel_plan(layer, params):
+    """The registered kernel's plan for ``layer`` with ``params``; a parameter the kernel
+    refuses is a :class:`GraphError` naming the layer."""
+    from hwgen.registry import kernel
+    try:
+        return kernel(layer.kind).plan(**params)
+    except (TypeError, ValueError) as error:
+        raise GraphError(f"{layer.kind} layer {layer.name!r}: {error}") from None
 
 
 @dataclass
@@ -187,6 +206,8 @@ class MVAULayer:
     offsets: np.ndarray = None
 
     kind = "mvau"
+    #: Folding-JSON keys (see :func:`graph.fold.apply_folding_json`).
+    fold_keys = ("pe", "simd", "datapath", "mem_style")
 
     def __post_init__(self):
         where = f"MVAU layer {self.name!r}"
@@ -219,16 +240,49 @@ class MVAULayer:
                 np.maximum(w * low, w * high).sum(axis=1) + offsets)
 
     def execute(self, x):
-        """Encoded outputs ``(N, vectors * mh)`` for encoded inputs ``(N, vectors * mw)``."""
+        """Encoded outputs ``(N, vectors * mh)`` for encoded inputs ``(N, vectors * mw)``
+        (:func:`sim.golden.mvau`)."""
         x = decode(self.input_type, x).reshape(-1, self.mw)
-        acc = x @ self.weights.T
-        if self.offsets is not None:
-            acc = acc + self.offsets
-        if self.thresholds is None:
-            out = acc
-        else:
-            out = _activation(acc, self.thresholds, self.bias)
-        return out.reshape(-1, self.vectors * self.mh)
+        out = golden.mvau(x, self.weights, self.thresholds, self.bias, self.offsets)
+        return np.asarray(out).reshape(-1, self.vectors * self.mh)
+
+    @property
+    def products(self):
+        """Multiply-accumulates per frame."""
+        return self.mh * self.mw * self.vectors
+
+    def describe(self):
+        """One line: shape and datatypes (for :meth:`Network.summary`)."""
+        return (f"{self.mw}->{self.mh} {self.input_type}x{self.weight_type}->{self.output_type}"
+                + ("" if self.thresholds is None else f" ({self.thresholds.shape[1]} thresholds)")
+                + ("" if self.offsets is None else " (+ offsets)"))
+
+    def fold_choices(self):
+        """Per folding parameter, its legal values and what they must divide (see
+        :func:`_fold_choices`)."""
+        from hwgen.kernels.mvau import MEM_STYLES, valid_datapaths
+        return {"pe": (divisors(self.mh), f"MH={self.mh}"),
+                "simd": (divisors(self.mw), f"MW={self.mw}"),
+                "datapath": (valid_datapaths(shape_of(self.weight_type),
+                                             shape_of(self.input_type)),
+                             f"for {self.input_type} inputs and {self.weight_type} weights"),
+                "mem_style": (MEM_STYLES, None)}
+
+    def plan(self, **options):
+        """The :class:`hwgen.kernels.mvau.MVAUPlan` of this layer at its folding (``options``:
+        more MVAU keywords, or folding parameters to try instead)."""
+        where = f"{self.kind} layer {self.name!r}"
+        for what, dtype in (("input", self.input_type), ("weight", self.weight_type)):
+            if dtype != "BIPOLAR" and not 1 <= dtype_bits(dtype) <= 8:
+                raise GraphError(f"{where}: {what} datatype {dtype} is wider than the MVAU's "
+                                 f"8 bits; supported: BIPOLAR, BINARY, INT2..INT8, "
+                                 f"UINT2..UINT8")
+        params = dict(mw=self.mw, mh=self.mh, pe=self.pe, simd=self.simd,
+                      weights=self.weights, input_shape=shape_of(self.input_type),
+                      weight_shape=shape_of(self.weight_type), thresholds=self.thresholds,
+                      bias=self.bias, vectors=self.vectors, datapath=self.datapath,
+                      mem_style=self.mem_style, offsets=self.offsets)
+        return _kernel_plan(self, {**params, **options})
 
     def to_dict(self):
         """A JSON-ready dict."""
@@ -284,6 +338,7 @@ class ThresholdLayer:
     pe: int = 1
 
     kind = "threshold"
+    fold_keys = ("pe",)
 
     def __post_init__(self):
         where = f"threshold layer {self.name!r}"
@@ -294,9 +349,29 @@ class ThresholdLayer:
         self.bias = int(self.bias)
 
     def execute(self, x):
-        """Encoded outputs ``(N, channels)`` for encoded inputs ``(N, channels)``."""
-        x = decode(self.input_type, x)
-        return _activation(x, self.thresholds, self.bias)
+        """Encoded outputs ``(N, channels)`` for encoded inputs ``(N, channels)``
+        (:func:`sim.golden.threshold`)."""
+        return golden.threshold(decode(self.input_type, x), self.thresholds, self.bias)
+
+    products = 0
+
+    def describe(self):
+        return (f"{self.channels} {self.input_type}->{self.output_type} "
+                f"({self.thresholds.shape[1]} thresholds)")
+
+    def fold_choices(self):
+        return {"pe": (divisors(self.channels), f"channels={self.channels}")}
+
+    def plan(self, **options):
+        """The thresholding unit's plan (:func:`hwgen.kernels.threshold.threshold_plan`)."""
+        thresholds = self.thresholds
+        if self.input_type == "BIPOLAR":
+            # decoded 2b - 1 >= t  <=>  stream bit b >= ceil((t + 1) / 2)
+            thresholds = -((-(thresholds + 1)) // 2)
+        params = dict(channels=self.channels, pe=self.pe,
+                      input_shape=element_shape(self.input_type), thresholds=thresholds,
+                      bias=self.bias)
+        return _kernel_plan(self, {**params, **options})
 
     def to_dict(self):
         """A JSON-ready dict."""
@@ -337,6 +412,7 @@ class LabelSelectLayer:
     pe: int = 1
 
     kind = "labelselect"
+    fold_keys = ("pe",)
 
     def __post_init__(self):
         if not 1 <= self.k <= self.channels:
@@ -350,9 +426,23 @@ class LabelSelectLayer:
         return smallest_dtype(0, self.channels - 1)
 
     def execute(self, x):
-        """Indices ``(N, k)`` for encoded inputs ``(N, channels)``."""
-        x = decode(self.input_type, x)
-        return np.argsort(-x, axis=1, kind="stable")[:, :self.k].astype(np.int64)
+        """Indices ``(N, k)`` for encoded inputs ``(N, channels)``
+        (:func:`sim.golden.label_select`)."""
+        return golden.label_select(decode(self.input_type, x), self.k)
+
+    products = 0
+
+    def describe(self):
+        return f"top-{self.k} of {self.channels} {self.input_type}"
+
+    def fold_choices(self):
+        return {"pe": (divisors(self.channels), f"channels={self.channels}")}
+
+    def plan(self, **options):
+        """The label select's plan (:class:`hwgen.kernels.labelselect.LabelSelectPlan`)."""
+        params = dict(channels=self.channels, pe=self.pe, k=self.k,
+                      input_shape=element_shape(self.input_type))
+        return _kernel_plan(self, {**params, **options})
 
     def to_dict(self):
         """A JSON-ready dict."""
@@ -462,17 +552,22 @@ class OutputSpec:
         return data
 
 
-_LAYERS = {cls.kind: cls for cls in (MVAULayer, ThresholdLayer, LabelSelectLayer)}
+def layer_classes():
+    """IR layer class per kind: the layers of the kernel registry
+    (:data:`hwgen.registry.KERNELS`)."""
+    from hwgen.registry import KERNELS, resolve
+    return {name: resolve(entry.layer) for name, entry in KERNELS.items() if entry.layer}
 
 
 def _layer_from_dict(data):
     data = dict(data)
     kind = data.pop("kind", None)
-    if kind not in _LAYERS:
+    layers = layer_classes()
+    if kind not in layers:
         raise GraphError(f"layer kind {kind!r} is not supported; supported: "
-                         f"{', '.join(_LAYERS)}")
+                         f"{', '.join(layers)}")
     try:
-        return _LAYERS[kind](**data)
+        return layers[kind](**data)
     except TypeError as error:
         raise GraphError(f"{kind} layer {data.get('name')!r}: {error}") from None
 
@@ -611,15 +706,5 @@ class Network:
         """One line per layer: kind, name, shape and datatypes."""
         lines = [f"input {self.input_shape} {self.input_type}"]
         for layer in self.layers:
-            if layer.kind == "mvau":
-                what = (f"{layer.mw}->{layer.mh} {layer.input_type}x{layer.weight_type}->"
-                        f"{layer.output_type}" + ("" if layer.thresholds is None else
-                                                  f" ({layer.thresholds.shape[1]} thresholds)")
-                        + ("" if layer.offsets is None else " (+ offsets)"))
-            elif layer.kind == "threshold":
-                what = (f"{layer.channels} {layer.input_type}->{layer.output_type} "
-                        f"({layer.thresholds.shape[1]} thresholds)")
-            else:
-                what = f"top-{layer.k} of {layer.channels} {layer.input_type}"
-            lines.append(f"{layer.kind:<11} {layer.name:<24} {what}")
+            lines.append(f"{layer.kind:<11} {layer.name:<24} {layer.describe()}")
         return "\n".join(lines)

@@ -131,8 +131,7 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
     GraphError
         Bad inputs (shape or range), or any disagreement, in one line.
     """
-    from .elaborate import Accelerator
-    from .fold import _silence
+    from .elaborate import Pipeline
     from .importer import reference
     progress = progress or (lambda *args: None)
     if sim not in ("verilator", "icarus"):
@@ -187,8 +186,7 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
                 np.isclose(ir_values, truth.reshape(n, -1)), axis=1)))
         progress(f"  accuracy against the expected outputs: {result['accuracy']:.4f}")
 
-    accelerator = Accelerator(network)
-    _silence(accelerator)
+    accelerator = Pipeline(network)       # its stream formats and timing: top.v is built
     x_int = x_checked
     progress(f"RTL simulation ({sim}) of top.v on {n} frames with random back-pressure "
              f"(the first run builds the simulator)")

@@ -23,7 +23,8 @@ from .export.verilog import component_verilog, kernel_verilog
 from .plumbing.fifo import StreamFIFO
 from .kernels.labelselect import LabelSelect
 from .kernels.mvau import MVAU
-from .streams import lanes_signature, shape_range
+from .streams import lanes_signature
+from .shapes import BIPOLAR, shape_range
 from .arith.packed_mac import PackedDotProduct, PackedMAC, max_lanes
 from .kernels.threshold import BinarySearchThreshold, Threshold, UnrolledThreshold
 from .plumbing.width import WidthConverter

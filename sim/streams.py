@@ -153,9 +153,18 @@ def unpack_beats(words, elem_width, lanes, signed=False):
     return np.concatenate(chunks)
 
 
+_PLAN_FORMATS = {"i": "input_format", "o": "output_format"}
+
+
 def port_format(component, port):
     """``(elem_width, lanes, signed)`` of the payload of stream port ``port``: an
-    ``ArrayLayout(elem_shape, lanes)`` payload, or a plain shape as one lane."""
+    ``ArrayLayout(elem_shape, lanes)`` payload, or a plain shape as one lane. A kernel plan
+    (:class:`hwgen.kernel.StreamKernel`, no ports yet) gives its ``input_format`` and
+    ``output_format`` for ``i`` and ``o``."""
+    if not hasattr(component, "signature") and hasattr(component, _PLAN_FORMATS.get(port, "")):
+        stream_format = getattr(component, _PLAN_FORMATS[port])
+        elem = Shape.cast(stream_format.elem_shape)
+        return elem.width, stream_format.lanes, elem.signed
     members = component.signature.members
     if port not in members:
         raise ValueError(f"component {type(component).__name__} has no stream port {port!r}; "
@@ -223,9 +232,10 @@ def run_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
 
     Parameters
     ----------
-    kernel : wiring.Component
+    kernel : wiring.Component or hwgen.kernel.StreamKernel
         With stream ports ``i`` and ``o`` (see the kernel contract): their payloads say how
-        the beats are packed into ``tdata`` words.
+        the beats are packed into ``tdata`` words. A plan (its stream formats) will do
+        with ``verilog``.
     in_beats, expected_beats : array-like, shape ``(beats, lanes)``
         Element integers of the input beats and of the expected output beats.
     seed, valid_prob, ready_prob

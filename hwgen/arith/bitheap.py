@@ -17,17 +17,9 @@ above its width are dropped, which is exact because the sum is computed modulo
 
 from amaranth.hdl import Const, Shape, Value, signed, unsigned
 
-__all__ = ["BitHeap", "shape_for_range"]
+from ..shapes import shape_for_range
 
-
-def shape_for_range(lo, hi):
-    """Narrowest Amaranth shape holding every integer in ``[lo, hi]``."""
-    if lo > hi:
-        raise ValueError(f"empty range [{lo}, {hi}]")
-    if lo >= 0:
-        return unsigned(max(1, hi.bit_length()))
-    width = max((-lo - 1).bit_length(), hi.bit_length()) + 1
-    return signed(width)
+__all__ = ["BitHeap"]
 
 
 class BitHeap:

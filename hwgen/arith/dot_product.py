@@ -39,48 +39,19 @@ from amaranth.hdl import Cat, Const, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._checks import check_supported
+from ..checks import check_int, check_one_of
+from ..kernel import Plan, PlannedComponent
+from ..resources import Resources
+from ..shapes import BIPOLAR, cast_operand, element_shape, shape_range
 from .bitheap import BitHeap
 from .netlist import PRIMITIVES, TARGETS, build_compressor, resolve_architecture
 from .planner import plan_compression
 from .packed_mac import _accumulate, _delayed_control
 from ..vendor.xilinx.primitives import lut6_rom
 
-__all__ = ["FabricDotProduct", "BIPOLAR", "MODES", "operand_range", "element_shape",
-           "cast_operand", "lane_heap"]
+__all__ = ["FabricDotProduct", "FabricDotProductPlan", "MODES", "lane_heap"]
 
-BIPOLAR = "bipolar"
 MODES = ("xnor", "binary-weights", "lut")
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def operand_range(shape):
-    """Inclusive ``(min, max)`` of an operand: ``BIPOLAR`` or a signed/unsigned shape."""
-    if shape == BIPOLAR:
-        return -1, 1
-    shape = Shape.cast(shape)
-    if shape.signed:
-        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
-    return 0, (1 << shape.width) - 1
-
-
-def element_shape(shape):
-    """The shape an operand is carried in on a stream or in memory (bipolar: one bit)."""
-    return unsigned(1) if shape == BIPOLAR else Shape.cast(shape)
-
-
-def _value(bits, shape):
-    """An operand as a number: a bipolar bit becomes ``signed(2)`` -1 or +1."""
-    if shape == BIPOLAR:
-        return Cat(Const(1, 1), ~bits).as_signed()
-    return bits
-
-
-def _value_shape(shape):
-    return signed(2) if shape == BIPOLAR else Shape.cast(shape)
 
 
 def _operand_bits(bits, shape):
@@ -209,7 +180,7 @@ def lane_heap(mode, weights, acts, weight_shape, act_shape, lut6=None):
 
 
 def _check_mode(mode, weight_shape, act_shape):
-    check_supported("mode", mode, MODES)
+    check_one_of("mode", mode, MODES)
     bipolar_w, bipolar_a = weight_shape == BIPOLAR, act_shape == BIPOLAR
     if mode == "xnor" and not (bipolar_w and bipolar_a):
         raise ValueError(f"mode='xnor' needs bipolar weights and activations, not "
@@ -220,23 +191,6 @@ def _check_mode(mode, weight_shape, act_shape):
                          f"act_shape={act_shape!r}")
 
 
-def cast_operand(name, shape):
-    """Validate an operand shape: ``"bipolar"`` or a signed/unsigned shape of 1 to 8 bits."""
-    if isinstance(shape, str):
-        if shape != BIPOLAR:
-            raise ValueError(f"{name}={shape!r} is not a shape; use 'bipolar', signed(n) or "
-                             f"unsigned(n) with 1 <= n <= 8")
-        return BIPOLAR
-    try:
-        shape = Shape.cast(shape)
-    except TypeError:
-        raise TypeError(f"{name} must be 'bipolar' or an Amaranth shape such as signed(4), "
-                        f"not {shape!r}") from None
-    if not 1 <= shape.width <= 8:
-        raise ValueError(f"{name}={shape!r} must be 1 to 8 bits wide (or 'bipolar')")
-    return shape
-
-
 def heap_of(mode, weight_shape, act_shape, simd):
     """:func:`lane_heap` of ``simd`` products of fresh signals (for planning and estimates)."""
     weights = [Signal(element_shape(weight_shape)) for _ in range(simd)]
@@ -244,7 +198,85 @@ def heap_of(mode, weight_shape, act_shape, simd):
     return lane_heap(mode, weights, acts, weight_shape, act_shape)
 
 
-class FabricDotProduct(wiring.Component):
+class FabricDotProductPlan(Plan):
+    """The analysis of :class:`FabricDotProduct` (same parameters): tree plans, latency and
+    cost."""
+
+    def __init__(self, *, mode, weight_shape, act_shape, simd, lanes, max_terms,
+                 pipeline_every=2, target="auto", primitives="auto"):
+        weight_shape = cast_operand("weight_shape", weight_shape)
+        act_shape = cast_operand("act_shape", act_shape)
+        _check_mode(mode, weight_shape, act_shape)
+        simd = check_int("simd", simd, 1)
+        lanes = check_int("lanes", lanes, 1)
+        max_terms = check_int("max_terms", max_terms, simd)
+        pipeline_every = check_int("pipeline_every", pipeline_every, 0)
+        check_one_of("target", target, TARGETS)
+        check_one_of("primitives", primitives, PRIMITIVES)
+        self._mode = mode
+        self._weight_shape, self._act_shape = weight_shape, act_shape
+        self._simd, self._lanes, self._max_terms = simd, lanes, max_terms
+        self._pipeline_every, self._target, self._primitives = pipeline_every, target, primitives
+        heap, self._first_stage_luts = heap_of(mode, weight_shape, act_shape, simd)
+        self._sum_range = (heap.min, heap.max)
+        architectures = ("generic", "xilinx") if target == "auto" else (target,)
+        self._plans = {arch: plan_compression(heap.heights(), target=arch)
+                       for arch in architectures}
+        self._tree_latency = max(plan.latency(pipeline_every) for plan in self._plans.values())
+        lo, hi = self._sum_range
+        self._acc_shape = Shape.cast(range(min(0, lo * (max_terms // simd)),
+                                           hi * (max_terms // simd) + 1))
+        super().__init__()
+
+    def members(self):
+        return {
+            "w": In(data.ArrayLayout(data.ArrayLayout(element_shape(self._weight_shape),
+                                                      self._simd), self._lanes)),
+            "a": In(data.ArrayLayout(element_shape(self._act_shape), self._simd)),
+            "valid": In(1), "first": In(1), "last": In(1), "en": In(1, init=1),
+            "o": Out(data.ArrayLayout(self._acc_shape, self._lanes)),
+            "o_valid": Out(1),
+        }
+
+    mode = property(lambda self: self._mode)
+    simd = property(lambda self: self._simd)
+    lanes = property(lambda self: self._lanes)
+    weight_shape = property(lambda self: self._weight_shape)
+    act_shape = property(lambda self: self._act_shape)
+    acc_shape = property(lambda self: self._acc_shape)
+    dsp_count = 0
+
+    @property
+    def sum_range(self):
+        """``(min, max)`` of one cycle's sum per lane (for ``xnor``: ``(0, simd)``)."""
+        return self._sum_range
+
+    @property
+    def latency(self):
+        """Cycles from a ``last`` term to its ``o_valid``: the trees' registers and the
+        accumulator."""
+        return self._tree_latency + 1
+
+    def plan(self, target=None):
+        if target is None:
+            target = "generic" if self._target == "auto" else self._target
+        return self._plans[target]
+
+    def estimate(self, target=None):
+        """Analytic ``luts``, ``ffs``, ``carry``: the trees' plans (their input logic merged
+        into the first counters), padding registers, accumulators (one LUT and FF per bit)
+        and the control pipeline."""
+        plan = self.plan(target)
+        cost = plan.estimate(self._pipeline_every)
+        acc = self._acc_shape.width
+        pad = self._tree_latency - plan.latency(self._pipeline_every)
+        return Resources(
+            luts=self._lanes * (self._first_stage_luts + cost["luts"] + acc),
+            ffs=self._lanes * (cost["ffs"] + pad * plan.width + acc) + 3 * self._tree_latency + 1,
+            carry=self._lanes * (cost["carry"] + -(-acc // 8)))
+
+
+class FabricDotProduct(FabricDotProductPlan, PlannedComponent):
     """``lanes`` dot products of ``simd`` terms per cycle, reduced by compressor trees in
     fabric (see the module documentation for the three ``mode`` s).
 
@@ -279,77 +311,6 @@ class FabricDotProduct(wiring.Component):
         High in the one enabled cycle, :attr:`latency` cycles after a ``last`` term.
     """
 
-    def __init__(self, *, mode, weight_shape, act_shape, simd, lanes, max_terms,
-                 pipeline_every=2, target="auto", primitives="auto"):
-        weight_shape = cast_operand("weight_shape", weight_shape)
-        act_shape = cast_operand("act_shape", act_shape)
-        _check_mode(mode, weight_shape, act_shape)
-        for name, value, minimum in (("simd", simd, 1), ("lanes", lanes, 1),
-                                     ("max_terms", max_terms, simd),
-                                     ("pipeline_every", pipeline_every, 0)):
-            if not _is_int(value) or value < minimum:
-                raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-        check_supported("target", target, TARGETS)
-        check_supported("primitives", primitives, PRIMITIVES)
-        self._mode = mode
-        self._weight_shape, self._act_shape = weight_shape, act_shape
-        self._simd, self._lanes, self._max_terms = simd, lanes, max_terms
-        self._pipeline_every, self._target, self._primitives = pipeline_every, target, primitives
-        heap, self._first_stage_luts = heap_of(mode, weight_shape, act_shape, simd)
-        self._sum_range = (heap.min, heap.max)
-        architectures = ("generic", "xilinx") if target == "auto" else (target,)
-        self._plans = {arch: plan_compression(heap.heights(), target=arch)
-                       for arch in architectures}
-        self._tree_latency = max(plan.latency(pipeline_every) for plan in self._plans.values())
-        lo, hi = self._sum_range
-        self._acc_shape = Shape.cast(range(min(0, lo * (max_terms // simd)),
-                                           hi * (max_terms // simd) + 1))
-        super().__init__({
-            "w": In(data.ArrayLayout(data.ArrayLayout(element_shape(weight_shape), simd), lanes)),
-            "a": In(data.ArrayLayout(element_shape(act_shape), simd)),
-            "valid": In(1), "first": In(1), "last": In(1), "en": In(1, init=1),
-            "o": Out(data.ArrayLayout(self._acc_shape, lanes)),
-            "o_valid": Out(1),
-        })
-
-    mode = property(lambda self: self._mode)
-    simd = property(lambda self: self._simd)
-    lanes = property(lambda self: self._lanes)
-    weight_shape = property(lambda self: self._weight_shape)
-    act_shape = property(lambda self: self._act_shape)
-    acc_shape = property(lambda self: self._acc_shape)
-    dsp_count = 0
-
-    @property
-    def sum_range(self):
-        """``(min, max)`` of one cycle's sum per lane (for ``xnor``: ``(0, simd)``)."""
-        return self._sum_range
-
-    @property
-    def latency(self):
-        """Cycles from a ``last`` term to its ``o_valid``: the trees' registers and the
-        accumulator."""
-        return self._tree_latency + 1
-
-    def plan(self, target=None):
-        if target is None:
-            target = "generic" if self._target == "auto" else self._target
-        return self._plans[target]
-
-    def estimate(self, target=None):
-        """Analytic ``luts``, ``ffs``, ``carry``: the trees' plans (their input logic merged
-        into the first counters), padding registers, accumulators (one LUT and FF per bit)
-        and the control pipeline."""
-        plan = self.plan(target)
-        cost = plan.estimate(self._pipeline_every)
-        acc = self._acc_shape.width
-        pad = self._tree_latency - plan.latency(self._pipeline_every)
-        return {
-            "luts": self._lanes * (self._first_stage_luts + cost["luts"] + acc),
-            "ffs": self._lanes * (cost["ffs"] + pad * plan.width + acc) + 3 * self._tree_latency + 1,
-            "carry": self._lanes * (cost["carry"] + -(-acc // 8)),
-        }
-
     def elaborate(self, platform):
         m = Module()
         target, instance = resolve_architecture(self._target, self._primitives, platform)
@@ -373,3 +334,6 @@ class FabricDotProduct(wiring.Component):
         valid, first, last = _delayed_control(m, self, self._tree_latency)
         _accumulate(m, self, sums, False, valid, first, last, self._acc_shape)
         return m
+
+
+FabricDotProductPlan.component = FabricDotProduct

@@ -119,7 +119,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._checks import check_supported
+from ..checks import check_bool, check_int, check_one_of
+from ..kernel import Plan, PlannedComponent
+from ..resources import Resources
+from ..shapes import shape_range
 from .bitheap import BitHeap
 from .planner import plan_compression
 from .popcount import Term, WeightedSum
@@ -148,25 +151,14 @@ _ALUMODE_NOT_SUM = 0b0010  # P = ~(Z + W + X + Y): every lane field complemented
 _CLOCK_ENABLES = ("CEA1", "CEA2", "CEB1", "CEB2", "CED", "CEAD", "CEM", "CEP")
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}={value!r} must be True or False")
-
-
-def _check_width(name, value, valid=WIDTHS):
-    if not _is_int(value) or value not in valid:
-        raise ValueError(f"{name}={value!r} is not supported; valid values: "
-                         f"{valid.start} to {valid.stop - 1}")
+def _check_width(name, value):
+    return check_int(name, value, WIDTHS.start, WIDTHS.stop - 1)
 
 
 def _check_operands(weight_width, act_width, weight_signed, act_signed, narrow_range, bipolar):
     for name, value in (("weight_signed", weight_signed), ("act_signed", act_signed),
                         ("narrow_range", narrow_range), ("bipolar", bipolar)):
-        _check_bool(name, value)
+        check_bool(name, value)
     if bipolar:
         if weight_width != 1:
             raise ValueError(f"weight_width={weight_width!r} must be 1 with bipolar=True "
@@ -183,9 +175,7 @@ def _check_operands(weight_width, act_width, weight_signed, act_signed, narrow_r
 
 
 def _range(width, is_signed, narrow=False):
-    if is_signed:
-        return -(1 << (width - 1)) + int(narrow), (1 << (width - 1)) - 1
-    return 0, (1 << width) - 1
+    return shape_range((signed if is_signed else unsigned)(width), narrow=narrow)
 
 
 @dataclass(frozen=True)
@@ -495,15 +485,12 @@ def _mac_estimate(*, target, lanes, simd, acc_width, dsp_count, weight_width, ac
         # operand registers, then three product stages (multipliers left to synthesis)
         ffs += simd * (act_width + lanes * (weight_width + 3 * product_width))
     for cost in tree_costs:
-        luts += cost["luts"]
-        ffs += cost["ffs"]
-        carry += cost["carry"]
+        luts, ffs, carry = luts + cost["luts"], ffs + cost["ffs"], carry + cost["carry"]
     ffs += tree_registers * sum_width * lanes
-    return {"luts": luts, "ffs": ffs, "carry": carry,
-            "dsp48e2": dsp_count}
+    return Resources(luts=luts, ffs=ffs, carry=carry, dsp=dsp_count)
 
 
-class _PackedUnit(wiring.Component):
+class _PackedUnitPlan(Plan):
     """Read-only description shared by :class:`PackedMAC` and :class:`PackedDotProduct`."""
 
     def _configure(self, weight_width, act_width, weight_signed, act_signed, narrow_range,
@@ -514,12 +501,10 @@ class _PackedUnit(wiring.Component):
                                 bipolar=bipolar)
         if lanes is None:
             lanes = self._packing.lanes
-        if not _is_int(lanes) or lanes < 1:
-            raise ValueError(f"lanes={lanes!r} must be a positive integer")
-        if not _is_int(max_terms) or max_terms < 1:
-            raise ValueError(f"max_terms={max_terms!r} must be a positive integer")
-        check_supported("target", target, TARGETS)
-        check_supported("primitives", primitives, PRIMITIVES)
+        lanes = check_int("lanes", lanes, 1)
+        max_terms = check_int("max_terms", max_terms, 1)
+        check_one_of("target", target, TARGETS)
+        check_one_of("primitives", primitives, PRIMITIVES)
         self._lanes = lanes
         self._max_terms = max_terms
         self._target = target
@@ -532,9 +517,9 @@ class _PackedUnit(wiring.Component):
         self._act_shape = (signed if act_signed else unsigned)(act_width)
         self._acc_shape = _acc_shape(self._packing.product_range, max_terms)
 
-    def _init_ports(self, weights_layout, activations_layout):
+    def _ports(self, weights_layout, activations_layout):
         """The ports both units share: operands ``w`` and ``a``, framing, the sums ``o``."""
-        super().__init__({
+        return {
             "w": In(weights_layout),
             "a": In(activations_layout),
             "valid": In(1),
@@ -543,7 +528,7 @@ class _PackedUnit(wiring.Component):
             "en": In(1, init=1),
             "o": Out(data.ArrayLayout(self._acc_shape, self._lanes)),
             "o_valid": Out(1),
-        })
+        }
 
     @property
     def packing(self):
@@ -580,7 +565,58 @@ class _PackedUnit(wiring.Component):
         return self._acc_shape
 
 
-class PackedMAC(_PackedUnit):
+class PackedMACPlan(_PackedUnitPlan):
+    """The analysis of :class:`PackedMAC` (same parameters)."""
+
+    def __init__(self, *, weight_width, act_width, weight_signed=True, act_signed=True,
+                 narrow_range=False, bipolar=False, lanes=None, max_terms=4096, target="auto",
+                 primitives="auto"):
+        self._configure(weight_width, act_width, weight_signed, act_signed, narrow_range,
+                        bipolar, lanes, max_terms, target, primitives)
+        super().__init__()
+
+    def members(self):
+        return self._ports(data.ArrayLayout(self._weight_shape, self._lanes), self._act_shape)
+
+    # --- description ------------------------------------------------------------------------
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def latency(self):
+        """Cycles from a ``last`` term to its ``o_valid``: the slice's 4 pipeline stages and
+        the accumulator register (the generic target is padded to the same)."""
+        return _DSP_LATENCY + 1
+
+    @property
+    def dsp_count(self):
+        """DSP48E2 slices of the packed target, ``ceil(lanes / lanes_per_dsp)``; 0 with
+        ``target="generic"`` (its multipliers are left to synthesis)."""
+        if self._target == "generic":
+            return 0
+        return math.ceil(self._lanes / self._packing.lanes)
+
+
+    def estimate(self):
+        """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8) and ``dsp48e2``
+        (exact: :attr:`dsp_count`). See :func:`_mac_estimate`; the generic target's
+        multipliers are left to synthesis and not counted."""
+        value_shape = _weight_value_shape(self._weight_shape, self._bipolar)
+        product = (Signal(value_shape) * Signal(self._act_shape)).shape().width
+        offset = self._target != "generic" and bool(self._packing.act_offset)
+        return _mac_estimate(target=self._target, lanes=self._lanes, simd=1,
+                             acc_width=self._acc_shape.width, dsp_count=self.dsp_count,
+                             plus_one=self._target != "generic" and self._packing.negate,
+                             offset_adders=self._lanes * offset,
+                             offset_registers=self._lanes * offset,
+                             weight_width=self._weight_shape.width,
+                             act_width=self._act_shape.width, product_width=product,
+                             control_stages=_DSP_LATENCY)
+
+
+class PackedMAC(PackedMACPlan, PlannedComponent):
     """``lanes`` multiply-accumulates sharing one activation per cycle:
     ``o[l] = sum(w[l] * a)`` over each framed dot product (see the module documentation).
 
@@ -623,33 +659,6 @@ class PackedMAC(_PackedUnit):
         ``o`` holds that dot product's sums.
     """
 
-    def __init__(self, *, weight_width, act_width, weight_signed=True, act_signed=True,
-                 narrow_range=False, bipolar=False, lanes=None, max_terms=4096, target="auto",
-                 primitives="auto"):
-        self._configure(weight_width, act_width, weight_signed, act_signed, narrow_range,
-                        bipolar, lanes, max_terms, target, primitives)
-        self._init_ports(data.ArrayLayout(self._weight_shape, self._lanes), self._act_shape)
-
-    # --- description ------------------------------------------------------------------------
-
-    @property
-    def lanes(self):
-        return self._lanes
-
-    @property
-    def latency(self):
-        """Cycles from a ``last`` term to its ``o_valid``: the slice's 4 pipeline stages and
-        the accumulator register (the generic target is padded to the same)."""
-        return _DSP_LATENCY + 1
-
-    @property
-    def dsp_count(self):
-        """DSP48E2 slices of the packed target, ``ceil(lanes / lanes_per_dsp)``; 0 with
-        ``target="generic"`` (its multipliers are left to synthesis)."""
-        if self._target == "generic":
-            return 0
-        return math.ceil(self._lanes / self._packing.lanes)
-
     # --- implementation ---------------------------------------------------------------------
 
     def _weight_value(self, lane):
@@ -674,24 +683,103 @@ class PackedMAC(_PackedUnit):
                     plus_one=packed and self._packing.negate)
         return m
 
+class PackedDotProductPlan(_PackedUnitPlan):
+    """The analysis of :class:`PackedDotProduct` (same parameters)."""
+
+    def __init__(self, *, weight_width, act_width, simd, weight_signed=True, act_signed=True,
+                 narrow_range=False, bipolar=False, lanes=None, max_terms=4096,
+                 pipeline_every=2, target="auto", primitives="auto"):
+        self._configure(weight_width, act_width, weight_signed, act_signed, narrow_range,
+                        bipolar, lanes, max_terms, target, primitives)
+        simd = check_int("simd", simd, 1)
+        if max_terms < simd:
+            raise ValueError(f"max_terms={max_terms!r} must be at least simd={simd!r} (one cycle "
+                             f"adds simd products)")
+        pipeline_every = check_int("pipeline_every", pipeline_every, 0)
+        self._simd = simd
+        self._pipeline_every = pipeline_every
+        value_shape = _weight_value_shape(self._weight_shape, bipolar)
+        self._product_shape = (Signal(value_shape) * Signal(self._act_shape)).shape()
+        # Tree plans of both targets (the trees' generic and xilinx architectures): the
+        # latency is their longest pipeline, the others are padded to it.
+        if simd == 1:
+            self._plans = {}
+        else:
+            extra = ()
+            if self._packing.act_offset:
+                extra = [(self._weight_shape, act_width - 1)] * simd
+            self._plans = {
+                "packed": _tree_plans([_field_shape(self._packing)] * simd,
+                                      self._packing.negate, extra),
+                "generic": _tree_plans([self._product_shape] * simd, False),
+            }
+        self._tree_latency = max((plan.latency(pipeline_every)
+                                  for plans in self._plans.values() for plan in plans),
+                                 default=0)
+        super().__init__()
+
+    def members(self):
+        return self._ports(
+            data.ArrayLayout(data.ArrayLayout(self._weight_shape, self._simd), self._lanes),
+            data.ArrayLayout(self._act_shape, self._simd))
+
+    # --- description ------------------------------------------------------------------------
+
+    @property
+    def lanes(self):
+        """Output rows (PE)."""
+        return self._lanes
+
+    @property
+    def simd(self):
+        return self._simd
+
+    @property
+    def pipeline_every(self):
+        return self._pipeline_every
+
+    @property
+    def latency(self):
+        """Cycles from a ``last`` term to its ``o_valid``: the slices' 4 stages, the
+        compressor trees' registers and the accumulator register."""
+        return _DSP_LATENCY + self._tree_latency + 1
+
+    @property
+    def dsp_count(self):
+        """DSP48E2 slices of the packed target, ``simd * ceil(lanes / lanes_per_dsp)``; 0 with
+        ``target="generic"``."""
+        if self._target == "generic":
+            return 0
+        return self._simd * math.ceil(self._lanes / self._packing.lanes)
+
     def estimate(self):
         """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8) and ``dsp48e2``
-        (exact: :attr:`dsp_count`). See :func:`_accumulator_estimate`; the generic target's
-        multipliers are left to synthesis and not counted."""
-        value_shape = _weight_value_shape(self._weight_shape, self._bipolar)
-        product = (Signal(value_shape) * Signal(self._act_shape)).shape().width
+        (exact: :attr:`dsp_count`): the accumulators (one LUT and one FF per bit), the
+        compressor trees' own estimates (generic counters) and their padding registers, the
+        control pipeline, and for the generic target its operand and product registers (the
+        multipliers are left to synthesis and not counted)."""
+        costs, registers, sum_width = (), 0, 0
+        if self._simd > 1:
+            key = "generic" if self._target == "generic" else "packed"
+            plan = self._plans[key][0]
+            costs = [plan.estimate(self._pipeline_every)] * self._lanes
+            registers = self._tree_latency - plan.latency(self._pipeline_every)
+            sum_width = plan.width
         offset = self._target != "generic" and bool(self._packing.act_offset)
-        return _mac_estimate(target=self._target, lanes=self._lanes, simd=1,
+        return _mac_estimate(target=self._target, lanes=self._lanes, simd=self._simd,
                              acc_width=self._acc_shape.width, dsp_count=self.dsp_count,
-                             plus_one=self._target != "generic" and self._packing.negate,
-                             offset_adders=self._lanes * offset,
-                             offset_registers=self._lanes * offset,
+                             offset_adders=self._lanes * offset * (self._simd == 1),
+                             offset_registers=self._lanes * self._simd * offset,
                              weight_width=self._weight_shape.width,
-                             act_width=self._act_shape.width, product_width=product,
-                             control_stages=_DSP_LATENCY)
+                             act_width=self._act_shape.width,
+                             product_width=self._product_shape.width,
+                             plus_one=(self._simd == 1 and self._target != "generic"
+                                       and self._packing.negate),
+                             control_stages=_DSP_LATENCY + self._tree_latency,
+                             tree_costs=costs, tree_registers=registers, sum_width=sum_width)
 
 
-class PackedDotProduct(_PackedUnit):
+class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
     """``lanes`` (PE) dot products of ``simd`` terms per cycle, accumulated over framed dot
     products: ``o[l] = sum over cycles of sum(w[l][s] * a[s], s < simd)``.
 
@@ -754,70 +842,6 @@ class PackedDotProduct(_PackedUnit):
         As for :class:`PackedMAC`.
     """
 
-    def __init__(self, *, weight_width, act_width, simd, weight_signed=True, act_signed=True,
-                 narrow_range=False, bipolar=False, lanes=None, max_terms=4096,
-                 pipeline_every=2, target="auto", primitives="auto"):
-        self._configure(weight_width, act_width, weight_signed, act_signed, narrow_range,
-                        bipolar, lanes, max_terms, target, primitives)
-        if not _is_int(simd) or simd < 1:
-            raise ValueError(f"simd={simd!r} must be a positive integer")
-        if max_terms < simd:
-            raise ValueError(f"max_terms={max_terms!r} must be at least simd={simd!r} (one cycle "
-                             f"adds simd products)")
-        if not _is_int(pipeline_every) or pipeline_every < 0:
-            raise ValueError(f"pipeline_every={pipeline_every!r} must be a non-negative integer")
-        self._simd = simd
-        self._pipeline_every = pipeline_every
-        value_shape = _weight_value_shape(self._weight_shape, bipolar)
-        self._product_shape = (Signal(value_shape) * Signal(self._act_shape)).shape()
-        # Tree plans of both targets (the trees' generic and xilinx architectures): the
-        # latency is their longest pipeline, the others are padded to it.
-        if simd == 1:
-            self._plans = {}
-        else:
-            extra = ()
-            if self._packing.act_offset:
-                extra = [(self._weight_shape, act_width - 1)] * simd
-            self._plans = {
-                "packed": _tree_plans([_field_shape(self._packing)] * simd,
-                                      self._packing.negate, extra),
-                "generic": _tree_plans([self._product_shape] * simd, False),
-            }
-        self._tree_latency = max((plan.latency(pipeline_every)
-                                  for plans in self._plans.values() for plan in plans),
-                                 default=0)
-        self._init_ports(data.ArrayLayout(data.ArrayLayout(self._weight_shape, simd), self._lanes),
-                         data.ArrayLayout(self._act_shape, simd))
-
-    # --- description ------------------------------------------------------------------------
-
-    @property
-    def lanes(self):
-        """Output rows (PE)."""
-        return self._lanes
-
-    @property
-    def simd(self):
-        return self._simd
-
-    @property
-    def pipeline_every(self):
-        return self._pipeline_every
-
-    @property
-    def latency(self):
-        """Cycles from a ``last`` term to its ``o_valid``: the slices' 4 stages, the
-        compressor trees' registers and the accumulator register."""
-        return _DSP_LATENCY + self._tree_latency + 1
-
-    @property
-    def dsp_count(self):
-        """DSP48E2 slices of the packed target, ``simd * ceil(lanes / lanes_per_dsp)``; 0 with
-        ``target="generic"``."""
-        if self._target == "generic":
-            return 0
-        return self._simd * math.ceil(self._lanes / self._packing.lanes)
-
     # --- implementation ---------------------------------------------------------------------
 
     def elaborate(self, platform):
@@ -873,28 +897,6 @@ class PackedDotProduct(_PackedUnit):
         _accumulate(m, self, sums, negate, valid, first, last, self._acc_shape, plus_one)
         return m
 
-    def estimate(self):
-        """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8) and ``dsp48e2``
-        (exact: :attr:`dsp_count`): the accumulators (one LUT and one FF per bit), the
-        compressor trees' own estimates (generic counters) and their padding registers, the
-        control pipeline, and for the generic target its operand and product registers (the
-        multipliers are left to synthesis and not counted)."""
-        costs, registers, sum_width = (), 0, 0
-        if self._simd > 1:
-            key = "generic" if self._target == "generic" else "packed"
-            plan = self._plans[key][0]
-            costs = [plan.estimate(self._pipeline_every)] * self._lanes
-            registers = self._tree_latency - plan.latency(self._pipeline_every)
-            sum_width = plan.width
-        offset = self._target != "generic" and bool(self._packing.act_offset)
-        return _mac_estimate(target=self._target, lanes=self._lanes, simd=self._simd,
-                             acc_width=self._acc_shape.width, dsp_count=self.dsp_count,
-                             offset_adders=self._lanes * offset * (self._simd == 1),
-                             offset_registers=self._lanes * self._simd * offset,
-                             weight_width=self._weight_shape.width,
-                             act_width=self._act_shape.width,
-                             product_width=self._product_shape.width,
-                             plus_one=(self._simd == 1 and self._target != "generic"
-                                       and self._packing.negate),
-                             control_stages=_DSP_LATENCY + self._tree_latency,
-                             tree_costs=costs, tree_registers=registers, sum_width=sum_width)
+
+PackedMACPlan.component = PackedMAC
+PackedDotProductPlan.component = PackedDotProduct

@@ -30,7 +30,7 @@ known before any hardware exists; :func:`hwgen.arith.netlist.build_compressor` b
 import functools
 from dataclasses import dataclass
 
-from .._checks import check_one_of
+from ..checks import check_one_of
 from .counters import GENERIC_COUNTERS, GPC, Chain
 
 __all__ = ["Stage", "Plan", "plan_compression", "FINAL_ADDERS", "GENERIC_THRESHOLDS"]

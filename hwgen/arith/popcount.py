@@ -29,18 +29,56 @@ from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._checks import check_one_of
+from ..checks import check_int, check_one_of
 from .bitheap import BitHeap
 from .netlist import PRIMITIVES, TARGETS, build_compressor, resolve_architecture
 from .planner import FINAL_ADDERS, plan_compression
 
-__all__ = ["CompressorTree", "Popcount", "Term", "WeightedSum"]
+__all__ = ["CompressorTree", "Popcount", "Term", "WeightedSum", "TreePlan", "popcount_heap"]
 
 
-def _check_pipeline_every(pipeline_every):
-    if not isinstance(pipeline_every, int) or isinstance(pipeline_every, bool) or pipeline_every < 0:
-        raise ValueError(f"pipeline_every must be a non-negative integer (0: combinational), "
-                         f"not {pipeline_every!r}")
+class TreePlan:
+    """The plan of a compressor tree over a heap of column ``heights``: its compression
+    for each architecture ``target`` may pick, its latency and its cost (parameters as
+    :class:`CompressorTree`)."""
+
+    def __init__(self, heights, *, pipeline_every=0, target="auto", final_adder="auto"):
+        self._pipeline_every = check_int("pipeline_every", pipeline_every, 0)
+        check_one_of("target", target, TARGETS)
+        check_one_of("final_adder", final_adder, FINAL_ADDERS)
+        self._target = target
+        architectures = ("generic", "xilinx") if target == "auto" else (target,)
+        self._plans = {arch: plan_compression(heights, target=arch, final_adder=final_adder)
+                       for arch in architectures}
+
+    @property
+    def pipeline_every(self):
+        return self._pipeline_every
+
+    @property
+    def target(self):
+        return self._target
+
+    @property
+    def latency(self):
+        """Cycles from input to output (0 when combinational): the longest of the plans."""
+        return max(plan.latency(self._pipeline_every) for plan in self._plans.values())
+
+    def plan(self, target=None):
+        """The :class:`~hwgen.arith.planner.Plan` for ``target`` (default: this tree's own
+        target; for ``auto``, ``generic``)."""
+        if target is None:
+            target = "generic" if self._target == "auto" else self._target
+        return self._plans[target]
+
+    @property
+    def stages(self):
+        """Compression stages (not counting the final adder)."""
+        return len(self.plan().stages)
+
+    def estimate(self, target=None):
+        """Analytic estimate of ``luts``, ``ffs`` and ``carry`` cells."""
+        return self.plan(target).estimate(self._pipeline_every)
 
 
 class CompressorTree(wiring.Component):
@@ -67,12 +105,9 @@ class CompressorTree(wiring.Component):
 
     def __init__(self, signature, heap, staging, *, pipeline_every=0, target="auto",
                  primitives="auto", final_adder="auto"):
-        _check_pipeline_every(pipeline_every)
-        check_one_of("target", target, TARGETS)
+        self._tree = TreePlan(heap.heights(), pipeline_every=pipeline_every, target=target,
+                              final_adder=final_adder)
         check_one_of("primitives", primitives, PRIMITIVES)
-        check_one_of("final_adder", final_adder, FINAL_ADDERS)
-        self._pipeline_every = pipeline_every
-        self._target = target
         self._primitives = primitives
         self._heap = heap
         self._staging = staging  # the heap's bits are slices of it; it follows port i
@@ -80,49 +115,42 @@ class CompressorTree(wiring.Component):
         signature["o"] = Out(heap.shape)
         signature["en"] = In(1, init=1)
         super().__init__(signature)
-        architectures = ("generic", "xilinx") if target == "auto" else (target,)
-        self._plans = {arch: plan_compression(heap.heights(), target=arch, final_adder=final_adder)
-                       for arch in architectures}
 
-    @property
-    def pipeline_every(self):
-        return self._pipeline_every
-
-    @property
-    def target(self):
-        return self._target
-
-    @property
-    def latency(self):
-        """Cycles from input to output (0 when combinational)."""
-        return max(plan.latency(self._pipeline_every) for plan in self._plans.values())
+    pipeline_every = property(lambda self: self._tree.pipeline_every)
+    target = property(lambda self: self._tree.target)
+    latency = property(lambda self: self._tree.latency,
+                       doc="Cycles from input to output (0 when combinational).")
+    stages = property(lambda self: self._tree.stages,
+                      doc="Compression stages (not counting the final adder).")
 
     def plan(self, target=None):
-        """The :class:`~hwgen.arith.planner.Plan` for ``target`` (default: this tree's own
-        target; for ``auto``, ``generic``)."""
-        if target is None:
-            target = "generic" if self._target == "auto" else self._target
-        return self._plans[target]
-
-    @property
-    def stages(self):
-        """Compression stages (not counting the final adder)."""
-        return len(self.plan().stages)
+        """The :class:`~hwgen.arith.planner.Plan` for ``target`` (see :class:`TreePlan`)."""
+        return self._tree.plan(target)
 
     def estimate(self, target=None):
         """Analytic estimate of ``luts``, ``ffs`` and ``carry`` cells."""
-        return self.plan(target).estimate(self._pipeline_every)
+        return self._tree.estimate(target)
 
     def elaborate(self, platform):
         m = Module()
-        target, instance = resolve_architecture(self._target, self._primitives, platform)
-        plan = self._plans[target]
+        target, instance = resolve_architecture(self._tree.target, self._primitives, platform)
+        plan = self._tree.plan(target)
         result = build_compressor(
-            m, self._heap.columns(), plan, pipeline_every=self._pipeline_every, en=self.en,
+            m, self._heap.columns(), plan, pipeline_every=self._tree.pipeline_every, en=self.en,
             instance=instance, name="ct",
-            extra_latency=self.latency - plan.latency(self._pipeline_every))
+            extra_latency=self.latency - plan.latency(self._tree.pipeline_every))
         m.d.comb += [self._staging.eq(self.i), self.o.eq(result)]
         return m
+
+
+def popcount_heap(n):
+    """``(bits, heap)``: ``n`` fresh bits and the heap of their count (the heap a
+    :class:`Popcount` sums; ``heap.heights()`` plans it)."""
+    bits = Signal(n)
+    heap = BitHeap()
+    for k in range(n):
+        heap.add_bit(bits[k])
+    return bits, heap
 
 
 class Popcount(CompressorTree):
@@ -134,13 +162,8 @@ class Popcount(CompressorTree):
     """
 
     def __init__(self, n, *, pipeline_every=0, target="auto", primitives="auto", final_adder="auto"):
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive integer (the number of input bits), not {n!r}")
-        self._n = n
-        bits = Signal(n)
-        heap = BitHeap()
-        for k in range(n):
-            heap.add_bit(bits[k])
+        self._n = check_int("n", n, 1)
+        bits, heap = popcount_heap(n)
         super().__init__({"i": In(n)}, heap, bits, pipeline_every=pipeline_every, target=target,
                          primitives=primitives, final_adder=final_adder)
 
@@ -192,8 +215,7 @@ class WeightedSum(CompressorTree):
             raise TypeError(f"terms[{index}].shape must be an Amaranth shape, not {term.shape!r}") from None
         if shape.width < 1:
             raise ValueError(f"terms[{index}] has zero width")
-        if not isinstance(term.shift, int) or term.shift < 0:
-            raise ValueError(f"terms[{index}].shift must be a non-negative integer, not {term.shift!r}")
+        check_int(f"terms[{index}].shift", term.shift, 0)
         return Term(shape, term.shift, bool(term.negate))
 
     @property

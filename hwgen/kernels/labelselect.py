@@ -33,10 +33,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .._kernel_params import check_elem_shape, check_int, divisors
-from ..streams import lanes_signature
+from ..checks import check_divides, check_int, check_shape
+from ..control import StallPipeline, fold_counter
+from ..kernel import PlannedComponent, StreamFormat, StreamKernel
+from ..resources import Resources
 
-__all__ = ["LabelSelect"]
+__all__ = ["LabelSelect", "LabelSelectPlan"]
 
 
 def _or_tree(values):
@@ -59,51 +61,26 @@ def _count_ones(bits):
     return bits[0]
 
 
-class LabelSelect(wiring.Component):
-    """Indices of the ``k`` largest values of each vector, largest first.
-
-    Parameters
-    ----------
-    channels : int
-        Values per vector ``C``.
-    pe : int
-        Values per input beat; must divide ``channels``.
-    input_shape : ShapeLike
-        ``signed(w)`` or ``unsigned(w)``, 1 <= w <= 64.
-    k : int
-        Indices per output beat, 1 <= k <= channels.
-    vectors : int
-        Vectors per frame (for the frame properties).
-
-    Ports
-    -----
-    i : stream of ``pe`` x ``input_shape``
-    o : stream of ``k`` x :attr:`index_shape`; lane ``r`` holds the index of the
-        ``r``-th largest value
-
-    Example
-    -------
-    ::
-
-        top = LabelSelect(channels=10, pe=2, input_shape=signed(16), k=3)
-        # top.index_shape == unsigned(4), top.cycles_per_frame == 5, top.latency == 7
-    """
+class LabelSelectPlan(StreamKernel):
+    """The analysis of :class:`LabelSelect` (same parameters)."""
 
     def __init__(self, *, channels, pe=1, input_shape, k=1, vectors=1):
         self._channels = check_int("channels", channels, 1)
-        self._pe = check_int("pe", pe, 1)
-        if self._channels % self._pe:
-            raise ValueError(f"pe={pe} must divide channels={channels}; valid pe: "
-                             f"{divisors(self._channels)}")
-        self._input_shape = check_elem_shape("input_shape", input_shape, max_width=64)
+        self._pe = check_divides("pe", check_int("pe", pe, 1), "channels", self._channels)
+        self._input_shape = check_shape("input_shape", input_shape, max_width=64)
         self._k = check_int("k", k, 1)
         if self._k > self._channels:
             raise ValueError(f"k={k} must be at most channels={channels}")
         self._vectors = check_int("vectors", vectors, 1)
-        super().__init__({
-            "i": In(lanes_signature(self._input_shape, self._pe)),
-            "o": Out(lanes_signature(self.index_shape, self._k)),
-        })
+        super().__init__()
+
+    @property
+    def input_format(self):
+        return StreamFormat(self._input_shape, self._pe)
+
+    @property
+    def output_format(self):
+        return StreamFormat(self.index_shape, self._k)
 
     # -- parameters -------------------------------------------------------------------------
     channels = property(lambda self: self._channels)
@@ -152,9 +129,13 @@ class LabelSelect(wiring.Component):
         """Cycles from the first input beat to the first output beat: ``fold + 2``."""
         return self.output_offset(0)
 
+    def out_times(self, in_times):
+        """Output beat ``v`` leaves three register stages after vector ``v``'s last input
+        beat."""
+        return [in_times[(v + 1) * self.fold - 1] + 3 for v in range(self._vectors)]
+
     def estimate(self):
-        """Analytic resources on UltraScale+: ``luts``, ``ffs``, ``bram18`` and ``dsp48e2``
-        (both 0); calibrated against Yosys (``synth_xilinx -family xcup``). A ``w``-bit
+        """Analytic :class:`~hwgen.resources.Resources` on UltraScale+, calibrated against Yosys (``synth_xilinx -family xcup``). A ``w``-bit
         comparator is taken as ``ceil(w / 2) + 1`` LUTs on a carry chain; rank counts and
         one-hot selects as one LUT per 3 inputs per bit. With one beat per vector the merge
         and the running list fall away (synthesis removes them)."""
@@ -170,13 +151,44 @@ class LabelSelect(wiring.Component):
             luts += m * pe * (count_bits + 1)                  # lane ranks, rank == slot
             luts += m * (entry if fold > 1 else index_width) * -(-pe // 3)   # selects
         if fold == 1:
-            return {"luts": luts, "ffs": ffs + m * index_width, "bram18": 0, "dsp48e2": 0}
+            return Resources(luts=luts, ffs=ffs + m * index_width)
         luts += comparator * k * m                             # candidates against the list
         luts += (k + m) * k * (count_bits + 1)                 # merge ranks, rank == slot
         luts += k * (entry + 1) * -(-(k + m) // 3)             # slot selects
         luts += 2 * fold_bits + 2                               # fold counter, control
         ffs += m * entry + k * (entry + 1) + 2 * fold_bits
-        return {"luts": luts, "ffs": ffs, "bram18": 0, "dsp48e2": 0}
+        return Resources(luts=luts, ffs=ffs)
+
+
+class LabelSelect(LabelSelectPlan, PlannedComponent):
+    """Indices of the ``k`` largest values of each vector, largest first.
+
+    Parameters
+    ----------
+    channels : int
+        Values per vector ``C``.
+    pe : int
+        Values per input beat; must divide ``channels``.
+    input_shape : ShapeLike
+        ``signed(w)`` or ``unsigned(w)``, 1 <= w <= 64.
+    k : int
+        Indices per output beat, 1 <= k <= channels.
+    vectors : int
+        Vectors per frame (for the frame properties).
+
+    Members
+    -------
+    i : stream of ``pe`` x ``input_shape``
+    o : stream of ``k`` x :attr:`index_shape`; lane ``r`` holds the index of the
+        ``r``-th largest value
+
+    Examples
+    --------
+    ::
+
+        top = LabelSelect(channels=10, pe=2, input_shape=signed(16), k=3)
+        # top.index_shape == unsigned(4), top.cycles_per_frame == 5, top.latency == 7
+    """
 
     # -- hardware ---------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -184,30 +196,23 @@ class LabelSelect(wiring.Component):
         pe, k, fold = self._pe, self._k, self.fold
         index_shape = self.index_shape
 
-        # pipeline control: every stage advances when the output register is empty or read
-        advance = Signal()
-        valid0, valid1 = Signal(), Signal()
-        m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
-        ]
-        fold_in = Signal(range(max(2, fold)))
-        fold0 = Signal.like(fold_in)
-        fold1 = Signal.like(fold_in)
-        if fold > 1:
-            with m.If(self.i.valid & advance):
-                m.d.sync += fold_in.eq(Mux(fold_in == fold - 1, 0, fold_in + 1))
+        # three stages (input beat, sorted beat, merge into the output register) that
+        # advance together; only a vector's last beat reaches the output register
+        fold1 = Signal(range(max(2, fold)), name="fold1")
+        control = StallPipeline(m, depth=3, i=self.i, o=self.o, emit=fold1 == fold - 1)
+        advance = control.advance
+        valid1 = control.valid[1]
+        fold_in, _ = fold_counter(m, fold, self.i.valid & advance, name="fold_in")
+        fold0, fold1_reg, _ = control.carry(fold_in, "fold")
+        m.d.comb += fold1.eq(fold1_reg)
 
         # stage 0: the input beat
         values0 = [Signal(self._input_shape, name=f"x{lane}") for lane in range(pe)]
         with m.If(advance):
-            m.d.sync += [valid0.eq(self.i.valid), fold0.eq(fold_in)]
             m.d.sync += [values0[lane].eq(self.i.payload[lane]) for lane in range(pe)]
 
         # stage 1: the beat's best candidates, in order
         cand_values, cand_indices = self._sort_beat(m, values0, fold0, advance)
-        with m.If(advance):
-            m.d.sync += [valid1.eq(valid0), fold1.eq(fold0)]
 
         # stage 2: merge into the running list; the vector's last beat fills the output
         if fold == 1:
@@ -216,10 +221,8 @@ class LabelSelect(wiring.Component):
             merged_indices = self._merge(m, cand_values, cand_indices, first=fold1 == 0,
                                          update=advance & valid1)
         out_indices = [Signal(index_shape, name=f"top{r}") for r in range(k)]
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(valid1 & (fold1 == fold - 1))
-            with m.If(valid1 & (fold1 == fold - 1)):
-                m.d.sync += [out_indices[r].eq(merged_indices[r]) for r in range(k)]
+        with m.If(advance & valid1 & (fold1 == fold - 1)):
+            m.d.sync += [out_indices[r].eq(merged_indices[r]) for r in range(k)]
         m.d.comb += [self.o.payload[r].eq(out_indices[r]) for r in range(k)]
         return m
 
@@ -300,3 +303,6 @@ class LabelSelect(wiring.Component):
             payload.eq(_or_tree([Mux(hit, data, 0) for hit, _, data in hits])),
         ]
         return value_bits.as_signed() if value_shape.signed else value_bits, payload
+
+
+LabelSelectPlan.component = LabelSelect

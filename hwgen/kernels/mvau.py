@@ -59,86 +59,46 @@ Output beat ``nf`` of vector ``v`` (channels ``nf*PE .. nf*PE + PE-1``) leaves
 """
 
 
+from functools import cached_property
+
 import numpy as np
 from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._checks import check_one_of
-from ..arith.bitheap import shape_for_range
-from ..arith.dot_product import BIPOLAR, FabricDotProduct, cast_operand, element_shape, operand_range
-from ..arith.packed_mac import PackedDotProduct
-from ..streams import lanes_signature
+from ..arith.dot_product import FabricDotProductPlan
 from ..arith.netlist import resolve_architecture
-from .threshold import (IMPLS, ConfigSignature, Threshold, _memory_cost, _read_only_memory,
-                        check_thresholds)
+from ..arith.packed_mac import PackedDotProductPlan
+from ..checks import check_bool, check_divides, check_int, check_int_array, check_one_of
+from ..control import StallPipeline, fold_counter
+from ..kernel import PlannedComponent, StreamFormat, StreamKernel
+from ..memory import read_only_memory
+from ..resources import DSP_LUT_EQUIVALENT, Resources, memory_cost
+from ..shapes import BIPOLAR, cast_operand, element_shape, shape_for_range, shape_range
+from .threshold import IMPLS, MEM_STYLES as THRESHOLD_MEM_STYLES, ConfigSignature, \
+    check_thresholds, threshold_plan
 
-__all__ = ["MVAU", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT"]
+__all__ = ["MVAU", "MVAUPlan", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQUIVALENT",
+           "valid_datapaths"]
 
 DATAPATHS = ("auto", "xnor", "binary-weights", "lut", "dsp")
 MEM_STYLES = ("auto", "lutram", "bram")
 TARGETS = ("auto", "generic", "xilinx")
-#: LUTs a DSP48E2 is worth when ``datapath="auto"`` weighs ``lut`` against ``dsp``: about the
-#: LUT-to-DSP ratio of mid-size UltraScale+ parts (ZU9EG: 274k LUTs, 2,520 DSP48E2), so that a
-#: design using both in that ratio runs out of neither first.
-DSP_LUT_EQUIVALENT = 100
 _BRAM_FROM_DEPTH = 128
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_count(name, value):
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer")
-    return int(value)
-
-
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def _check_weights(weights, mh, mw, shape):
-    array = np.asarray(weights)
-    if array.shape != (mh, mw):
-        raise ValueError(f"weights must have shape (MH, MW) = ({mh}, {mw}), not {array.shape}")
-    if array.dtype.kind == "f":
-        bad = ~np.isfinite(array) | (array != np.round(array))
-        if bad.any():
-            row, col = map(int, np.argwhere(bad)[0])
-            raise ValueError(f"weights must be integers; weights[{row}, {col}] is "
-                             f"{float(array[row, col])!r}")
-    elif array.dtype.kind not in "iub":
-        raise ValueError(f"weights must be an integer array, not dtype {array.dtype}")
-    array = array.astype(np.int64)
     if shape == BIPOLAR:
-        bad = (array != 1) & (array != -1)
-        valid = "-1 or +1 (weight_shape='bipolar')"
-    else:
-        lo, hi = operand_range(shape)
-        bad = (array < lo) | (array > hi)
-        valid = f"in [{lo}, {hi}] (weight_shape={shape!r})"
-    if bad.any():
-        row, col = map(int, np.argwhere(bad)[0])
-        raise ValueError(f"weights[{row}, {col}] = {array[row, col]} is out of range: must be "
-                         f"{valid}")
-    return array
-
-
-def _check_offsets(offsets, mh):
-    array = np.asarray(offsets)
-    if array.shape != (mh,):
-        raise ValueError(f"offsets must have shape (MH,) = ({mh},), not {array.shape}")
-    if array.dtype.kind == "f":
-        bad = ~np.isfinite(array) | (array != np.round(array))
-        if bad.any():
-            index = int(np.argwhere(bad)[0][0])
-            raise ValueError(f"offsets must be integers; offsets[{index}] is "
-                             f"{float(array[index])!r}")
-    elif array.dtype.kind not in "iu":
-        raise ValueError(f"offsets must be an integer array, not dtype {array.dtype}")
-    return array.astype(np.int64)
+        array = check_int_array("weights", weights, (mh, mw), shape_text=f"(MH, MW) = ({mh}, {mw})",
+                                low=-1, high=1, valid="-1 or +1 (weight_shape='bipolar')")
+        if not array.all():
+            row, col = map(int, np.argwhere(array == 0)[0])
+            raise ValueError(f"weights[{row}, {col}] = 0 is out of range: must be -1 or +1 "
+                             f"(weight_shape='bipolar')")
+        return array
+    lo, hi = shape_range(shape)
+    return check_int_array("weights", weights, (mh, mw), shape_text=f"(MH, MW) = ({mh}, {mw})",
+                           low=lo, high=hi, valid=f"in [{lo}, {hi}] (weight_shape={shape!r})")
 
 
 def _encode(values, shape):
@@ -147,6 +107,21 @@ def _encode(values, shape):
     if shape == BIPOLAR:
         return (values > 0).astype(np.int64)
     return values & ((1 << Shape.cast(shape).width) - 1)
+
+
+def valid_datapaths(weight_shape, input_shape):
+    """The ``datapath`` choices these operand shapes allow: ``auto``; ``xnor`` for bipolar
+    weights and inputs or ``binary-weights`` for bipolar weights and integer inputs; ``lut``
+    always; ``dsp`` for 2- to 8-bit inputs with bipolar or 2- to 8-bit weights."""
+    weight_shape = cast_operand("weight_shape", weight_shape)
+    input_shape = cast_operand("input_shape", input_shape)
+    valid = ["auto"]
+    if weight_shape == BIPOLAR:
+        valid.append("xnor" if input_shape == BIPOLAR else "binary-weights")
+    valid.append("lut")
+    if _dsp_supported(weight_shape, input_shape) is None:
+        valid.append("dsp")
+    return tuple(valid)
 
 
 def _dsp_supported(weight_shape, input_shape):
@@ -159,97 +134,35 @@ def _dsp_supported(weight_shape, input_shape):
     return None
 
 
-class MVAU(wiring.Component):
-    """Folded matrix-vector-activation unit (see the module documentation).
-
-    Parameters
-    ----------
-    mw, mh : int
-        Matrix width (input elements per vector) and height (output channels).
-    pe, simd : int
-        Output channels and input elements per cycle; ``pe`` must divide ``mh`` and ``simd``
-        must divide ``mw``.
-    weights : array-like of int, shape ``(mh, mw)``
-        Weight values: in the range of ``weight_shape``, or -1/+1 for bipolar weights.
-    input_shape, weight_shape : ``"bipolar"`` or ShapeLike
-        ``signed(n)`` / ``unsigned(n)`` with 1 <= n <= 8, or ``"bipolar"`` (one bit, 0 for
-        -1 and 1 for +1, on the stream and in memory).
-    thresholds : array-like of int, shape ``(mh, T)`` or ``(1, T)``, optional
-        Fused multi-threshold activation on the dot products; sorted per channel.
-    bias : int
-        Added to the threshold count.
-    offsets : array-like of int, shape ``(mh,)``, optional
-        Added to the raw dot products (only without ``thresholds``).
-    vectors : int
-        Vectors per frame (``N x MW`` inputs, as im2col gives for a convolution).
-    datapath : ``"auto"``, ``"xnor"``, ``"binary-weights"``, ``"lut"`` or ``"dsp"``
-    mem_style : ``"auto"``, ``"lutram"`` or ``"bram"``
-        Weight memory.
-    runtime_weights : bool
-        Add the weight configuration port :attr:`wcfg` (:class:`~hwgen.kernels.threshold.ConfigSignature`,
-        flipped): ``addr`` is :meth:`weight_config_address` (word, lane), ``wdata`` that
-        lane's ``SIMD`` weights (element ``s`` at bits ``[s*Wb, (s+1)*Wb)``, encoded as on the
-        stream), ``we`` writes, ``re`` reads back (``rdata`` with ``rvalid`` one cycle
-        later). A write reaches operations that read the word after it.
-    threshold_impl : ``"auto"``, ``"binary"`` or ``"unrolled"``
-    threshold_mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
-    pipeline_every : int
-        Register after every K logic stages of the compressor trees (0: none).
-    register_reads : bool
-        Register the weights and activations read from memory once more before the
-        datapath (one more cycle of latency, ``weight_width`` + ``SIMD * input bits`` more
-        flip-flops): block RAM without an output register (ECP5's DP16KD, iCE40's EBR) then
-        has a whole clock period to itself.
-    target : ``"auto"``, ``"generic"`` or ``"xilinx"``
-        ``xilinx``: packed DSP48E2 slices and LUT6_2/CARRY8 trees; ``generic``: plain logic;
-        ``auto``: by the platform at elaboration (UltraScale(+) means ``xilinx``).
-    primitives : ``"auto"``, ``"instance"`` or ``"behavioural"``
-        Vendor cells as ``Instance`` or as their bit-exact models.
-
-    Members
-    -------
-    i : In(stream of ``simd`` lanes of the input element)
-        Input vectors, ``SF`` beats each, element ``sf*SIMD + s`` in lane ``s``.
-    o : Out(stream of ``pe`` lanes of :attr:`output_shape`)
-        ``NF`` beats per vector, channel ``nf*PE + p`` in lane ``p``.
-    wcfg : In(:class:`~hwgen.kernels.threshold.ConfigSignature`), only with ``runtime_weights``
-    """
+class MVAUPlan(StreamKernel):
+    """The analysis of :class:`MVAU` (same parameters): validation, datapath choice,
+    timing, memory layout and cost."""
 
     def __init__(self, *, mw, mh, pe=1, simd=1, weights, input_shape, weight_shape,
                  thresholds=None, bias=0, offsets=None, vectors=1, datapath="auto",
                  mem_style="auto", runtime_weights=False, threshold_impl="auto",
                  threshold_mem_style="auto",
                  pipeline_every=2, register_reads=False, target="auto", primitives="auto"):
-        self._mw, self._mh = _check_count("mw", mw), _check_count("mh", mh)
-        self._pe, self._simd = _check_count("pe", pe), _check_count("simd", simd)
-        if mh % pe:
-            raise ValueError(f"pe={pe} must divide mh={mh}; valid pe: {_divisors(mh)}")
-        if mw % simd:
-            raise ValueError(f"simd={simd} must divide mw={mw}; valid simd: {_divisors(mw)}")
-        self._vectors = _check_count("vectors", vectors)
+        self._mw, self._mh = check_int("mw", mw, 1), check_int("mh", mh, 1)
+        self._pe = check_divides("pe", check_int("pe", pe, 1), "mh", self._mh)
+        self._simd = check_divides("simd", check_int("simd", simd, 1), "mw", self._mw)
+        self._vectors = check_int("vectors", vectors, 1)
         self._input_shape = cast_operand("input_shape", input_shape)
         self._weight_shape = cast_operand("weight_shape", weight_shape)
         self._weights = _check_weights(weights, mh, mw, self._weight_shape)
         check_one_of("datapath", datapath, DATAPATHS)
-        check_one_of("mem_style", mem_style, MEM_STYLES)
-        check_one_of("target", target, TARGETS)
+        self._mem_style = check_one_of("mem_style", mem_style, MEM_STYLES)
+        self._target = check_one_of("target", target, TARGETS)
         check_one_of("threshold_impl", threshold_impl, IMPLS)
-        if not _is_int(bias):
-            raise TypeError(f"bias must be an integer, not {bias!r}")
-        if not _is_int(pipeline_every) or pipeline_every < 0:
-            raise ValueError(f"pipeline_every={pipeline_every!r} must be a non-negative integer")
-        self._bias = int(bias)
-        self._runtime_weights = bool(runtime_weights)
-        self._register_reads = bool(register_reads)
+        self._bias = check_int("bias", bias)
+        self._pipeline_every = check_int("pipeline_every", pipeline_every, 0)
+        self._runtime_weights = check_bool("runtime_weights", runtime_weights)
+        self._register_reads = check_bool("register_reads", register_reads)
+        self._primitives = primitives
         self._lane_bits = (self._pe - 1).bit_length()
-        self._target, self._primitives = target, primitives
-        self._pipeline_every = int(pipeline_every)
-        self._mem_style = mem_style
 
-        self._datapath = self._choose_datapath(datapath)
-        self._engine = self._make_engine(self._datapath)
-        # parts are elaborated with the unit; a unit built only for its estimate stays quiet
-        self._engine._MustUse__silence = True
+        self._check_datapath(datapath)
+        self._datapath_asked = datapath
 
         # raw dot products: their shape, and how the engine's accumulator maps to them
         lo, hi = self._dot_range()
@@ -258,41 +171,68 @@ class MVAU(wiring.Component):
             if thresholds is not None:
                 raise ValueError("offsets need raw outputs (no thresholds): fold them into "
                                  "the thresholds instead")
-            self._offsets = _check_offsets(offsets, mh)
+            self._offsets = check_int_array("offsets", offsets, (mh,),
+                                            shape_text=f"(MH,) = ({mh},)")
             lo += min(0, int(self._offsets.min()))
             hi += max(0, int(self._offsets.max()))
         self._acc_shape = shape_for_range(lo, hi)
-        self._threshold = None
+        self._thresholds = None
+        check_one_of("threshold_mem_style", threshold_mem_style, THRESHOLD_MEM_STYLES)
+        self._threshold_options = dict(impl=threshold_impl, mem_style=threshold_mem_style)
         if thresholds is not None:
-            checked = check_thresholds(thresholds, mh, self._acc_shape)
-            if self._datapath == "xnor":  # compare the agreement count instead
-                checked = (checked + mw + 1) // 2
-            self._threshold = Threshold(
-                impl=threshold_impl, channels=mh, pe=pe, input_shape=self._engine.acc_shape,
-                thresholds=checked, bias=self._bias, vectors=self._vectors,
-                mem_style=threshold_mem_style)
-            self._threshold._MustUse__silence = True
-            self._output_shape = self._threshold.output_shape
-            self._raw_shape = self._engine.acc_shape
-        else:
-            if self._bias:
-                raise ValueError(f"bias={bias} needs thresholds (raw accumulators have no bias)")
-            self._output_shape = self._acc_shape
-            self._raw_shape = self._acc_shape
+            self._thresholds = check_thresholds(thresholds, mh, self._acc_shape)
+        elif self._bias:
+            raise ValueError(f"bias={bias} needs thresholds (raw accumulators have no bias)")
+        super().__init__()
 
-        members = {
-            "i": In(lanes_signature(element_shape(self._input_shape), simd)),
-            "o": Out(lanes_signature(self._output_shape, pe)),
-        }
+    def members(self):
+        members = super().members()
         if self._runtime_weights:
             members["wcfg"] = In(ConfigSignature(
                 self._lane_bits + max(1, (self.weight_depth - 1).bit_length()),
-                unsigned(simd * element_shape(self._weight_shape).width)))
-        super().__init__(members)
+                unsigned(self._simd * element_shape(self._weight_shape).width)))
+        return members
 
-    # --- choices ----------------------------------------------------------------------------
+    @property
+    def input_format(self):
+        return StreamFormat(element_shape(self._input_shape), self._simd)
 
-    def _choose_datapath(self, datapath):
+    @property
+    def output_format(self):
+        return StreamFormat(self._output_shape, self._pe)
+
+    # --- choices (made when first asked: folding builds many plans and asks for cycles) ------
+
+    @cached_property
+    def _datapath(self):
+        return self._choose_datapath(self._datapath_asked)
+
+    @cached_property
+    def _engine(self):
+        return self._engine_plan(self._datapath)
+
+    @cached_property
+    def _threshold(self):
+        if self._thresholds is None:
+            return None
+        checked = self._thresholds
+        if self._datapath == "xnor":  # compare the agreement count instead
+            checked = (checked + self._mw + 1) // 2
+        return threshold_plan(channels=self._mh, pe=self._pe,
+                              input_shape=self._engine.acc_shape, thresholds=checked,
+                              bias=self._bias, vectors=self._vectors, **self._threshold_options)
+
+    @cached_property
+    def _output_shape(self):
+        return self._acc_shape if self._threshold is None else self._threshold.output_shape
+
+    @cached_property
+    def _raw_shape(self):
+        """What the output register holds: the raw dot products, or the engine's
+        accumulators for the thresholds."""
+        return self._acc_shape if self._threshold is None else self._engine.acc_shape
+
+    def _check_datapath(self, datapath):
         w, x = self._weight_shape, self._input_shape
         if datapath == "xnor" and not (w == BIPOLAR and x == BIPOLAR):
             raise ValueError(f"datapath='xnor' needs bipolar weights and inputs, not "
@@ -304,38 +244,37 @@ class MVAU(wiring.Component):
             reason = _dsp_supported(w, x)
             if reason:
                 raise ValueError(f"datapath='dsp' cannot take {reason}; use 'lut'")
+
+    def _choose_datapath(self, datapath):
+        w, x = self._weight_shape, self._input_shape
         if datapath != "auto":
             return datapath
         if w == BIPOLAR:
             return "xnor" if x == BIPOLAR else "binary-weights"
         if _dsp_supported(w, x):
             return "lut"
-        costs = {}
-        for candidate in ("lut", "dsp"):
-            engine = self._make_engine(candidate)
-            estimate = engine.estimate()
-            costs[candidate] = estimate["luts"] + DSP_LUT_EQUIVALENT * engine.dsp_count
-            engine._MustUse__silence = True       # built only for its estimate
+        costs = {candidate: self._engine_plan(candidate).estimate().lut_equivalent(ffs=0)
+                 for candidate in ("lut", "dsp")}
         return "dsp" if costs["dsp"] < costs["lut"] else "lut"
 
-    def _make_engine(self, datapath):
+    def _engine_plan(self, datapath):
         common = dict(simd=self._simd, lanes=self._pe, max_terms=self._mw,
                       pipeline_every=self._pipeline_every)
         if datapath == "dsp":
             w = self._weight_shape
             bipolar = w == BIPOLAR
             target = {"auto": "auto", "xilinx": "packed", "generic": "generic"}[self._target]
-            return PackedDotProduct(
+            return PackedDotProductPlan(
                 weight_width=1 if bipolar else w.width, act_width=self._input_shape.width,
                 weight_signed=bipolar or w.signed, act_signed=self._input_shape.signed,
                 bipolar=bipolar, target=target, primitives=self._primitives, **common)
-        return FabricDotProduct(mode=datapath, weight_shape=self._weight_shape,
+        return FabricDotProductPlan(mode=datapath, weight_shape=self._weight_shape,
                                 act_shape=self._input_shape, target=self._target,
                                 primitives=self._primitives, **common)
 
     def _dot_range(self):
-        wl, wh = operand_range(self._weight_shape)
-        xl, xh = operand_range(self._input_shape)
+        wl, wh = shape_range(self._weight_shape)
+        xl, xh = shape_range(self._input_shape)
         corners = [a * b for a in (wl, wh) for b in (xl, xh)]
         return min(0, self._mw * min(corners)), max(0, self._mw * max(corners))
 
@@ -356,9 +295,10 @@ class MVAU(wiring.Component):
     def offsets(self):
         """The offsets added to the raw dot products, ``(mh,)`` int64 (a copy), or None."""
         return None if self._offsets is None else self._offsets.copy()
-    engine = property(lambda self: self._engine, doc="The dot-product engine.")
+    engine = property(lambda self: self._engine,
+                      doc="The dot-product engine's plan (built in ``elaborate()``).")
     threshold = property(lambda self: self._threshold,
-                         doc="The fused thresholding unit, or None.")
+                         doc="The fused thresholding unit's plan, or None.")
 
     @property
     def weights(self):
@@ -468,74 +408,149 @@ class MVAU(wiring.Component):
         return writes
 
     def estimate(self):
-        """Analytic resource estimate for UltraScale+: ``luts``, ``ffs``, ``carry``,
-        ``lutram``, ``bram18`` and ``dsp48e2``.
+        """Analytic :class:`~hwgen.resources.Resources` for UltraScale+.
 
         The engine's own estimate (trees, accumulators, DSP slices), the weight memory
-        (:func:`~hwgen.kernels.threshold._memory_cost`: a read-only table in logic is one LUT per bit
-        per 64 words, block RAM in 18 Kbit halves), its read register, the input buffer
+        (:func:`~hwgen.resources.memory_cost`: a read-only table in logic is one LUT per
+        bit per 64 words, block RAM in 18 Kbit halves), its read register, the input buffer
         (single-port LUT RAM, one cell per bit per 64 words, plus the fold-0 register and
         2:1 multiplexer), the fold counters, the output register, the offset adder (one LUT
         per output bit per lane; ``xnor`` already has one) with its ``NF x PE`` table (one
         LUT per offset bit per lane per 64 folds) and output fold counter, and the
         thresholding unit.
         """
-        engine = self._engine.estimate()
-        cost = {"luts": engine["luts"], "ffs": engine["ffs"], "carry": engine.get("carry", 0),
-                "lutram": 0, "bram18": 0, "dsp48e2": self._engine.dsp_count}
+        cost = self._engine.estimate()
         style = self.mem_style
-        for key, value in _memory_cost(self.weight_depth, self.weight_width, style,
-                                       self._runtime_weights).items():
-            cost[key] += value
+        cost += memory_cost(self.weight_depth, self.weight_width, style,
+                            ports="config" if self._runtime_weights else "rom")
+        luts, ffs, lutram = 0, 0, 0
         if style != "bram":
-            cost["ffs"] += self.weight_width
-        if self._register_reads:
-            cost["ffs"] += self.weight_width + self._simd * element_shape(self._input_shape).width + 3
+            ffs += self.weight_width
         in_width = self._simd * element_shape(self._input_shape).width
+        if self._register_reads:
+            ffs += self.weight_width + in_width + 3
         if self.nf > 1:
-            cost["ffs"] += in_width
-            cost["luts"] += -(-in_width // 2)
+            ffs += in_width
+            luts += -(-in_width // 2)
             if self.sf > 1:
-                cost["lutram"] += in_width * -(-self.sf // 64)
+                lutram += memory_cost(self.sf, in_width, "lutram", ports="single").lutram
         counters = sum(max(1, (n - 1).bit_length()) for n in (self.sf, self.nf, self.weight_depth))
-        cost["luts"] += counters
-        cost["ffs"] += counters + 4
+        luts += counters
+        ffs += counters + 4
         out_width = self._raw_shape.width if self._threshold else self._acc_shape.width
-        cost["ffs"] += self._pe * out_width + 1
+        ffs += self._pe * out_width + 1
         if self._datapath == "xnor" and self._threshold is None:
-            cost["luts"] += self._pe * out_width
+            luts += self._pe * out_width
         if self._has_offsets():
             if self._datapath != "xnor":
-                cost["luts"] += self._pe * out_width
+                luts += self._pe * out_width
             if self.nf > 1:
                 table_bits = shape_for_range(min(0, int(self._offsets.min())),
                                              max(0, int(self._offsets.max()))).width
                 count = max(1, (self.nf - 1).bit_length())
-                cost["luts"] += self._pe * table_bits * -(-self.nf // 64) + count
-                cost["ffs"] += count
+                luts += self._pe * table_bits * -(-self.nf // 64) + count
+                ffs += count
+        cost += Resources(luts=luts, ffs=ffs, lutram=lutram)
         if self._threshold is not None:
-            for key, value in self._threshold.estimate().items():
-                if key in cost:
-                    cost[key] += value
+            cost += self._threshold.estimate()
         return cost
+
+    def _has_offsets(self):
+        return self._offsets is not None and bool(np.any(self._offsets))
+
+    def resolved_choices(self):
+        return {"datapath": self.datapath, "mem_style": self.mem_style}
+
+    def out_times(self, in_times):
+        """Output beat cycles (see :class:`~hwgen.kernel.StreamKernel`): fold 0 issues one
+        operation per arriving beat, folds 1 .. NF-1 replay one per cycle, and a vector's
+        output beat ``nf`` leaves ``latency - (SF - 1)`` cycles after the last operation of
+        fold ``nf``."""
+        sf, nf = self.sf, self.nf
+        depth = self.latency - (sf - 1)
+        times, last_op = [], -1
+        for vector in range(self._vectors):
+            for s in range(sf):
+                last_op = max(in_times[vector * sf + s], last_op + 1)
+            for fold in range(nf):
+                if fold:
+                    last_op += sf
+                times.append(last_op + depth)
+        return times
+
+
+class MVAU(MVAUPlan, PlannedComponent):
+    """Folded matrix-vector-activation unit (see the module documentation).
+
+    Parameters
+    ----------
+    mw, mh : int
+        Matrix width (input elements per vector) and height (output channels).
+    pe, simd : int
+        Output channels and input elements per cycle; ``pe`` must divide ``mh`` and ``simd``
+        must divide ``mw``.
+    weights : array-like of int, shape ``(mh, mw)``
+        Weight values: in the range of ``weight_shape``, or -1/+1 for bipolar weights.
+    input_shape, weight_shape : ``"bipolar"`` or ShapeLike
+        ``signed(n)`` / ``unsigned(n)`` with 1 <= n <= 8, or ``"bipolar"`` (one bit, 0 for
+        -1 and 1 for +1, on the stream and in memory).
+    thresholds : array-like of int, shape ``(mh, T)`` or ``(1, T)``, optional
+        Fused multi-threshold activation on the dot products; sorted per channel.
+    bias : int
+        Added to the threshold count.
+    offsets : array-like of int, shape ``(mh,)``, optional
+        Added to the raw dot products (only without ``thresholds``).
+    vectors : int
+        Vectors per frame (``N x MW`` inputs, as im2col gives for a convolution).
+    datapath : ``"auto"``, ``"xnor"``, ``"binary-weights"``, ``"lut"`` or ``"dsp"``
+    mem_style : ``"auto"``, ``"lutram"`` or ``"bram"``
+        Weight memory.
+    runtime_weights : bool
+        Add the weight configuration port :attr:`wcfg` (:class:`~hwgen.kernels.threshold.ConfigSignature`,
+        flipped): ``addr`` is :meth:`weight_config_address` (word, lane), ``wdata`` that
+        lane's ``SIMD`` weights (element ``s`` at bits ``[s*Wb, (s+1)*Wb)``, encoded as on the
+        stream), ``we`` writes, ``re`` reads back (``rdata`` with ``rvalid`` one cycle
+        later). A write reaches operations that read the word after it.
+    threshold_impl : ``"auto"``, ``"binary"`` or ``"unrolled"``
+    threshold_mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
+    pipeline_every : int
+        Register after every K logic stages of the compressor trees (0: none).
+    register_reads : bool
+        Register the weights and activations read from memory once more before the
+        datapath (one more cycle of latency, ``weight_width`` + ``SIMD * input bits`` more
+        flip-flops): block RAM without an output register (ECP5's DP16KD, iCE40's EBR) then
+        has a whole clock period to itself.
+    target : ``"auto"``, ``"generic"`` or ``"xilinx"``
+        ``xilinx``: packed DSP48E2 slices and LUT6_2/CARRY8 trees; ``generic``: plain logic;
+        ``auto``: by the platform at elaboration (UltraScale(+) means ``xilinx``).
+    primitives : ``"auto"``, ``"instance"`` or ``"behavioural"``
+        Vendor cells as ``Instance`` or as their bit-exact models.
+
+    Members
+    -------
+    i : In(stream of ``simd`` lanes of the input element)
+        Input vectors, ``SF`` beats each, element ``sf*SIMD + s`` in lane ``s``.
+    o : Out(stream of ``pe`` lanes of :attr:`output_shape`)
+        ``NF`` beats per vector, channel ``nf*PE + p`` in lane ``p``.
+    wcfg : In(:class:`~hwgen.kernels.threshold.ConfigSignature`), only with ``runtime_weights``
+    """
 
     # --- hardware ---------------------------------------------------------------------------
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.engine = engine = self._engine
+        m.submodules.engine = engine = self._engine.build()
         nf_count, sf_count = self.nf, self.sf
 
-        raw_valid = Signal()
         raw = Signal(data.ArrayLayout(self._raw_shape, self._pe))
         raw_ready = Signal()
-        advance = Signal()
-        m.d.comb += advance.eq(~raw_valid | raw_ready)
+        # everything advances with the output register (raw dot products, or the
+        # accumulators for the thresholds), whose valid bit is the engine's o_valid
+        control = StallPipeline(m, depth=1, take=engine.o_valid, out_ready=raw_ready)
+        advance, raw_valid = control.advance, control.out_valid
 
         # fold counters; an operation is issued in every advancing cycle that has its input
-        sf = Signal(range(max(2, sf_count)))
-        nf = Signal(range(max(2, nf_count)))
-        word = Signal(range(max(2, self.weight_depth)))
+        nf = Signal(range(max(2, nf_count)), name="nf")
         in_fold0 = Signal()
         m.d.comb += in_fold0.eq(nf == 0)
         take = Signal()
@@ -543,19 +558,17 @@ class MVAU(wiring.Component):
             take.eq(advance & (~in_fold0 | self.i.valid)),
             self.i.ready.eq(advance & in_fold0),
         ]
-        with m.If(take):
-            last_sf = sf == sf_count - 1
-            m.d.sync += [sf.eq(Mux(last_sf, 0, sf + 1)),
-                         word.eq(Mux(word == self.weight_depth - 1, 0, word + 1))]
-            with m.If(last_sf):
-                m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
+        sf, last_sf = fold_counter(m, sf_count, take, name="sf")
+        nf_counter, _ = fold_counter(m, nf_count, take & last_sf, name="nf_count")
+        m.d.comb += nf.eq(nf_counter)
+        word, _ = fold_counter(m, self.weight_depth, take, name="word")
 
         weights = self._weight_memory(m, platform, word, advance)
         acts = self._input_buffer(m, sf, in_fold0, take, advance)
 
         valid1, first1, last1 = Signal(), Signal(), Signal()
         with m.If(advance):
-            m.d.sync += [valid1.eq(take), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
+            m.d.sync += [valid1.eq(take), first1.eq(sf == 0), last1.eq(last_sf)]
         if self._register_reads:
             read = [Value.cast(v) for v in (weights, acts, valid1, first1, last1)]
             stage = [Signal(v.shape(), name=f"read{k}_r") for k, v in enumerate(read)]
@@ -568,8 +581,6 @@ class MVAU(wiring.Component):
         ]
 
         # output register (raw dot products, or the agreement counts for fused thresholds)
-        with m.If(advance):
-            m.d.sync += raw_valid.eq(engine.o_valid)
         constants = self._output_constants(m, engine)
         with m.If(engine.o_valid):
             for lane in range(self._pe):
@@ -584,14 +595,11 @@ class MVAU(wiring.Component):
             m.d.comb += [self.o.valid.eq(raw_valid), self.o.payload.eq(raw),
                          raw_ready.eq(self.o.ready)]
         else:
-            m.submodules.threshold = threshold = self._threshold
+            m.submodules.threshold = threshold = self._threshold.build()
             m.d.comb += [threshold.i.valid.eq(raw_valid), threshold.i.payload.eq(raw),
                          raw_ready.eq(threshold.i.ready)]
             wiring.connect(m, threshold.o, wiring.flipped(self.o))
         return m
-
-    def _has_offsets(self):
-        return self._offsets is not None and bool(np.any(self._offsets))
 
     def _output_constants(self, m, engine):
         """Per lane, the constant added to the engine's output for the current output fold
@@ -608,9 +616,7 @@ class MVAU(wiring.Component):
         if self.nf == 1 or np.all(table == table[0]):
             return [Const(int(v), shape) for v in table[0]]
         # output beats within a vector: the engine's results come out in fold order
-        out_fold = Signal(range(self.nf))
-        with m.If(engine.o_valid):
-            m.d.sync += out_fold.eq(Mux(out_fold == self.nf - 1, 0, out_fold + 1))
+        out_fold, _ = fold_counter(m, self.nf, engine.o_valid, name="out_fold")
         constants = [Signal(shape, name=f"offset{lane}") for lane in range(self._pe)]
         with m.Switch(out_fold):
             for fold in range(self.nf):
@@ -627,7 +633,7 @@ class MVAU(wiring.Component):
             if len(init) == 1:
                 return Const(init[0], Shape.cast(layout).width)
             _, instance = resolve_architecture(self._target, self._primitives, platform)
-            return _read_only_memory(m, "weights", init, unsigned(self.weight_width), style,
+            return read_only_memory(m, "weights", init, unsigned(self.weight_width), style,
                                      word, advance, instance=instance)
         granularity = self._simd * element_shape(self._weight_shape).width
         mem = memory.Memory(shape=unsigned(self.weight_width), depth=len(init), init=init,
@@ -683,3 +689,6 @@ class MVAU(wiring.Component):
         acts = Signal(layout)
         m.d.comb += acts.eq(Mux(from_stream, fresh.as_value(), replay))
         return acts
+
+
+MVAUPlan.component = MVAU

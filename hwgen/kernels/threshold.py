@@ -27,28 +27,26 @@ so a stalled output freezes it without losing, duplicating or reordering a beat.
 """
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._checks import check_one_of
-from ..arith.bitheap import shape_for_range
+
 from ..arith.planner import plan_compression
 from ..arith.popcount import Popcount
-from ..streams import lanes_signature, shape_range
-from ..vendor.xilinx.primitives import lut6_rom
+from ..checks import (check_bool, check_divides, check_int, check_int_array, check_one_of,
+                      check_shape)
+from ..control import StallPipeline, fold_counter
+from ..kernel import PlannedComponent, StreamFormat, StreamKernel
+from ..memory import RAM_STYLE, auto_style, read_only_memory
+from ..resources import Resources, memory_cost
+from ..shapes import shape_for_range, shape_range
 
-__all__ = ["BinarySearchThreshold", "UnrolledThreshold", "Threshold", "MEM_STYLES", "IMPLS",
-           "check_thresholds", "ConfigSignature"]
+__all__ = ["BinarySearchThreshold", "UnrolledThreshold", "Threshold", "threshold_plan",
+           "ThresholdPlan", "BinarySearchThresholdPlan", "UnrolledThresholdPlan", "MEM_STYLES",
+           "IMPLS", "check_thresholds", "ConfigSignature"]
 
 MEM_STYLES = ("auto", "registers", "lutram", "bram")
-_RAM_STYLE = {"lutram": "distributed", "bram": "block"}
-
-
-def _check_int(name, value, minimum):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
 
 
 def check_thresholds(thresholds, channels, input_shape):
@@ -61,33 +59,13 @@ def check_thresholds(thresholds, channels, input_shape):
     if array.ndim != 2 or array.shape[1] < 1 or array.shape[0] not in (1, channels):
         raise ValueError(f"thresholds must have shape ({channels}, T) (per channel) or (1, T) "
                          f"(shared) with T >= 1, not {array.shape}")
-    if array.dtype.kind == "f":
-        bad = ~np.isfinite(array) | (array != np.round(array))
-        if bad.any():
-            channel, index = map(int, np.argwhere(bad)[0])
-            raise ValueError(f"thresholds must be integers; channel {channel} index {index} is "
-                             f"{float(array[channel, index])!r}")
-        if np.abs(array).max() >= 2.0 ** 62:
-            raise ValueError("thresholds must be within +-2**62")
-        array = array.astype(np.int64)
-    elif array.dtype.kind == "O":
-        for (channel, index), value in np.ndenumerate(array):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise ValueError(f"thresholds must be integers; channel {channel} index {index} "
-                                 f"is {value!r}")
-            if not -2 ** 62 < value < 2 ** 62:
-                raise ValueError(f"thresholds must be within +-2**62; channel {channel} index "
-                                 f"{index} is {value}")
-        array = array.astype(np.int64)
-    elif array.dtype.kind not in "iu":
-        raise ValueError(f"thresholds must be an integer array, not dtype {array.dtype}")
-    array = array.astype(np.int64)
+    array = check_int_array("thresholds", array)
     falls = np.diff(array, axis=1) < 0
     if falls.any():
         channel, index = map(int, np.argwhere(falls)[0])
-        raise ValueError(f"thresholds must be non-decreasing along each channel; channel "
-                         f"{channel} falls at index {index + 1}: {array[channel, index]} then "
-                         f"{array[channel, index + 1]}")
+        raise ValueError(f"thresholds must be non-decreasing along each channel; "
+                         f"thresholds[{channel}] falls at index {index + 1}: "
+                         f"{array[channel, index]} then {array[channel, index + 1]}")
     lo, hi = shape_range(input_shape)
     return np.clip(array, lo, hi + 1)
 
@@ -107,41 +85,32 @@ class ConfigSignature(wiring.Signature):
         })
 
 
-class _ThresholdBase(wiring.Component):
-    def __init__(self, *, channels, pe, input_shape, thresholds, bias, vectors, mem_style,
-                 runtime_writable):
-        self._channels = _check_int("channels", channels, 1)
-        self._pe = _check_int("pe", pe, 1)
-        if channels % pe:
-            divisors = [d for d in range(1, channels + 1) if channels % d == 0]
-            raise ValueError(f"pe={pe} must divide channels={channels}; valid pe: {divisors}")
-        self._vectors = _check_int("vectors", vectors, 1)
-        try:
-            shape = Shape.cast(input_shape)
-        except TypeError:
-            raise TypeError(f"input_shape must be an Amaranth shape such as signed(8), not "
-                            f"{input_shape!r}") from None
-        if not 1 <= shape.width <= 32:
-            raise ValueError(f"input_shape must be 1 to 32 bits wide, not {shape.width}")
+class ThresholdPlan(StreamKernel):
+    """Parameters and timing shared by both thresholding units (see
+    :class:`BinarySearchThreshold` for the parameters)."""
+
+    def __init__(self, *, channels, pe=1, input_shape, thresholds, bias=0, vectors=1,
+                 mem_style="auto", runtime_writable=False):
+        self._channels = check_int("channels", channels, 1)
+        self._pe = check_divides("pe", check_int("pe", pe, 1), "channels", self._channels)
+        self._vectors = check_int("vectors", vectors, 1)
+        shape = check_shape("input_shape", input_shape, max_width=32)
         self._input_shape = shape
-        if not isinstance(bias, (int, np.integer)) or isinstance(bias, bool):
-            raise TypeError(f"bias must be an integer, not {bias!r}")
-        self._bias = int(bias)
-        check_one_of("mem_style", mem_style, MEM_STYLES)
-        self._runtime_writable = bool(runtime_writable)
+        self._bias = check_int("bias", bias)
+        self._mem_style = check_one_of("mem_style", mem_style, MEM_STYLES)
+        self._runtime_writable = check_bool("runtime_writable", runtime_writable)
         self._thresholds = check_thresholds(thresholds, channels, shape)
         self._compare_shape = (signed if shape.signed else unsigned)(shape.width + 1)
         self._output_shape = shape_for_range(self._bias, self._bias + self.num_thresholds)
-        self._mem_style = mem_style
-        members = {
-            "i": In(lanes_signature(shape, pe)),
-            "o": Out(lanes_signature(self._output_shape, pe)),
-        }
-        members.update(self._extra_members())
-        super().__init__(members)
+        super().__init__()
 
-    def _extra_members(self):
-        return {}
+    @property
+    def input_format(self):
+        return StreamFormat(self._input_shape, self._pe)
+
+    @property
+    def output_format(self):
+        return StreamFormat(self._output_shape, self._pe)
 
     # -- parameters -------------------------------------------------------------------------
     channels = property(lambda self: self._channels)
@@ -184,54 +153,14 @@ class _ThresholdBase(wiring.Component):
         return self._thresholds[0 if self._thresholds.shape[0] == 1 else channel]
 
     def _pipeline(self, m, depth):
-        """Valid bits of ``depth`` register stages that all advance together when the last
-        one is empty or read. Returns ``advance``, the fold index of the input beat, and the
-        fold index registered along the stages."""
-        valid = [Signal(name=f"valid{s}") for s in range(depth)]
-        advance = Signal()
-        m.d.comb += [
-            advance.eq(~valid[-1] | self.o.ready),
-            self.i.ready.eq(advance),
-            self.o.valid.eq(valid[-1]),
-        ]
-        fold_in = Signal(range(max(2, self.fold)))
-        if self.fold > 1:
-            with m.If(self.i.valid & advance):
-                m.d.sync += fold_in.eq(Mux(fold_in == self.fold - 1, 0, fold_in + 1))
-        folds = [Signal.like(fold_in, name=f"fold{s}") for s in range(depth)]
-        with m.If(advance):
-            m.d.sync += [valid[0].eq(self.i.valid), folds[0].eq(fold_in)]
-            m.d.sync += [valid[s].eq(valid[s - 1]) for s in range(1, depth)]
-            m.d.sync += [folds[s].eq(folds[s - 1]) for s in range(1, depth)]
-        return advance, fold_in, folds
+        """The :class:`~hwgen.control.StallPipeline` of ``depth`` stages, the fold index of
+        the input beat, and the fold index registered along the stages."""
+        control = StallPipeline(m, depth=depth, i=self.i, o=self.o)
+        fold_in, _ = fold_counter(m, self.fold, self.i.valid & control.advance, name="fold_in")
+        return control.advance, fold_in, control.carry(fold_in, "fold")
 
     def _memory_style(self, depth):
-        if self._mem_style != "auto":
-            return self._mem_style
-        return "registers" if depth == 1 else "lutram" if depth <= 256 else "bram"
-
-
-def _memory_cost(depth, width, style, writable):
-    """Resources of a ``depth`` x ``width`` table on UltraScale+ (calibrated with Yosys).
-
-    Read-only tables other than block RAM are logic: ``width`` LUTs per 64 entries, and
-    nothing for one or two entries (synthesis folds them into the comparator). Writable LUT
-    RAM takes two ports' worth of RAM64 sites (stream read, configuration write/read-back);
-    writable registers are flip-flops and a 4:1-per-LUT read multiplexer. Block RAM comes in
-    18 Kbit halves, at most 36 bits wide per half at depth 512.
-    """
-    cost = {"luts": 0, "ffs": 0, "bram18": 0, "lutram": 0}
-    if style == "bram":
-        cost["bram18"] = max(-(-width // 36), -(-depth * width // 18432)) if depth <= 512 \
-            else -(-width // 18) * -(-depth // 1024)
-    elif writable and style == "lutram":
-        cost["lutram"] = 2 * width * -(-depth // 64)
-    elif writable:
-        cost["ffs"] = depth * width
-        cost["luts"] = width * -(-(depth - 1) // 4)
-    elif depth > 2:
-        cost["luts"] = width * -(-depth // 64)
-    return cost
+        return self._mem_style if self._mem_style != "auto" else auto_style(depth)
 
 
 def _comparator_cost(width, constant=False):
@@ -241,96 +170,16 @@ def _comparator_cost(width, constant=False):
     return luts, -(-(-(-width // 2)) // 8)
 
 
-def _read_only_memory(m, name, init, shape, style, address, enable, instance=False):
-    """Registered read of a constant table: block RAM (``bram``: a ``lib.memory`` memory
-    without write port, ``ram_style = "block"``), logic (``lutram``) or constants selected by
-    a multiplexer into a register (``registers``).
+class BinarySearchThresholdPlan(ThresholdPlan):
+    """The analysis of :class:`BinarySearchThreshold` (same parameters): timing, memory
+    layout, configuration addresses and cost, without hardware."""
 
-    A ``lutram`` table is built as one truth table per data bit, indexed by the address
-    (``Const(column).bit_select(address, 1)``): synthesis maps each to exactly one LUT6 per 64
-    words (with MUXF7/MUXF8 above), where Yosys' own ROM mapping of a ``lib.memory`` memory
-    takes about 3.5 LUTs per bit at 64 words. (Yosys also rejects
-    ``ram_style = "distributed"`` on a memory that is never written.)"""
-    data = Signal(shape, name=f"{name}_data")
-    if style == "registers":
-        table = Array(Const(value, shape) for value in init)
-        with m.If(enable):
-            m.d.sync += data.eq(table[address] if len(init) > 1 else table[0])
-        return data
-    if style == "lutram":
-        width = Shape.cast(shape).width
-        words = [int(value) & ((1 << width) - 1) for value in init]
-        columns = [sum((word >> bit & 1) << index for index, word in enumerate(words))
-                   for bit in range(width)]
-        if instance and len(words) > 1:
-            bits = [lut6_rom(m, column, len(words), address, name=f"{name}_b{bit}")
-                    for bit, column in enumerate(columns)]
-        else:
-            bits = [Const(column, len(words)).bit_select(address, 1) if len(words) > 1
-                    else Const(column, 1) for column in columns]
-        with m.If(enable):
-            m.d.sync += data.eq(Cat(*bits))
-        return data
-    mem = memory.Memory(shape=shape, depth=len(init), init=init, attrs={"ram_style": "block"})
-    m.submodules[name] = mem
-    read = mem.read_port()
-    m.d.comb += [read.addr.eq(address), read.en.eq(enable), data.eq(read.data)]
-    return data
-
-
-class BinarySearchThreshold(_ThresholdBase):
-    """Multi-threshold activation by binary search: ``y = bias + #{i : T[c][i] <= x}``.
-
-    Parameters
-    ----------
-    channels : int
-        Channels ``C`` per vector.
-    pe : int
-        Values per beat (lanes); must divide ``channels``.
-    input_shape : ShapeLike
-        ``signed(w)`` or ``unsigned(w)``, 1 <= w <= 32.
-    thresholds : array-like of int, shape ``(C, T)`` or ``(1, T)``
-        Non-decreasing along each channel; equal neighbours are fine; values outside the
-        input range are clamped (exactly).
-    bias : int
-        Added to the count; the output shape is the narrowest holding ``bias .. bias + T``.
-    vectors : int
-        Vectors per frame (for ``cycles_per_frame``).
-    mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
-        Storage of each stage's thresholds. ``auto``: registers for stages with one entry
-        per lane, LUT RAM up to 256 entries, block RAM above.
-    runtime_writable : bool
-        Add the configuration port ``cfg`` (:class:`ConfigSignature`) to write and read back
-        any threshold while the stream flows. A write reaches the beats that read the entry
-        after it; beats already in the pipeline may see either value.
-
-    Ports
-    -----
-    i : stream of ``pe`` lanes of ``input_shape``
-    o : stream of ``pe`` lanes of :attr:`output_shape`
-    cfg : :class:`ConfigSignature`, flipped (only with ``runtime_writable``)
-
-    Example
-    -------
-    ::
-
-        thresholds = np.array([[-3, 0, 5], [1, 1, 2]])      # 2 channels, T = 3
-        act = BinarySearchThreshold(channels=2, pe=2, input_shape=signed(8),
-                                    thresholds=thresholds, bias=-1)
-        m.submodules.act = act                                # act.i, act.o: streams
-        # act.output_shape == signed(2), act.latency == 3
-    """
-
-    def __init__(self, *, channels, pe=1, input_shape, thresholds, bias=0, vectors=1,
-                 mem_style="auto", runtime_writable=False):
-        super().__init__(channels=channels, pe=pe, input_shape=input_shape,
-                         thresholds=thresholds, bias=bias, vectors=vectors, mem_style=mem_style,
-                         runtime_writable=runtime_writable)
-
-    def _extra_members(self):
-        if not self._runtime_writable:
-            return {}
-        return {"cfg": In(ConfigSignature(max(1, sum(self._field_widths())), self._compare_shape))}
+    def members(self):
+        members = super().members()
+        if self._runtime_writable:
+            members["cfg"] = In(ConfigSignature(max(1, sum(self._field_widths())),
+                                                self._compare_shape))
+        return members
 
     @property
     def levels(self):
@@ -402,27 +251,69 @@ class BinarySearchThreshold(_ThresholdBase):
         return (((stage << lane_w | lane) << row_w | row) << prefix_w) | prefix
 
     def estimate(self):
-        """Analytic estimate (``luts``, ``ffs``, ``carry``, ``bram18``, ``lutram``): ``K``
-        comparators per lane on a carry chain, the pipeline registers, and each stage's
-        memory."""
+        """Analytic :class:`~hwgen.resources.Resources`: ``K`` comparators per lane on a
+        carry chain, the pipeline registers, and each stage's memory
+        (:func:`~hwgen.resources.memory_cost`)."""
         width = Shape.cast(self._compare_shape).width
         in_width, levels, pe = self._input_shape.width, self.levels, self._pe
-        cost = {"luts": 0, "carry": 0, "bram18": 0, "lutram": 0,
-                "ffs": (pe * (levels * in_width + levels * (levels + 1) // 2) +
-                        levels * (self.fold - 1).bit_length() + levels + 1)}
+        ports = "config" if self._runtime_writable else "rom"
+        total = Resources(
+            luts=(self.fold - 1).bit_length(),                 # the channel-fold counter
+            ffs=(pe * (levels * in_width + levels * (levels + 1) // 2)
+                 + levels * (self.fold - 1).bit_length() + levels + 1))
         for stage in range(levels):
             style = self.mem_style_of(stage)
             depth = self.rows << stage
             luts, carry = _comparator_cost(width, constant=depth == 1 and style != "bram"
                                            and not self._runtime_writable)
-            cost["luts"] += pe * luts
-            cost["carry"] += pe * carry
-            if style != "bram":
-                cost["ffs"] += pe * width      # the registered read of a stage's table
-            for key, value in _memory_cost(depth, width, style, self._runtime_writable).items():
-                cost[key] += pe * value
-        cost["luts"] += (self.fold - 1).bit_length()       # the channel-fold counter
-        return cost
+            read_register = width if style != "bram" else 0
+            lane = Resources(luts=luts, carry=carry, ffs=read_register)
+            total += pe * (lane + memory_cost(depth, width, style, ports=ports))
+        return total
+
+
+class BinarySearchThreshold(BinarySearchThresholdPlan, PlannedComponent):
+    """Multi-threshold activation by binary search: ``y = bias + #{i : T[c][i] <= x}``.
+
+    Parameters
+    ----------
+    channels : int
+        Channels ``C`` per vector.
+    pe : int
+        Values per beat (lanes); must divide ``channels``.
+    input_shape : ShapeLike
+        ``signed(w)`` or ``unsigned(w)``, 1 <= w <= 32.
+    thresholds : array-like of int, shape ``(C, T)`` or ``(1, T)``
+        Non-decreasing along each channel; equal neighbours are fine; values outside the
+        input range are clamped (exactly).
+    bias : int
+        Added to the count; the output shape is the narrowest holding ``bias .. bias + T``.
+    vectors : int
+        Vectors per frame (for ``cycles_per_frame``).
+    mem_style : ``"auto"``, ``"registers"``, ``"lutram"`` or ``"bram"``
+        Storage of each stage's thresholds. ``auto``: registers for stages with one entry
+        per lane, LUT RAM up to 256 entries, block RAM above.
+    runtime_writable : bool
+        Add the configuration port ``cfg`` (:class:`ConfigSignature`) to write and read back
+        any threshold while the stream flows. A write reaches the beats that read the entry
+        after it; beats already in the pipeline may see either value.
+
+    Members
+    -------
+    i : stream of ``pe`` lanes of ``input_shape``
+    o : stream of ``pe`` lanes of :attr:`output_shape`
+    cfg : :class:`ConfigSignature`, flipped (only with ``runtime_writable``)
+
+    Examples
+    --------
+    ::
+
+        thresholds = np.array([[-3, 0, 5], [1, 1, 2]])      # 2 channels, T = 3
+        act = BinarySearchThreshold(channels=2, pe=2, input_shape=signed(8),
+                                    thresholds=thresholds, bias=-1)
+        m.submodules.act = act                                # act.i, act.o: streams
+        # act.output_shape == signed(2), act.latency == 3
+    """
 
     # -- hardware ---------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -466,7 +357,7 @@ class BinarySearchThreshold(_ThresholdBase):
         style = self.mem_style_of(stage)
         name = f"mem_s{stage}_l{lane}"
         if not self._runtime_writable:
-            return _read_only_memory(m, name, init, compare, style, address, advance), None
+            return read_only_memory(m, name, init, compare, style, address, advance), None
         stage_w, lane_w, row_w, prefix_w = self._field_widths()
         cfg = self.cfg
         hit = Signal(name=f"{name}_hit")
@@ -485,7 +376,7 @@ class BinarySearchThreshold(_ThresholdBase):
                 m.d.sync += data.eq(table[address] if len(init) > 1 else table[0])
             return data, (hit, table[local], False)
         mem = memory.Memory(shape=compare, depth=len(init), init=init,
-                            attrs={"ram_style": _RAM_STYLE[style]})
+                            attrs={"ram_style": RAM_STYLE[style]})
         m.submodules[name] = mem
         read, write = mem.read_port(), mem.write_port()
         # read-back: asynchronous from LUT RAM, synchronous (a cycle later) from block RAM
@@ -512,23 +403,13 @@ class BinarySearchThreshold(_ThresholdBase):
                 m.d.comb += cfg.rdata.eq(data)
 
 
-class UnrolledThreshold(_ThresholdBase):
-    """Multi-threshold activation with all ``T`` comparators in parallel (FINN's classic
-    form): the reference :class:`BinarySearchThreshold` beats, and the cheaper choice for
-    very few thresholds. Same parameters, ports and results (no ``runtime_writable``).
+class UnrolledThresholdPlan(ThresholdPlan):
+    """The analysis of :class:`UnrolledThreshold` (same parameters)."""
 
-    Each lane reads all ``T`` thresholds of its channel as one memory word, compares them
-    with the input at once, and counts the passes with a compressor-tree
-    :class:`~hwgen.arith.compressor.Popcount`. Latency: 2 cycles (memory read, compare and count).
-    """
-
-    def __init__(self, *, channels, pe=1, input_shape, thresholds, bias=0, vectors=1,
-                 mem_style="auto", runtime_writable=False):
+    def __init__(self, *, runtime_writable=False, **params):
         if runtime_writable:
             raise ValueError("runtime_writable=True is supported by BinarySearchThreshold only")
-        super().__init__(channels=channels, pe=pe, input_shape=input_shape,
-                         thresholds=thresholds, bias=bias, vectors=vectors, mem_style=mem_style,
-                         runtime_writable=False)
+        super().__init__(**params)
 
     latency = 2
 
@@ -550,20 +431,30 @@ class UnrolledThreshold(_ThresholdBase):
                 for row in range(self.rows)]
 
     def estimate(self):
-        """Analytic estimate, as :meth:`BinarySearchThreshold.estimate`: ``T`` comparators
-        and a ``T``-input popcount per lane, and one ``T``-threshold-wide memory word per
-        row."""
+        """Analytic :class:`~hwgen.resources.Resources`, as
+        :meth:`BinarySearchThresholdPlan.estimate`: ``T`` comparators and a ``T``-input
+        popcount per lane, and one ``T``-threshold-wide memory word per row."""
         width = Shape.cast(self._compare_shape).width
         count = plan_compression([self.num_thresholds] + [0] * self.num_thresholds.bit_length(),
                                  target="generic").estimate()["luts"]
         word = self.num_thresholds * width
         luts, carry = _comparator_cost(width, constant=self.rows == 1)
-        cost = {"luts": self._pe * (self.num_thresholds * luts + count) + (self.fold - 1).bit_length(),
-                "ffs": self._pe * (self._input_shape.width + self.num_thresholds.bit_length() + word) + 2,
-                "carry": self._pe * self.num_thresholds * carry, "bram18": 0, "lutram": 0}
-        for key, value in _memory_cost(self.rows, word, self.mem_style, False).items():
-            cost[key] += self._pe * value
-        return cost
+        lane = Resources(luts=self.num_thresholds * luts + count,
+                         ffs=self._input_shape.width + self.num_thresholds.bit_length() + word,
+                         carry=self.num_thresholds * carry)
+        lane += memory_cost(self.rows, word, self.mem_style)
+        return self._pe * lane + Resources(luts=(self.fold - 1).bit_length(), ffs=2)
+
+
+class UnrolledThreshold(UnrolledThresholdPlan, PlannedComponent):
+    """Multi-threshold activation with all ``T`` comparators in parallel (FINN's classic
+    form): the reference :class:`BinarySearchThreshold` beats, and the cheaper choice for
+    very few thresholds. Same parameters, ports and results (no ``runtime_writable``).
+
+    Each lane reads all ``T`` thresholds of its channel as one memory word, compares them
+    with the input at once, and counts the passes with a compressor-tree
+    :class:`~hwgen.arith.compressor.Popcount`. Latency: 2 cycles (memory read, compare and count).
+    """
 
     def elaborate(self, platform):
         m = Module()
@@ -576,7 +467,7 @@ class UnrolledThreshold(_ThresholdBase):
             value = Signal(self._input_shape, name=f"x_l{lane}")
             with m.If(advance):
                 m.d.sync += value.eq(self.i.payload[lane])
-            word = _read_only_memory(m, f"mem_l{lane}", self.row_words(lane), word_shape,
+            word = read_only_memory(m, f"mem_l{lane}", self.row_words(lane), word_shape,
                                      self.mem_style, address, advance)
             m.submodules[f"count_l{lane}"] = count = Popcount(self.num_thresholds)
             m.d.comb += count.i.eq(Cat(
@@ -593,21 +484,27 @@ class UnrolledThreshold(_ThresholdBase):
 IMPLS = ("auto", "binary", "unrolled")
 
 
-def Threshold(*, impl="auto", **kwargs):
-    """Build a thresholding unit: ``impl="binary"`` (:class:`BinarySearchThreshold`),
-    ``"unrolled"`` (:class:`UnrolledThreshold`) or ``"auto"``, the one with the smaller
+def threshold_plan(*, impl="auto", **params):
+    """The plan of a thresholding unit: ``impl="binary"`` (:class:`BinarySearchThresholdPlan`),
+    ``"unrolled"`` (:class:`UnrolledThresholdPlan`) or ``"auto"``, the one with the smaller
     analytic estimate of ``luts + lutram + 64 * bram18`` (binary search on ties and whenever
-    ``runtime_writable`` is asked for)."""
+    ``runtime_writable`` is asked for). ``params`` are those of :class:`BinarySearchThreshold`."""
     check_one_of("impl", impl, IMPLS)
-    if impl == "binary" or kwargs.get("runtime_writable"):
-        return BinarySearchThreshold(**kwargs)
+    if impl == "binary" or params.get("runtime_writable"):
+        return BinarySearchThresholdPlan(**params)
     if impl == "unrolled":
-        return UnrolledThreshold(**kwargs)
-    binary, unrolled = BinarySearchThreshold(**kwargs), UnrolledThreshold(**kwargs)
+        return UnrolledThresholdPlan(**params)
+    binary, unrolled = BinarySearchThresholdPlan(**params), UnrolledThresholdPlan(**params)
 
-    def cost(unit):
-        estimate = unit.estimate()
-        return estimate["luts"] + estimate["lutram"] + 64 * estimate["bram18"]
-    chosen, dropped = (unrolled, binary) if cost(unrolled) < cost(binary) else (binary, unrolled)
-    dropped._MustUse__silence = True      # built only for its estimate
-    return chosen
+    def cost(plan):
+        return plan.estimate().lut_equivalent(ffs=0)
+    return unrolled if cost(unrolled) < cost(binary) else binary
+
+
+def Threshold(*, impl="auto", **params):
+    """A thresholding unit (a component): :func:`threshold_plan` built."""
+    return threshold_plan(impl=impl, **params).build()
+
+
+BinarySearchThresholdPlan.component = BinarySearchThreshold
+UnrolledThresholdPlan.component = UnrolledThreshold

@@ -33,41 +33,18 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .._kernel_params import check_elem_shape, check_int
-from ..streams import lanes_signature
+from ..checks import check_int, check_shape
+from ..kernel import PlannedComponent, StreamFormat, StreamKernel
+from ..resources import Resources
 
-__all__ = ["WidthConverter"]
+__all__ = ["WidthConverter", "WidthConverterPlan"]
 
 
-class WidthConverter(wiring.Component):
-    """Repack ``in_lanes`` elements per beat into ``out_lanes`` elements per beat.
-
-    Parameters
-    ----------
-    elem_shape : ShapeLike
-        Shape of every element.
-    in_lanes, out_lanes : int
-        Elements per input and per output beat (any ratio, e.g. 49 -> 16).
-    elems_per_frame : int
-        Elements per frame; must be a multiple of both ``in_lanes`` and ``out_lanes``.
-
-    Ports
-    -----
-    i : stream of ``in_lanes`` x ``elem_shape``
-    o : stream of ``out_lanes`` x ``elem_shape``
-
-    Example
-    -------
-    ::
-
-        conv = WidthConverter(elem_shape=signed(8), in_lanes=49, out_lanes=16,
-                              elems_per_frame=784)
-        # conv.in_beats_per_frame == 16, conv.out_beats_per_frame == 49
-        # conv.cycles_per_frame == 49, conv.latency == 1
-    """
+class WidthConverterPlan(StreamKernel):
+    """The analysis of :class:`WidthConverter` (same parameters)."""
 
     def __init__(self, *, elem_shape, in_lanes, out_lanes, elems_per_frame):
-        self._elem_shape = check_elem_shape("elem_shape", elem_shape)
+        self._elem_shape = check_shape("elem_shape", elem_shape)
         self._in_lanes = check_int("in_lanes", in_lanes, 1)
         self._out_lanes = check_int("out_lanes", out_lanes, 1)
         self._elems_per_frame = check_int("elems_per_frame", elems_per_frame, 1)
@@ -76,10 +53,15 @@ class WidthConverter(wiring.Component):
             raise ValueError(
                 f"elems_per_frame={elems_per_frame} must be a multiple of in_lanes={in_lanes} "
                 f"and out_lanes={out_lanes}, i.e. of {step}")
-        super().__init__({
-            "i": In(lanes_signature(self._elem_shape, self._in_lanes)),
-            "o": Out(lanes_signature(self._elem_shape, self._out_lanes)),
-        })
+        super().__init__()
+
+    @property
+    def input_format(self):
+        return StreamFormat(self._elem_shape, self._in_lanes)
+
+    @property
+    def output_format(self):
+        return StreamFormat(self._elem_shape, self._out_lanes)
 
     # -- parameters -------------------------------------------------------------------------
     elem_shape = property(lambda self: self._elem_shape)
@@ -123,9 +105,18 @@ class WidthConverter(wiring.Component):
         its last element arrives, and no earlier than one beat per cycle."""
         return max(n + 1, -(-(n + 1) * self._out_lanes // self._in_lanes))
 
+    def out_times(self, in_times):
+        """Output beat ``n`` leaves the cycle after its last element arrives, and no
+        earlier than one beat per cycle."""
+        times, previous = [], None
+        for n in range(self.out_beats_per_frame):
+            ready = in_times[((n + 1) * self._out_lanes - 1) // self._in_lanes] + 1
+            previous = ready if previous is None else max(ready, previous + 1)
+            times.append(previous)
+        return times
+
     def estimate(self):
-        """Analytic resources on UltraScale+: ``luts``, ``ffs``, ``bram18`` and ``dsp48e2``
-        (both 0): the buffer's registers, the chunk counter, and per buffer bit a multiplexer
+        """Analytic :class:`~hwgen.resources.Resources` on UltraScale+: the buffer's registers, the chunk counter, and per buffer bit a multiplexer
         of its sources (hold, shift, input positions): none for two sources (the flip-flop's
         enable does it), else ``ceil(log2(sources))`` LUTs. Against Yosys
         (``synth_xilinx -family xcup``) this is exact for dividing ratios and up to ~1.8x
@@ -140,8 +131,35 @@ class WidthConverter(wiring.Component):
             sources = 1 + (slot + out_chunks < slots) + positions
             if sources > 2:
                 luts += chunk_bits * (sources - 1).bit_length()
-        return {"luts": luts, "ffs": slots * chunk_bits + count_bits, "bram18": 0,
-                "dsp48e2": 0}
+        return Resources(luts=luts, ffs=slots * chunk_bits + count_bits)
+
+
+class WidthConverter(WidthConverterPlan, PlannedComponent):
+    """Repack ``in_lanes`` elements per beat into ``out_lanes`` elements per beat.
+
+    Parameters
+    ----------
+    elem_shape : ShapeLike
+        Shape of every element.
+    in_lanes, out_lanes : int
+        Elements per input and per output beat (any ratio, e.g. 49 -> 16).
+    elems_per_frame : int
+        Elements per frame; must be a multiple of both ``in_lanes`` and ``out_lanes``.
+
+    Members
+    -------
+    i : stream of ``in_lanes`` x ``elem_shape``
+    o : stream of ``out_lanes`` x ``elem_shape``
+
+    Examples
+    --------
+    ::
+
+        conv = WidthConverter(elem_shape=signed(8), in_lanes=49, out_lanes=16,
+                              elems_per_frame=784)
+        # conv.in_beats_per_frame == 16, conv.out_beats_per_frame == 49
+        # conv.cycles_per_frame == 49, conv.latency == 1
+    """
 
     # -- hardware ---------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -177,3 +195,6 @@ class WidthConverter(wiring.Component):
                         m.d.sync += [buffer[position + k].eq(in_parts[k])
                                      for k in range(in_chunks)]
         return m
+
+
+WidthConverterPlan.component = WidthConverter

@@ -16,11 +16,11 @@ from sim import golden
 
 @pytest.fixture
 def accelerator(monkeypatch):
-    """graph.load_accelerator(out, mvau_options) -> the threshold stand-in; returns its
+    """graph.load_accelerator(out, kernel_options) -> the threshold stand-in; returns its
     thresholds."""
     loaded = []
 
-    def load_accelerator(out_dir, mvau_options=None):
+    def load_accelerator(out_dir, kernel_options=None):
         loaded.append(out_dir)
         kernel, _ = threshold_kernel()
         return kernel
@@ -62,19 +62,19 @@ def test_build_xilinx_without_vivado(tmp_path, accelerator, capsys, monkeypatch)
 
 
 def test_build_errors_are_one_line(tmp_path, accelerator, capsys):
-    assert main(["build", str(tmp_path), "--board", "icebreaker", "--clock-mhz", "48"]) == 1
+    assert main(["build", str(tmp_path), "--board", "icebreaker", "--clock-mhz", "48"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hwgen: error: clock_mhz=48: icebreaker runs from its 12 MHz")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert main(["build", str(tmp_path), "--board", "nope"]) == 1
+    assert main(["build", str(tmp_path), "--board", "nope"]) == 2
     assert "unknown board 'nope'" in capsys.readouterr().err
 
 
 def test_build_without_graph_loader(tmp_path, capsys, monkeypatch):
-    def missing(out_dir, mvau_options=None):
+    def missing(out_dir, kernel_options=None):
         raise FileNotFoundError(f"{out_dir} has no compiled accelerator")
     monkeypatch.setattr(graph, "load_accelerator", missing, raising=False)
-    assert main(["build", str(tmp_path), "--board", "icebreaker"]) == 1
+    assert main(["build", str(tmp_path), "--board", "icebreaker"]) == 2
     assert "has no compiled accelerator" in capsys.readouterr().err
 
 
@@ -96,7 +96,7 @@ def test_program_missing_programmer(tmp_path, capsys, monkeypatch):
                                                        "bitstream": "build/hwgen_top.bin"}))
     monkeypatch.delenv("ICEPROG", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert main(["program", str(tmp_path), "--board", "icebreaker"]) == 1
+    assert main(["program", str(tmp_path), "--board", "icebreaker"]) == 2
     err = capsys.readouterr().err
     assert "programmer 'iceprog' not found on PATH" in err and len(err.splitlines()) == 1
 
@@ -142,7 +142,7 @@ def test_run_streams_and_checks(tmp_path, accelerator, capsys, monkeypatch):
     # a wrong expectation fails with a one-line message
     y[5, 0, 0] ^= 1
     np.save(tmp_path / "y.npy", y)
-    assert main(argv) == 1
+    assert main(argv) == 2
     assert "1 of 20 frames differ from --expected (first: frame 5" in capsys.readouterr().err
 
 
@@ -170,8 +170,8 @@ def test_run_bad_inputs(tmp_path, accelerator, capsys, monkeypatch):
     _fake_serial(monkeypatch, fmt, thresholds)
     np.save(tmp_path / "x.npy", np.zeros((3, 5), dtype=np.int64))
     assert main(["run", str(tmp_path), "--board", "icebreaker", "--port", "p",
-                 "--inputs", str(tmp_path / "x.npy")]) == 1
+                 "--inputs", str(tmp_path / "x.npy")]) == 2
     assert "an input frame has 12 elements" in capsys.readouterr().err
     assert main(["run", str(tmp_path), "--board", "kcu105", "--port", "p",
-                 "--inputs", str(tmp_path / "x.npy")]) == 1
+                 "--inputs", str(tmp_path / "x.npy")]) == 2
     assert "kcu105 has no UART host link" in capsys.readouterr().err

@@ -129,9 +129,9 @@ def test_bitstream_build(tmp_path, board, suffix):
     assert report["host_link"]["in_len"] == 12 and report["host_link"]["out_len"] == 6
 
 
-def test_mvau_options_per_family():
+def test_kernel_options_per_family():
     """ECP5: compressor trees registered after every stage and registered memory reads;
     iCE40 and Xilinx: the compiled choices."""
-    from boards.build import mvau_options
-    assert mvau_options("icebreaker") is None and mvau_options("kcu105") is None
-    assert mvau_options("ulx3s-85f") == {"pipeline_every": 1, "register_reads": True}
+    from boards.build import kernel_options
+    assert kernel_options("icebreaker") is None and kernel_options("kcu105") is None
+    assert kernel_options("ulx3s-85f") == {"mvau": {"pipeline_every": 1, "register_reads": True}}

@@ -62,10 +62,10 @@ def test_digits_behind_hostlink_on_verilator(digits, tmp_path):
 def test_digits_w1a1_on_icebreaker(digits, tmp_path):
     """The binarized digits MLP, as compiled (default folding), fits the iCE40UP5K and closes
     timing at the iCEBreaker's 12 MHz clock."""
-    from boards.build import build, mvau_options
+    from boards.build import build, kernel_options
     from graph import load_accelerator
     out, _ = digits
-    report = build(load_accelerator(out, mvau_options=mvau_options("icebreaker")),
+    report = build(load_accelerator(out, kernel_options=kernel_options("icebreaker")),
                    "icebreaker", tmp_path)
     assert (tmp_path / report["bitstream"]).is_file()
     assert report["bitstream"].endswith(".bin")

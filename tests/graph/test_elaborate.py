@@ -10,7 +10,7 @@ import pytest
 import graph
 from graph import GraphError
 from graph.compile import compile_model
-from graph.elaborate import Accelerator, fifo_depth
+from graph.elaborate import Accelerator, Pipeline, fifo_depth
 from graph.fold import apply_folding_json, fold
 from graph.ir import (LabelSelectLayer, MVAULayer, Network, OutputSpec, ThresholdLayer,
                       dtype_range)
@@ -127,10 +127,8 @@ def test_default_folding_simulates_at_the_bottleneck():
 
 
 def unelaborated(network):
-    """An accelerator built for its properties only (no 'never used' warning)."""
-    accelerator = Accelerator(network)
-    accelerator._MustUse__silence = True
-    return accelerator
+    """The pipeline's analysis only: its stages and properties, no hardware built."""
+    return Pipeline(network)
 
 
 def test_stages_and_properties():
@@ -145,7 +143,7 @@ def test_stages_and_properties():
     assert accelerator.out_lanes == 2 and accelerator.out_beats_per_frame == 1
     # fc0: NF = 8/4, SF = 12/3 -> 8 cycles; fc1: NF = 2, SF = 4 -> 8
     assert accelerator.cycles_per_frame == 8
-    fifo = accelerator.stages[2].kernel
+    fifo = accelerator.stages[2].plan
     assert fifo.depth == fifo_depth(4) == 6
     assert accelerator.estimate()["luts"] > 0
 
@@ -166,7 +164,7 @@ def test_unsupported_layer_is_a_graph_error():
                                         offset=[0, 0]))
     with pytest.raises(GraphError, match=r"^mvau layer 'wide': input datatype INT12 is wider "
                                          r"than the MVAU's 8 bits"):
-        Accelerator(network)
+        Pipeline(network)
 
 
 def test_compile_output_round_trip(tmp_path):
@@ -179,8 +177,7 @@ def test_compile_output_round_trip(tmp_path):
         assert port in verilog
     saved = json.loads((tmp_path / "network.json").read_text())
     assert all(layer.get("datapath", "x") != "auto" for layer in saved["layers"])
-    rebuilt = graph.load_accelerator(tmp_path)
-    rebuilt._MustUse__silence = True
+    rebuilt = Pipeline(graph.load_network(tmp_path))
     assert rebuilt.cycles_per_frame == report["cycles_per_frame"]
     assert rebuilt.latency == report["latency_cycles"]
     assert [s.name for s in rebuilt.stages] == [row["name"] for row in report["layers"]]

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from graph import GraphError
-from graph.fold import (DEFAULT_PARALLELISM, apply_folding_json, divisors, fold,
-                        layer_cycles, valid_datapaths)
+from graph.fold import DEFAULT_PARALLELISM, apply_folding_json, divisors, fold, layer_cycles
 from graph.ir import LabelSelectLayer, MVAULayer, Network, OutputSpec, ThresholdLayer
 
 
@@ -44,7 +43,7 @@ def test_least_parallelism_meeting_the_target(budget):
         if layer.kind == "mvau":
             assert layer.mh % layer.pe == 0 and layer.mw % layer.simd == 0
             least = min(pe * simd for pe in divisors(layer.mh) for simd in divisors(layer.mw)
-                        if layer_cycles(layer, pe, simd) <= budget)
+                        if layer_cycles(layer, pe=pe, simd=simd) <= budget)
             assert layer.pe * layer.simd == least
         else:
             assert layer.channels % layer.pe == 0
@@ -146,6 +145,10 @@ def test_folding_json_file_errors(tmp_path):
     bad.write_text("{pe: 2")
     with pytest.raises(GraphError, match=r"folding file .*bad.json: not valid JSON"):
         apply_folding_json(make_net(), bad)
+
+
+def valid_datapaths(layer):
+    return layer.fold_choices()["datapath"][0]
 
 
 def test_valid_datapaths():

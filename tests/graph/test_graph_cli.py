@@ -83,7 +83,7 @@ def test_verify_bad_inputs(compiled, capsys, tmp_path, array, message):
     path = tmp_path / "bad.npy"
     np.save(path, array)
     status, _, err = run(capsys, "verify", compiled, "--inputs", path)
-    assert status == 1
+    assert status == 2
     line = one_line_error(err)
     assert re.search(message, line), line
     assert str(path) in line
@@ -91,29 +91,29 @@ def test_verify_bad_inputs(compiled, capsys, tmp_path, array, message):
 
 def test_verify_input_file_errors(compiled, capsys, tmp_path):
     status, _, err = run(capsys, "verify", compiled, "--inputs", tmp_path / "none.npy")
-    assert status == 1 and "no such file" in one_line_error(err)
+    assert status == 2 and "no such file" in one_line_error(err)
     (tmp_path / "junk.npy").write_text("not numpy")
     status, _, err = run(capsys, "verify", compiled, "--inputs", tmp_path / "junk.npy")
-    assert status == 1 and "not a .npy array" in one_line_error(err)
+    assert status == 2 and "not a .npy array" in one_line_error(err)
     status, _, err = run(capsys, "verify", tmp_path, "--inputs", TEST_X)
-    assert status == 1 and "not a hwgen compile output" in one_line_error(err)
+    assert status == 2 and "not a hwgen compile output" in one_line_error(err)
 
 
 def test_compile_errors(capsys, tmp_path):
     folding = tmp_path / "fold.json"
     folding.write_text(json.dumps({"fc0": {"pe": 3}}))
     status, _, err = run(capsys, "compile", MODEL, "-o", tmp_path / "a", "--folding", folding)
-    assert status == 1
+    assert status == 2
     assert one_line_error(err) == (
         "hwgen: error: folding of mvau layer 'fc0': PE=3 must divide MH=128; valid PE: "
         "1, 2, 4, 8, 16, 32, 64, 128")
     folding.write_text(json.dumps({"fc0": {"datapath": "dsp"}}))
     status, _, err = run(capsys, "compile", MODEL, "-o", tmp_path / "a", "--folding", folding)
-    assert status == 1 and "valid datapath: auto, xnor, lut" in one_line_error(err)
+    assert status == 2 and "valid datapath: auto, xnor, lut" in one_line_error(err)
     status, _, err = run(capsys, "compile", MODEL, "-o", tmp_path / "a", "--target-fps", "5e8")
-    assert status == 1 and "unreachable" in one_line_error(err)
+    assert status == 2 and "unreachable" in one_line_error(err)
     status, _, err = run(capsys, "compile", tmp_path / "none.onnx", "-o", tmp_path / "a")
-    assert status == 1 and "no such file" in one_line_error(err)
+    assert status == 2 and "no such file" in one_line_error(err)
     assert not (tmp_path / "a").exists()
 
 

@@ -2,7 +2,8 @@
 import pytest
 from amaranth.hdl import Signal, signed, unsigned
 
-from hwgen.arith.bitheap import BitHeap, shape_for_range
+from hwgen.arith.bitheap import BitHeap
+from hwgen.shapes import shape_for_range
 
 
 @pytest.mark.parametrize("lo, hi, shape", [

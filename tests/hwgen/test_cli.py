@@ -65,7 +65,7 @@ def test_threshold_errors_are_reported(tmp_path, capsys):
     assert main(["verilog", "threshold", "--channels", "4", "--input-shape", "u8",
                  "--thresholds", str(thresholds), "-o", str(tmp_path / "x.v")]) == 2
     assert re.search(r"hwgen: error: thresholds must be non-decreasing along each channel; "
-                     r"channel 0 falls at index 1: 3 then 2", capsys.readouterr().err)
+                     r"thresholds\[0\] falls at index 1: 3 then 2", capsys.readouterr().err)
     assert main(["verilog", "threshold", "--channels", "4", "--input-shape", "u8",
                  "--thresholds", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "x.v")]) == 2
     assert "--thresholds" in capsys.readouterr().err

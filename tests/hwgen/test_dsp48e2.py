@@ -320,22 +320,22 @@ def test_instance_synthesizes_to_dsp48e2(stages):
 # --- errors ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(AREG=3), r"AREG=3 is not supported; valid values: 0, 1, 2"),
-    (dict(BREG=-1), r"BREG=-1 is not supported; valid values: 0, 1, 2"),
-    (dict(PREG=2), r"PREG=2 is not supported; valid values: 0, 1"),
-    (dict(MREG=True), r"MREG=True is not supported; valid values: 0, 1"),
-    (dict(OPMODEREG="1"), r"OPMODEREG='1' is not supported; valid values: 0, 1"),
-    (dict(AMULTSEL="B"), r"AMULTSEL='B' is not supported; valid values: 'A', 'AD'"),
-    (dict(BMULTSEL="A"), r"BMULTSEL='A' is not supported; valid values: 'B', 'AD'"),
-    (dict(PREADDINSEL="D"), r"PREADDINSEL='D' is not supported; valid values: 'A', 'B'"),
+    (dict(AREG=3), r"AREG must be one of 0, 1, 2, not 3"),
+    (dict(BREG=-1), r"BREG must be one of 0, 1, 2, not -1"),
+    (dict(PREG=2), r"PREG must be one of 0, 1, not 2"),
+    (dict(MREG=True), r"MREG must be one of 0, 1, not True"),
+    (dict(OPMODEREG="1"), r"OPMODEREG must be one of 0, 1, not '1'"),
+    (dict(AMULTSEL="B"), r"AMULTSEL must be one of 'A', 'AD', not 'B'"),
+    (dict(BMULTSEL="A"), r"BMULTSEL must be one of 'B', 'AD', not 'A'"),
+    (dict(PREADDINSEL="D"), r"PREADDINSEL must be one of 'A', 'B', not 'D'"),
     (dict(USE_MULT="DYNAMIC"),
-     r"USE_MULT='DYNAMIC' is not supported; valid values: 'MULTIPLY', 'NONE'"),
-    (dict(USE_MULT="NONE"), r"MREG=1 is not supported with USE_MULT='NONE'; valid values: 0"),
-    (dict(RND=-1), r"RND=-1 is not supported; valid values: integers 0 <= RND < 2\*\*48"),
-    (dict(RND=2**48), r"RND=281474976710656 is not supported"),
+     r"USE_MULT must be one of 'MULTIPLY', 'NONE', not 'DYNAMIC'"),
+    (dict(USE_MULT="NONE"), r"MREG must be 0 with USE_MULT='NONE', not 1"),
+    (dict(RND=-1), r"RND must be an integer in 0\.\.281474976710655, not -1"),
+    (dict(RND=2**48), r"RND must be an integer in 0\.\.281474976710655, not 281474976710656"),
     (dict(primitives="vendor"),
-     r"primitives='vendor' is not supported; valid values: 'auto', 'instance', 'behavioural'"),
-    (dict(domain=""), r"domain='' must be a clock domain name"),
+     r"primitives must be one of 'auto', 'instance', 'behavioural', not 'vendor'"),
+    (dict(domain=""), r"domain must be a clock domain name, not ''"),
 ])
 def test_invalid_attributes(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -10,7 +10,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
-from hwgen.streams import shape_range
+from hwgen.shapes import shape_range
 from hwgen.kernels.threshold import (
     BinarySearchThreshold, Threshold, UnrolledThreshold, check_thresholds)
 from sim import golden
@@ -69,14 +69,14 @@ def test_golden_threshold():
 
 
 @pytest.mark.parametrize("thresholds, pattern", [
-    ([[0, 2, 1]], r"non-decreasing along each channel; channel 0 falls at index 2: 2 then 1"),
-    ([[0, 1], [3, 2]], r"channel 1 falls at index 1: 3 then 2"),
-    ([[0.5, 1.0]], r"thresholds must be integers; channel 0 index 0 is 0\.5"),
-    ([[0, np.inf]], r"thresholds must be integers; channel 0 index 1 is inf"),
+    ([[0, 2, 1]], r"non-decreasing along each channel; thresholds\[0\] falls at index 2: 2 then 1"),
+    ([[0, 1], [3, 2]], r"thresholds\[1\] falls at index 1: 3 then 2"),
+    ([[0.5, 1.0]], r"thresholds must be integers; thresholds\[0, 0\] is 0\.5"),
+    ([[0, np.inf]], r"thresholds must be integers; thresholds\[0, 1\] is inf"),
     ([["a", "b"]], r"thresholds must be an integer array, not dtype <U1"),
     ([[0, 1], [0, 1], [0, 1]], r"thresholds must have shape \(2, T\) .* or \(1, T\) .* not \(3, 2\)"),
     ([1, 2], r"thresholds must have shape \(2, T\) .* not \(2,\)"),
-    (np.array([[0, 2**70]], dtype=object), r"within \+-2\*\*62; channel 0 index 1 is 1180591620717411303424"),
+    (np.array([[0, 2**70]], dtype=object), r"within \+-2\*\*62; thresholds\[0, 1\] is 1180591620717411303424"),
 ])
 def test_threshold_errors(thresholds, pattern):
     with pytest.raises(ValueError, match=pattern):

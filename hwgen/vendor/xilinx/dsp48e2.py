@@ -59,7 +59,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..._checks import check_supported
+from ...checks import check_int, check_one_of
 from .primitives import is_ultrascale
 
 __all__ = ["DSP48E2", "PRIMITIVES", "CLOCK_ENABLES", "RESETS", "OPMODE_MULTIPLY"]
@@ -182,16 +182,15 @@ class DSP48E2(wiring.Component):
             CARRYINREG=CARRYINREG, CARRYINSELREG=CARRYINSELREG,
             AMULTSEL=AMULTSEL, BMULTSEL=BMULTSEL, PREADDINSEL=PREADDINSEL, USE_MULT=USE_MULT)
         for name, valid in {**_REGISTER_ATTRIBUTES, **_STRING_ATTRIBUTES}.items():
-            check_supported(name, attributes[name], valid)
+            check_one_of(name, attributes[name], valid)
         if USE_MULT == "NONE" and MREG != 0:
-            raise ValueError(f"MREG={MREG!r} is not supported with USE_MULT='NONE'; "
-                             f"valid values: 0")
-        if isinstance(RND, bool) or not isinstance(RND, int) or not 0 <= RND <= _MASK48:
-            raise ValueError(f"RND={RND!r} is not supported; valid values: integers "
-                             f"0 <= RND < 2**48")
-        check_supported("primitives", primitives, PRIMITIVES)
-        if not isinstance(domain, str) or not domain:
-            raise ValueError(f"domain={domain!r} must be a clock domain name")
+            raise ValueError(f"MREG must be 0 with USE_MULT='NONE', not {MREG!r}")
+        check_int("RND", RND, 0, _MASK48)
+        check_one_of("primitives", primitives, PRIMITIVES)
+        if not isinstance(domain, str):
+            raise TypeError(f"domain must be a clock domain name, not {domain!r}")
+        if not domain:
+            raise ValueError(f"domain must be a clock domain name, not {domain!r}")
         self._attributes = attributes
         self._rnd = RND
         self._primitives = primitives
