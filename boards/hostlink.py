@@ -67,6 +67,8 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from hwgen.checks import check_int
+
 from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLinkShell", "FrameFormat", "crc16", "crc16_next", "SYNC", "DATA", "INFO",
@@ -149,9 +151,7 @@ class FrameFormat:
 
     def __post_init__(self):
         for name in ("in_width", "in_beats", "out_width", "out_beats", "in_lanes", "out_lanes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+            check_int(name, getattr(self, name), 1)
         if self.in_elem is None:
             object.__setattr__(self, "in_elem", (self.in_width // self.in_lanes, False))
         if self.out_elem is None:
@@ -237,12 +237,8 @@ class HostLinkShell(wiring.Component):
         self._kernel = kernel
         self._rx = UARTRx(divisor=divisor)
         self._tx = UARTTx(divisor=divisor)
-        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 255:
-            raise ValueError(f"window must be an integer from 1 to 255, not {window!r}")
-        if (isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int)
-                or timeout_cycles < 20 * divisor):
-            raise ValueError(f"timeout_cycles must be an integer >= {20 * divisor} (two "
-                             f"characters at divisor={divisor}), not {timeout_cycles!r}")
+        check_int("window", window, 1, 255)
+        check_int("timeout_cycles", timeout_cycles, 20 * divisor)   # two characters
         self._divisor = divisor
         self._window = window
         self._timeout = timeout_cycles

@@ -22,6 +22,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from hwgen.checks import check_int
+
 __all__ = ["UARTRx", "UARTTx", "uart_divisor", "MIN_DIVISOR", "MAX_BAUD_ERROR", "RxCharacter"]
 
 #: Fewest clock cycles per bit: the receiver samples half a bit after the start edge, behind a
@@ -62,10 +64,8 @@ def uart_divisor(clock_hz, baud):
 
 
 def _check_divisor(divisor):
-    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-        raise ValueError(f"divisor must be an integer >= {MIN_DIVISOR} (clock cycles per bit), "
-                         f"not {divisor!r}")
-    return divisor
+    """Clock cycles per bit: an integer >= :data:`MIN_DIVISOR`."""
+    return check_int("divisor", divisor, MIN_DIVISOR)
 
 
 class UARTRx(wiring.Component):

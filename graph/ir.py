@@ -101,14 +101,17 @@ def encode(dtype, values):
     return (values + 1) // 2 if dtype == "BIPOLAR" else values
 
 
-def _int_array(name, value, ndim):
-    array = np.asarray(value)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
-        if array.size and not np.all(np.equal(np.mod(array.astype(np.float64), 1), 0)):
-            raise GraphError(f"{name} must hold integers")
-    array = array.astype(np.int64)
+def _int_array(where, name, value, ndim):
+    """``value`` as a ``ndim``-D int64 array (:func:`hwgen.checks.check_int_array`); a
+    :class:`GraphError` naming ``where`` otherwise."""
+    from hwgen.checks import check_int_array
+    try:
+        array = check_int_array(name, np.asarray(value) if np.size(value) else
+                                np.zeros(np.shape(value), dtype=np.int64))
+    except ValueError as error:
+        raise GraphError(f"{where}: {error}") from None
     if array.ndim != ndim:
-        raise GraphError(f"{name} must be a {ndim}-D array, not shape {array.shape}")
+        raise GraphError(f"{where}: {name} must be a {ndim}-D array, not shape {array.shape}")
     return array
 
 
@@ -211,7 +214,7 @@ class MVAULayer:
 
     def __post_init__(self):
         where = f"MVAU layer {self.name!r}"
-        self.weights = _int_array(f"{where}: weights", self.weights, 2)
+        self.weights = _int_array(where, "weights", self.weights, 2)
         if self.weights.shape != (self.mh, self.mw):
             raise GraphError(f"{where}: weights of shape {self.weights.shape} are not "
                              f"(mh, mw) = ({self.mh}, {self.mw})")
@@ -219,12 +222,12 @@ class MVAULayer:
         dtype_range(self.input_type)
         dtype_range(self.output_type)
         if self.thresholds is not None:
-            self.thresholds = _int_array(f"{where}: thresholds", self.thresholds, 2)
+            self.thresholds = _int_array(where, "thresholds", self.thresholds, 2)
             _check_thresholds(where, self.thresholds, self.mh)
         if self.offsets is not None:
             if self.thresholds is not None:
                 raise GraphError(f"{where}: offsets need a raw layer (no thresholds)")
-            self.offsets = _int_array(f"{where}: offsets", self.offsets, 1)
+            self.offsets = _int_array(where, "offsets", self.offsets, 1)
             if self.offsets.shape != (self.mh,):
                 raise GraphError(f"{where}: offsets of shape {self.offsets.shape} are not "
                                  f"(mh,) = ({self.mh},)")
@@ -342,7 +345,7 @@ class ThresholdLayer:
 
     def __post_init__(self):
         where = f"threshold layer {self.name!r}"
-        self.thresholds = _int_array(f"{where}: thresholds", self.thresholds, 2)
+        self.thresholds = _int_array(where, "thresholds", self.thresholds, 2)
         _check_thresholds(where, self.thresholds, self.channels)
         dtype_range(self.input_type)
         dtype_range(self.output_type)

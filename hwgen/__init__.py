@@ -1,38 +1,63 @@
 """hwgen: RTL generators for quantized neural networks (Amaranth HDL components).
 
-Kernels (each an ``amaranth.lib.wiring.Component``; see the module docstrings):
+Layout (each subpackage one layer of the architecture):
 
-* :mod:`hwgen.arith.compressor`: :class:`Popcount`, :class:`WeightedSum` (compressor trees);
-* :mod:`hwgen.kernels.popcount`: their stream-kernel wrappers;
-* :mod:`hwgen.kernels.threshold`: :class:`BinarySearchThreshold`, :class:`UnrolledThreshold`,
-  :func:`Threshold`;
-* :mod:`hwgen.vendor.xilinx.dsp48e2`: :class:`DSP48E2`; :mod:`hwgen.arith.packed_mac`: :class:`PackedMAC`,
-  :class:`PackedDotProduct`, :func:`max_lanes`;
-* :mod:`hwgen.kernels.mvau`: :class:`MVAU` (matrix-vector-activation unit, PE/SIMD folding), on
-  :mod:`hwgen.arith.dot_product`: :class:`FabricDotProduct` (XNOR/binary-weight/LUT datapaths);
-* :mod:`hwgen.plumbing.fifo`: :class:`StreamFIFO`; :mod:`hwgen.plumbing.width`: :class:`WidthConverter`;
-  :mod:`hwgen.kernels.labelselect`: :class:`LabelSelect` (top-k);
-* :mod:`hwgen.export.axis`: the AXI4-Stream shell for standalone Verilog (:func:`kernel_verilog`).
+* :mod:`hwgen.arith`: arithmetic cores without handshake: bit heaps, compressor trees
+  (:class:`Popcount`, :class:`WeightedSum`), fabric dot products
+  (:class:`FabricDotProduct`) and packed DSP48E2 MACs (:class:`PackedMAC`,
+  :class:`PackedDotProduct`, :func:`max_lanes`);
+* :mod:`hwgen.kernels`: stream kernels: :class:`MVAU`, thresholding
+  (:class:`BinarySearchThreshold`, :class:`UnrolledThreshold`, :func:`Threshold`),
+  :class:`LabelSelect`, :class:`PopcountStream`;
+* :mod:`hwgen.plumbing`: :class:`StreamFIFO`, :class:`WidthConverter`;
+* :mod:`hwgen.vendor`: Xilinx primitives (``LUT6_2``, ``CARRY8``, ``LUT6``,
+  :class:`DSP48E2`);
+* :mod:`hwgen.export`: the AXI4-Stream shell (:class:`AXIStreamShell`) and Verilog
+  (:func:`kernel_verilog`, :func:`component_verilog`).
+
+Shared by all of them: the kernel contract (:mod:`hwgen.kernel`: every kernel is a plan,
+:class:`StreamKernel`, plus a component), :class:`Resources` and the memory cost models
+(:mod:`hwgen.resources`), the kernel registry (:mod:`hwgen.registry`, the one place a
+kernel is registered), the stall-pipeline control blocks (:mod:`hwgen.control`), the
+memory builders (:mod:`hwgen.memory`), number shapes (:mod:`hwgen.shapes`) and parameter
+checks (:mod:`hwgen.checks`).
 """
 
-from .export.axis import AXIStreamShell
+from .arith.dot_product import FabricDotProduct, FabricDotProductPlan
+from .arith.packed_mac import (PackedDotProduct, PackedDotProductPlan, PackedMAC, PackedMACPlan,
+                               max_lanes)
 from .arith.popcount import Popcount, Term, WeightedSum
-from .arith.dot_product import FabricDotProduct
-from .vendor.xilinx.dsp48e2 import DSP48E2
+from .control import SkidBuffer, StallPipeline
+from .export.axis import AXIStreamShell
 from .export.verilog import component_verilog, kernel_verilog
-from .plumbing.fifo import StreamFIFO
-from .kernels.labelselect import LabelSelect
-from .kernels.mvau import MVAU
-from .streams import lanes_signature
+from .kernel import Plan, PlannedComponent, StreamFormat, StreamKernel
+from .kernels.labelselect import LabelSelect, LabelSelectPlan
+from .kernels.mvau import MVAU, MVAUPlan
+from .kernels.popcount import PopcountStream, PopcountStreamPlan
+from .kernels.threshold import (BinarySearchThreshold, BinarySearchThresholdPlan, Threshold,
+                                UnrolledThreshold, UnrolledThresholdPlan, threshold_plan)
+from .plumbing.fifo import StreamFIFO, StreamFIFOPlan
+from .plumbing.width import WidthConverter, WidthConverterPlan
+from .registry import KERNELS
+from .resources import Resources
 from .shapes import BIPOLAR, shape_range
-from .arith.packed_mac import PackedDotProduct, PackedMAC, max_lanes
-from .kernels.threshold import BinarySearchThreshold, Threshold, UnrolledThreshold
-from .plumbing.width import WidthConverter
+from .streams import lanes_signature
+from .vendor.xilinx.dsp48e2 import DSP48E2
 
 __all__ = [
-    "AXIStreamShell", "BinarySearchThreshold", "DSP48E2", "FabricDotProduct", "LabelSelect",
-    "MVAU", "PackedDotProduct",
-    "PackedMAC", "Popcount", "StreamFIFO", "Term", "Threshold", "UnrolledThreshold",
-    "WeightedSum", "WidthConverter", "component_verilog", "kernel_verilog", "lanes_signature",
-    "max_lanes", "shape_range",
+    # arithmetic cores
+    "FabricDotProduct", "FabricDotProductPlan", "PackedDotProduct", "PackedDotProductPlan",
+    "PackedMAC", "PackedMACPlan", "max_lanes", "Popcount", "Term", "WeightedSum",
+    # stream kernels and their plans
+    "MVAU", "MVAUPlan", "BinarySearchThreshold", "BinarySearchThresholdPlan", "Threshold",
+    "UnrolledThreshold", "UnrolledThresholdPlan", "threshold_plan", "LabelSelect",
+    "LabelSelectPlan", "PopcountStream", "PopcountStreamPlan",
+    # plumbing
+    "StreamFIFO", "StreamFIFOPlan", "WidthConverter", "WidthConverterPlan", "SkidBuffer",
+    "StallPipeline",
+    # vendor primitives and export
+    "DSP48E2", "AXIStreamShell", "component_verilog", "kernel_verilog",
+    # the contract
+    "Plan", "PlannedComponent", "StreamKernel", "StreamFormat", "Resources", "KERNELS",
+    "BIPOLAR", "shape_range", "lanes_signature",
 ]

@@ -42,7 +42,7 @@ def cast_operand(name, shape, max_width=8):
     """Validate an operand shape: ``"bipolar"`` or a signed/unsigned shape of 1 to
     ``max_width`` bits (``TypeError`` for what is not a shape, ``ValueError`` for a string
     other than ``"bipolar"`` or a width out of range)."""
-    valid = f"'bipolar' or an Amaranth shape such as signed(4)"
+    valid = "'bipolar' or an Amaranth shape such as signed(4)"
     if isinstance(shape, str):
         if shape != BIPOLAR:
             raise ValueError(f"{name} must be {valid}, not {shape!r}")

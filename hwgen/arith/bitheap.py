@@ -15,8 +15,9 @@ above its width are dropped, which is exact because the sum is computed modulo
 ``2**width`` and is known to lie in the range.
 """
 
-from amaranth.hdl import Const, Shape, Value, signed, unsigned
+from amaranth.hdl import Const, Shape, Value
 
+from ..checks import check_int
 from ..shapes import shape_for_range
 
 __all__ = ["BitHeap"]
@@ -43,8 +44,7 @@ class BitHeap:
 
     def add_bit(self, bit, column=0, *, negate=False):
         """Add one bit worth ``2**column`` (``-2**column`` with ``negate``)."""
-        if not isinstance(column, int) or column < 0:
-            raise ValueError(f"column must be a non-negative integer, not {column!r}")
+        column = check_int("column", column, 0)
         bit = Value.cast(bit)
         if len(bit) != 1:
             raise ValueError(f"add_bit takes a 1-bit value, not {len(bit)} bits wide")
@@ -60,8 +60,7 @@ class BitHeap:
 
     def add_value(self, value, *, shift=0, negate=False):
         """Add a signed or unsigned value times ``2**shift`` (subtract it with ``negate``)."""
-        if not isinstance(shift, int) or shift < 0:
-            raise ValueError(f"shift must be a non-negative integer, not {shift!r}")
+        shift = check_int("shift", shift, 0)
         value = Value.cast(value)
         shape = value.shape()
         for index in range(shape.width):
@@ -71,8 +70,7 @@ class BitHeap:
 
     def add_constant(self, constant):
         """Add an integer constant."""
-        if not isinstance(constant, int):
-            raise TypeError(f"constant must be an integer, not {constant!r}")
+        constant = check_int("constant", constant)
         self._constant += constant
         self.min += constant
         self.max += constant

@@ -35,14 +35,14 @@ The trees are pipelined every ``pipeline_every`` logic stages (see
 the accumulator.
 """
 
-from amaranth.hdl import Cat, Const, Module, Shape, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat, Const, Module, Shape, Signal
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from ..checks import check_int, check_one_of
 from ..kernel import Plan, PlannedComponent
 from ..resources import Resources
-from ..shapes import BIPOLAR, cast_operand, element_shape, shape_range
+from ..shapes import BIPOLAR, cast_operand, element_shape
 from .bitheap import BitHeap
 from .netlist import PRIMITIVES, TARGETS, build_compressor, resolve_architecture
 from .planner import plan_compression

@@ -31,6 +31,7 @@ import functools
 from dataclasses import dataclass
 
 from ..checks import check_one_of
+from ..resources import Resources
 from .counters import GENERIC_COUNTERS, GPC, Chain
 
 __all__ = ["Stage", "Plan", "plan_compression", "FINAL_ADDERS", "GENERIC_THRESHOLDS"]
@@ -92,7 +93,7 @@ class Plan:
         return len(last) - first
 
     def estimate(self, pipeline_every=0):
-        """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8 cells; for
+        """Analytic :class:`~hwgen.resources.Resources`: ``luts``, ``ffs``, ``carry`` (CARRY8 cells; for
         ``generic``, one or more per carry chain as Vivado would place them, while Yosys maps
         every chain to ``CARRY4`` cells)."""
         luts = sum(p.luts for stage in self.stages for p in stage.placements) + self.adder_luts()
@@ -119,7 +120,7 @@ class Plan:
                 last = self.stages[-1].heights_out if self.stages else self.heights
                 first = next(c for c, h in enumerate(last) if h >= 2)
                 carry += -(-(len(last) - first) // 8)
-        return {"luts": luts, "ffs": ffs, "carry": carry}
+        return Resources(luts=luts, ffs=ffs, carry=carry)
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -267,15 +268,13 @@ def plan_compression(heights, *, target="generic", goal=None, final_adder="auto"
         Rows left for the final adder: 2 or 3. Defaults to 2 for ``generic`` (binary
         adder) and 3 for ``xilinx`` (ternary adder).
     """
-    if target not in ("generic", "xilinx"):
-        raise ValueError(f"target must be 'generic' or 'xilinx', not {target!r}")
+    check_one_of("target", target, ("generic", "xilinx"))
     check_one_of("final_adder", final_adder, FINAL_ADDERS)
     if final_adder == "auto":
         final_adder = "ternary" if target == "xilinx" else "binary"
     if goal is None:
         goal = 3 if final_adder == "ternary" else 2
-    if goal not in (2, 3):
-        raise ValueError(f"goal must be 2 or 3, not {goal!r}")
+    check_one_of("goal", goal, (2, 3))
     if goal == 3 and final_adder != "ternary":
         raise ValueError("goal=3 needs final_adder='ternary'")
     heights = tuple(heights)

@@ -29,6 +29,8 @@ from amaranth.hdl import ClockDomain, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..checks import check_int
+
 __all__ = ["AXIStreamShell", "padded_width", "stream_payload_width"]
 
 
@@ -73,9 +75,7 @@ class AXIStreamShell(wiring.Component):
         self.out_width = stream_payload_width(kernel, "o")
         if out_beats_per_frame is None:
             out_beats_per_frame = getattr(kernel, "out_beats_per_frame", 1)
-        if not isinstance(out_beats_per_frame, int) or out_beats_per_frame < 1:
-            raise ValueError(f"out_beats_per_frame must be a positive integer, not {out_beats_per_frame!r}")
-        self.out_beats_per_frame = out_beats_per_frame
+        self.out_beats_per_frame = check_int("out_beats_per_frame", out_beats_per_frame, 1)
         # the kernel's other ports, flattened: name -> (kernel-side value, direction)
         self._extra = {"_".join(map(str, path)): (value, member)
                        for path, member, value in kernel.signature.flatten(kernel)

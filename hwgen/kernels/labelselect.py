@@ -30,8 +30,6 @@ the output beat.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from ..checks import check_divides, check_int, check_shape
 from ..control import StallPipeline, fold_counter

@@ -64,7 +64,7 @@ from functools import cached_property
 import numpy as np
 from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, memory, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from ..arith.dot_product import FabricDotProductPlan
 from ..arith.netlist import resolve_architecture

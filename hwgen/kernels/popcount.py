@@ -103,8 +103,7 @@ class WeightedSumStream(StreamedCore):
     """
 
     def __init__(self, shape, count, *, shifts=None, negates=None, **kwargs):
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ValueError(f"count must be a positive integer, not {count!r}")
+        check_int("count", count, 1)
         shifts = [0] * count if shifts is None else list(shifts)
         negates = [False] * count if negates is None else list(negates)
         for name, values in (("shifts", shifts), ("negates", negates)):

@@ -18,8 +18,8 @@ RAM64M8 sites of 8 LUTs each), or 18 Kbit block RAMs in their best aspect ratio.
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import fifo, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import fifo
+from amaranth.lib.wiring import Out
 
 from ..checks import check_bool, check_int, check_one_of, check_shape
 from ..kernel import PlannedComponent, StreamFormat, StreamKernel, pipelined_times

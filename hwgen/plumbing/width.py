@@ -30,8 +30,6 @@ divides the other there is a single input position (a plain load/shift register)
 import math
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from ..checks import check_int, check_shape
 from ..kernel import PlannedComponent, StreamFormat, StreamKernel

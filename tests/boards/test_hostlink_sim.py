@@ -37,7 +37,7 @@ def test_shell_checks_parameters():
         HostLinkShell(kernel, divisor=3, timeout_cycles=1000)
     with pytest.raises(ValueError, match="timeout_cycles must be an integer >= 160"):
         HostLinkShell(kernel, divisor=8, timeout_cycles=100)
-    with pytest.raises(ValueError, match="window must be an integer from 1 to 255"):
+    with pytest.raises(ValueError, match=r"window must be an integer in 1\.\.255"):
         HostLinkShell(kernel, divisor=8, timeout_cycles=1000, window=0)
     with pytest.raises(TypeError, match="must be an amaranth wiring.Component"):
         HostLinkShell(object(), divisor=8, timeout_cycles=1000)

@@ -76,7 +76,7 @@ def test_label_select_ties_to_lower_index():
     ({"weights": [[1, 0, 1]]}, r"weights of shape \(1, 3\) are not \(mh, mw\) = \(1, 2\)"),
     ({"weight_type": "BIPOLAR"}, r"weights of datatype BIPOLAR must be -1 or \+1"),
     ({"offsets": [1, 2]}, r"offsets of shape \(2,\) are not \(mh,\) = \(1,\)"),
-    ({"offsets": [0.5]}, r"MVAU layer 'l': offsets must hold integers"),
+    ({"offsets": [0.5]}, r"MVAU layer 'l': offsets must be integers; offsets\[0\] is 0\.5"),
     ({"offsets": [1], "thresholds": [[0]]}, r"offsets need a raw layer \(no thresholds\)"),
 ])
 def test_ir_validation(kwargs, message):

@@ -41,5 +41,5 @@ def test_shell_widths_and_frame_length():
     shell = AXIStreamShell(Pass(), out_beats_per_frame=4)
     assert (shell.in_width, shell.out_width, shell.out_beats_per_frame) == (9, 9, 4)
     assert shell.s_axis_tdata.shape() == unsigned(16)
-    with pytest.raises(ValueError, match=r"out_beats_per_frame must be a positive integer, not 0"):
+    with pytest.raises(ValueError, match=r"out_beats_per_frame must be an integer >= 1, not 0"):
         AXIStreamShell(Pass(), out_beats_per_frame=0)

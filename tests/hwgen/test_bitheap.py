@@ -30,11 +30,11 @@ def test_ranges_and_constant_correction():
 
 def test_errors():
     heap = BitHeap()
-    with pytest.raises(ValueError, match=r"column must be a non-negative integer, not -1"):
+    with pytest.raises(ValueError, match=r"column must be an integer >= 0, not -1"):
         heap.add_bit(Signal(), -1)
     with pytest.raises(ValueError, match=r"add_bit takes a 1-bit value, not 2 bits wide"):
         heap.add_bit(Signal(2))
-    with pytest.raises(ValueError, match=r"shift must be a non-negative integer, not 1.5"):
+    with pytest.raises(TypeError, match=r"shift must be an integer >= 0, not 1\.5"):
         heap.add_value(Signal(2), shift=1.5)
     with pytest.raises(TypeError, match=r"constant must be an integer, not 'x'"):
         heap.add_constant("x")

@@ -16,7 +16,7 @@ Tolerances: ``|estimate - measured| <= rel * measured``, or exact (``EXACT``).
 * ``dsp_packing.json``: ``benchmarks/dsp_packing.py`` quotes no tolerance and leaves
   correctness to ``tests/hwgen/test_packed_mac.py``, whose Yosys check of the same class on
   the same flow holds ``abs(report["luts"] - estimate["luts"]) <= 0.1 * report["luts"]`` and
-  ``report["dsp48e2"] == estimate["dsp48e2"]``. (Its FF equality is for
+  ``report["dsp48e2"] == estimate.dsp``. (Its FF equality is for
   ``pipeline_every=0``; the benchmark builds the default pipeline, so FFs are not held.)
 * ``compressor.json``: ``benchmarks/compressor.py`` records no estimate and quotes no
   tolerance. LUTs are held exact (the generic tree's LUT estimate is exact by construction,
@@ -24,11 +24,13 @@ Tolerances: ``|estimate - measured| <= rel * measured``, or exact (``EXACT``).
   tree to ``plan.estimate()``), carry cells exact for the Xilinx tree only: Yosys maps the
   generic tree's chains to 4-bit cells (``carry_bits == 4 * carry``), the estimate counts
   CARRY8 cells.
-* ``threshold.json``: ``benchmarks/threshold.py`` quotes no tolerance for a unit's
+* ``threshold.json``: ``benchmarks/threshold.py`` quotes no LUT tolerance for a unit's
   estimate; its one target on the estimate is that ``Threshold(impl="auto")``, which picks
   by estimated cost, is never worse than ``min(binary, unrolled)`` in measured cost
   (``luts + lutram + 64 * bram18``) for ``K <= 2``. That is checked per auto row with
-  ``K <= 2``; the other rows are listed in :data:`NOT_CHECKED`.
+  ``K <= 2``. Every row's block RAM and LUT RAM are held exact: they are the memory cost
+  model's (:func:`hwgen.resources.memory_cost`), which the benchmark records as
+  ``estimate_bram18``/``estimate_lutram`` and which matches Yosys on every row.
 * ``compile.json``, ``boards.json``: no row can be rebuilt (see :data:`NOT_CHECKED`).
 """
 
@@ -94,10 +96,6 @@ _COMPILE = ("luts/bram18 are the `hwgen compile` report's totals, i.e. sums of t
 _BOARDS = ("nextpnr utilization (iCE40 logic cells, ECP5 LUT4s) of a whole network compiled "
            "into a MODEL_DIR that is not in the repository; estimate() models UltraScale+ LUT6 "
            "and boards.py quotes no tolerance")
-_THRESHOLD_UNIT = ("threshold.py quotes no tolerance for a unit's own estimate; the row's "
-                   "measured cost is what the auto rows (K <= 2) are held to")
-_THRESHOLD_AUTO = (f"threshold.py states its auto target for K <= {AUTO_MAX_K} only "
-                   "(never worse than min(binary, unrolled))")
 
 #: ``(file, row id) -> reason`` for every recorded row that is not checked here.
 NOT_CHECKED = {
@@ -113,10 +111,6 @@ NOT_CHECKED = {
     ("boards.json", "ulx3s-85f-digits_w1a1"): _BOARDS,
     ("boards.json", "icebreaker-digits_w2a2"): _BOARDS + " (and refolded for the UART rate)",
     ("boards.json", "ulx3s-85f-digits_w2a2"): _BOARDS,
-    **{("threshold.json", f"{impl}-K{k}-PE{pe}"): _THRESHOLD_UNIT
-       for impl in ("binary", "unrolled") for k in (1, 2, 4, 6, 8) for pe in (1, 4)},
-    **{("threshold.json", f"auto-K{k}-PE{pe}"): _THRESHOLD_AUTO
-       for k in (4, 6, 8) for pe in (1, 4)},
 }
 
 #: ``(file, row id) -> reason`` for rows whose estimate is outside its benchmark's tolerance
@@ -127,12 +121,9 @@ OUT_OF_TOLERANCE = {}
 # --- estimates -------------------------------------------------------------------------------
 
 def _count(estimate, key):
-    """``key`` (``luts``, ``ffs``, ``carry``, ``lutram``, ``bram18``, ``dsp``) of an estimate:
-    a ``Resources`` (attributes, DSP slices as ``dsp``) or a dict (DSP slices as
-    ``dsp48e2``)."""
-    if isinstance(estimate, Mapping):
-        return estimate["dsp48e2" if key == "dsp" and "dsp" not in estimate else key]
-    return getattr(estimate, key)
+    """``key`` (``luts``, ``ffs``, ``carry``, ``lutram``, ``bram18``, ``dsp``) of an estimate
+    (a :class:`hwgen.resources.Resources`)."""
+    return estimate[key]
 
 
 @functools.cache
@@ -179,6 +170,8 @@ KERNELS = {
                                     if row["impl"] == "tree-xilinx" else {})}),
     "dsp_packing.json": (_dsp_packing_unit, lambda row: {
         "luts": ("luts", 0.10), "dsp": ("dsp48e2", EXACT)}),
+    "threshold.json": (_threshold_unit, lambda row: {
+        "bram18": ("bram18", EXACT), "lutram": ("lutram", EXACT)}),
     "mvau.json": (_mvau_unit, lambda row: {
         "luts": ("luts", 0.25), "bram18": ("bram18", EXACT), "dsp": ("dsp48e2", EXACT)}),
 }
@@ -209,9 +202,8 @@ def _is_auto(name, row):
 
 def _checked(name):
     """Row ids of ``name`` that a test below checks."""
-    if name in KERNELS:
-        return {p.values[1] for p in _params([name], lambda name, row: True)}
-    return {p.values[1] for p in _params([name], _is_auto)}
+    return {p.values[1] for p in _params([name], lambda name, row: True)} if name in KERNELS \
+        else set()
 
 
 @pytest.mark.parametrize("name, row_id", _params(KERNELS, lambda name, row: True))

@@ -29,7 +29,7 @@ def test_plan_reaches_goal_and_always_shrinks(heights, target, final_adder):
 
 
 def test_plan_errors():
-    with pytest.raises(ValueError, match=r"goal must be 2 or 3, not 4"):
+    with pytest.raises(ValueError, match=r"goal must be one of 2, 3, not 4"):
         plan_compression([5], goal=4)
-    with pytest.raises(ValueError, match=r"target must be 'generic' or 'xilinx', not 'asic'"):
+    with pytest.raises(ValueError, match=r"target must be one of 'generic', 'xilinx', not 'asic'"):
         plan_compression([5], target="asic")
