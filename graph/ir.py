@@ -21,6 +21,18 @@ Layers (all integer arithmetic, bit-exact with the hardware):
 - :class:`ThresholdLayer`: the same multi-threshold activation on a stream, alone;
 - :class:`LabelSelectLayer`: indices of the ``k`` largest values (top-k / argmax).
 
+Every layer class is the IR layer of a kernel registry entry (:data:`hwgen.registry.KERNELS`;
+its ``kind`` is the entry's name) and provides what the folder, the elaborator and the
+reports ask for, so that none of them switches on a layer's kind:
+
+- ``plan(**options)``: the kernel's plan (:class:`hwgen.kernel.StreamKernel`) at the layer's
+  folding, or at the folding and options given; a refused parameter is a
+  :class:`~graph.errors.GraphError` naming the layer;
+- ``fold_choices()``: per folding parameter, its legal values and the rule they follow
+  (``"MH=64"`` for a PE that must divide 64); ``fold_keys``: the folding-JSON keys;
+- ``products``: multiply-accumulates per frame (the default folding's yardstick);
+- ``execute(x)``: its golden model from :mod:`sim.golden`; ``to_dict()``, ``describe()``.
+
 A :class:`Network` holds the layers in order, the input (shape, datatype, and an optional
 :class:`InputQuantizer` for float inputs) and an :class:`OutputSpec` that maps the final
 integers back to the ONNX model's output. It executes in numpy and round-trips through JSON.
@@ -32,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwgen.checks import divisors
 from sim import golden
 
 from .errors import GraphError
@@ -136,12 +149,6 @@ def element_shape(dtype):
     """The Amaranth shape of one stream element of a datatype (``BIPOLAR``: one bit)."""
     from hwgen.shapes import element_shape as hwgen_element_shape
     return hwgen_element_shape(shape_of(dtype))
-
-
-def divisors(n):
-    """The divisors of ``n``, ascending (the legal PE and SIMD values)."""
-    from hwgen.checks import divisors as hwgen_divisors
-    return hwgen_divisors(n)
 
 
 def _kernel_plan(layer, params):
@@ -261,8 +268,8 @@ class MVAULayer:
                 + ("" if self.offsets is None else " (+ offsets)"))
 
     def fold_choices(self):
-        """Per folding parameter, its legal values and what they must divide (see
-        :func:`_fold_choices`)."""
+        """Per folding parameter, ``(legal values, the rule they follow)`` (see the module
+        documentation)."""
         from hwgen.kernels.mvau import MEM_STYLES, valid_datapaths
         return {"pe": (divisors(self.mh), f"MH={self.mh}"),
                 "simd": (divisors(self.mw), f"MW={self.mw}"),

@@ -35,9 +35,13 @@ _CHUNK = 4096
 
 def _range(width, signed):
     """Allowed element range: exact for signed=True/False, either for signed=None."""
-    lo = -(1 << (width - 1)) if signed in (None, True) else 0
-    hi = (1 << width) - 1 if signed in (None, False) else (1 << (width - 1)) - 1
-    return lo, hi
+    from amaranth.hdl import signed as signed_shape, unsigned as unsigned_shape
+
+    from hwgen.shapes import shape_range
+    shapes = {True: [signed_shape], False: [unsigned_shape],
+              None: [signed_shape, unsigned_shape]}[signed]
+    ranges = [shape_range(shape(width)) for shape in shapes]
+    return min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
 
 
 def pack_beats(values, elem_width, signed=None):

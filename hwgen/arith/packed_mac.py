@@ -174,10 +174,6 @@ def _check_operands(weight_width, act_width, weight_signed, act_signed, narrow_r
     _check_width("act_width", act_width)
 
 
-def _range(width, is_signed, narrow=False):
-    return shape_range((signed if is_signed else unsigned)(width), narrow=narrow)
-
-
 @dataclass(frozen=True)
 class Packing:
     """How lanes share one slice (see the module documentation).
@@ -243,8 +239,9 @@ def packing(weight_width, act_width, *, weight_signed=True, act_signed=True, nar
     """The :class:`Packing` of ``weight_width``-bit weights times ``act_width``-bit
     activations in one DSP48E2 (arguments as for :func:`max_lanes`)."""
     _check_operands(weight_width, act_width, weight_signed, act_signed, narrow_range, bipolar)
-    weight_range = (-1, 1) if bipolar else _range(weight_width, weight_signed, narrow_range)
-    act_range = _range(act_width, act_signed)
+    weight_range = (-1, 1) if bipolar else shape_range(
+        (signed if weight_signed else unsigned)(weight_width), narrow=narrow_range)
+    act_range = shape_range((signed if act_signed else unsigned)(act_width))
 
     def candidate(act_offset):
         corners = [w * a for w in weight_range for a in act_range]

@@ -160,3 +160,25 @@ def test_valid_datapaths():
     binary = MVAULayer(name="c", mw=2, mh=2, weights=[[1, 0], [1, 1]], input_type="UINT3",
                        weight_type="BINARY", output_type="UINT4")
     assert valid_datapaths(binary) == ("auto", "lut")
+
+
+def test_folding_and_analysis_build_no_hardware(monkeypatch):
+    """Folding asks plans only: not one component is constructed, whatever the number of
+    candidate foldings; the pipeline's analysis neither."""
+    from amaranth.lib import wiring
+
+    from graph.elaborate import Pipeline
+    built = []
+    original = wiring.Component.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+    monkeypatch.setattr(wiring.Component, "__init__", counting)
+    network = make_net()
+    for budget in (3, 48, 1728):
+        folded = fold(network, target_fps=100e6 / budget)
+    pipeline = Pipeline(folded)
+    assert pipeline.cycles_per_frame <= 1728 and pipeline.estimate().luts > 0
+    assert pipeline.latency > 0
+    assert built == []
