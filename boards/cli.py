@@ -4,16 +4,16 @@
 ``graph.load_accelerator(OUT)``. Board files go to ``OUT/board-NAME``.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from hwgen.cli import positive_float, positive_int, print_error
 
 __all__ = ["add_commands"]
 
 
 def _error(message):
-    from hwgen.cli import print_error
     return print_error(message)
 
 
@@ -28,26 +28,6 @@ def _load(out, target=None):
                           "available in this installation") from None
     from .build import kernel_options
     return load_accelerator(out, kernel_options=None if target is None else kernel_options(target))
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
-def _positive_int(text):
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _board_help():
@@ -251,12 +231,12 @@ def add_commands(subparsers):
                     "AXI4-Stream top plus Vivado scripts (Vivado runs if it is on PATH).")
     p.add_argument("out", metavar="OUT", help="directory written by `hwgen compile`")
     p.add_argument("--board", required=True, metavar="NAME", help=_board_help())
-    p.add_argument("--clock-mhz", type=_positive_float, default=None, metavar="F",
+    p.add_argument("--clock-mhz", type=positive_float, default=None, metavar="F",
                    help="clock in MHz to report Fmax against (open boards: must be the board's "
                         "oscillator, the default; Xilinx: the ap_clk constraint)")
-    p.add_argument("--baud", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--baud", type=positive_int, default=None, metavar="N",
                    help="UART rate of the host link (default: the board's, e.g. 1,000,000)")
-    p.add_argument("--window", type=_positive_int, default=2, metavar="K",
+    p.add_argument("--window", type=positive_int, default=2, metavar="K",
                    help="frames the host link holds at once (default 2)")
     p.set_defaults(run=_build)
 
@@ -281,9 +261,9 @@ def add_commands(subparsers):
                    help="integer inputs, one frame per row (each row flattened)")
     p.add_argument("--expected", metavar="Y.npy", default=None,
                    help="expected outputs, one frame per row (e.g. labels); mismatches fail")
-    p.add_argument("--baud", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--baud", type=positive_int, default=None, metavar="N",
                    help="UART rate (default: the one the bitstream was built for)")
-    p.add_argument("--timeout", type=_positive_float, default=1.0, metavar="S",
+    p.add_argument("--timeout", type=positive_float, default=1.0, metavar="S",
                    help="seconds to wait for a reply (default 1)")
     p.add_argument("--output", metavar="Z.npy", default=None, help="save the outputs here")
     p.set_defaults(run=_run)

@@ -6,10 +6,10 @@ verify`` whose simulation disagrees with the reference is such an error). Set
 ``HWGEN_TRACEBACK=1`` to see the traceback of an unexpected error.
 """
 
-import argparse
-import math
 import os
 import sys
+
+from hwgen.cli import positive_float, print_error
 
 __all__ = ["add_commands"]
 
@@ -19,7 +19,6 @@ def _progress(message):
 
 
 def _error(message):
-    from hwgen.cli import print_error
     return print_error(message)
 
 
@@ -44,16 +43,6 @@ def _guarded(func):
             return _error(f"internal error ({type(error).__name__}: "
                           f"{text[0] if text else ''}); set HWGEN_TRACEBACK=1 for details")
     return run
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
 
 
 # --- hwgen compile ------------------------------------------------------------------------------
@@ -81,11 +70,11 @@ def _add_compile(commands):
     parser.add_argument("model", metavar="MODEL.onnx", help="the quantized ONNX model")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="output directory (created; files in it are overwritten)")
-    parser.add_argument("--target-fps", type=_positive_float, default=None, metavar="N",
+    parser.add_argument("--target-fps", type=positive_float, default=None, metavar="N",
                         help="frames per second every layer must sustain; PE and SIMD are "
                              "the least that meet it (default: the largest layer computes "
                              "64 products per cycle, every other layer keeps pace)")
-    parser.add_argument("--clock-mhz", type=_positive_float, default=100.0, metavar="F",
+    parser.add_argument("--clock-mhz", type=positive_float, default=100.0, metavar="F",
                         help="clock frequency in MHz for the target and the reported "
                              "figures (default: 100)")
     parser.add_argument("--folding", default=None, metavar="cfg.json",

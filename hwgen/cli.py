@@ -18,11 +18,13 @@ verify, report; ``boards.cli``: boards, build, program, run). Each such module d
 
 import argparse
 import importlib.metadata
+import math
 import sys
 
 from .export.verilog import kernel_verilog
 
-__all__ = ["main", "print_error", "ERROR_STATUS"]
+__all__ = ["main", "print_error", "ERROR_STATUS", "int_at_least", "positive_int",
+           "positive_float"]
 
 
 #: Exit status of every command-line error (argparse's own, for bad options).
@@ -36,18 +38,34 @@ def print_error(message):
     return ERROR_STATUS
 
 
-def _int_at_least(minimum):
+def int_at_least(minimum):
+    """An argparse ``type``: an integer (``1_000`` allowed) of at least ``minimum``."""
     wording = "at least 1" if minimum == 1 else f"{minimum} or more"
 
     def parse(text):
         try:
-            value = int(text)
+            value = int(text.replace("_", ""))
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be {wording}, not {value}")
         return value
     return parse
+
+
+#: argparse ``type`` of a positive integer option.
+positive_int = int_at_least(1)
+
+
+def positive_float(text):
+    """An argparse ``type``: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
 
 
 def _shape(text):
@@ -76,7 +94,7 @@ def _add_option(parser, param):
     if param.kind == "choice":
         kwargs["choices"] = param.choices
     else:
-        kwargs["type"] = {"int": _int_at_least(param.minimum), "signed_int": int,
+        kwargs["type"] = {"int": int_at_least(param.minimum), "signed_int": int,
                           "shape": _shape, "operand": _operand, "npy": str}[param.kind]
     if not param.required:
         kwargs["default"] = param.default

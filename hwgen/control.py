@@ -30,7 +30,8 @@ from .kernel import PlannedComponent, StreamFormat, StreamKernel
 from .resources import Resources
 from .streams import lanes_signature
 
-__all__ = ["StallPipeline", "fold_counter", "SkidBuffer", "SkidBufferPlan", "StreamedCore"]
+__all__ = ["StallPipeline", "fold_counter", "SkidBuffer", "SkidBufferPlan", "StreamedCore",
+           "stream_core"]
 
 
 class StallPipeline:
@@ -211,18 +212,21 @@ class StreamedCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = self._core
-        m.d.comb += [core.i.eq(self.i.payload.as_value()), self.o.payload[0].eq(core.o)]
-        if self.latency == 0:
-            m.d.comb += [
-                self.o.valid.eq(self.i.valid),
-                self.i.ready.eq(self.o.ready),
-                core.en.eq(0),
-            ]
-            return m
-        control = StallPipeline(m, depth=self.latency, i=self.i, o=self.o)
-        m.d.comb += core.en.eq(control.advance)
+        m.submodules.core = self._core
+        stream_core(m, self._core, self.i, self.o)
         return m
+
+
+def stream_core(m, core, i, o):
+    """Drive a fixed-latency core (ports ``i``, ``o``, ``en``; attribute ``latency``) from
+    stream ``i`` into the one-lane stream ``o``: its clock enable is the
+    :class:`StallPipeline`'s ``advance`` (a wire when the core is combinational)."""
+    m.d.comb += [core.i.eq(i.payload.as_value()), o.payload[0].eq(core.o)]
+    if core.latency == 0:
+        m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready), core.en.eq(0)]
+        return
+    control = StallPipeline(m, depth=core.latency, i=i, o=o)
+    m.d.comb += core.en.eq(control.advance)
 
 
 SkidBufferPlan.component = SkidBuffer

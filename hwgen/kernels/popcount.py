@@ -13,7 +13,7 @@ from amaranth.lib import data
 from ..arith.popcount import Popcount, Term, TreePlan, WeightedSum, popcount_heap
 from ..arith.netlist import PRIMITIVES
 from ..checks import check_int, check_one_of
-from ..control import StallPipeline, StreamedCore
+from ..control import StreamedCore, stream_core
 from ..kernel import PlannedComponent, StreamFormat, StreamKernel
 from ..resources import Resources
 
@@ -73,13 +73,7 @@ class PopcountStream(PopcountStreamPlan, PlannedComponent):
         m.submodules.core = core = Popcount(
             self._n, pipeline_every=self._tree.pipeline_every, target=self._tree.target,
             primitives=self._primitives, final_adder=self._final_adder)
-        m.d.comb += [core.i.eq(self.i.payload.as_value()), self.o.payload[0].eq(core.o)]
-        if self.latency == 0:
-            m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
-                         core.en.eq(0)]
-            return m
-        control = StallPipeline(m, depth=self.latency, i=self.i, o=self.o)
-        m.d.comb += core.en.eq(control.advance)
+        stream_core(m, core, self.i, self.o)
         return m
 
 
