@@ -38,15 +38,13 @@ no stalls, FIFOs never full).
 import re
 
 from amaranth.hdl import Module
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from hwgen.kernel import StreamFormat
+from hwgen.kernel import PlannedComponent, StreamFormat, StreamKernel
 from hwgen.plumbing.fifo import StreamFIFOPlan
 from hwgen.plumbing.width import WidthConverterPlan
 from hwgen.registry import kernel
 from hwgen.resources import Resources
-from hwgen.streams import lanes_signature
 
 from .errors import GraphError
 from .ir import element_shape
@@ -104,9 +102,11 @@ def _options_for(layer, kernel_options):
     return options or {}
 
 
-class Pipeline:
+class Pipeline(StreamKernel):
     """The analysis of a folded network's pipeline: its stages, timing and cost, without
-    hardware (see the module documentation).
+    hardware (see the module documentation). It keeps the kernel contract
+    (:class:`hwgen.kernel.StreamKernel`) for the network as a whole; its component is the
+    :class:`Accelerator`.
 
     Parameters
     ----------
@@ -151,6 +151,7 @@ class Pipeline:
         self._in_format = self.stages[0].plan.input_format
         self._out_shape = element_shape(network.layers[-1].output_type)
         self._out_lanes = self.stages[-1].plan.output_format.lanes
+        super().__init__()
 
     # -- description --------------------------------------------------------------------------
     @property
@@ -193,10 +194,13 @@ class Pipeline:
     def latency(self):
         """Cycles from the first input beat to the first output beat, input offered every
         cycle and output always ready."""
-        times = list(range(self.in_beats_per_frame))
+        return self.out_times(list(range(self.in_beats_per_frame)))[0]
+
+    def out_times(self, in_times):
+        """The stages' output schedules, chained."""
         for stage in self.stages:
-            times = stage.out_times(times)
-        return times[0]
+            in_times = stage.out_times(in_times)
+        return in_times
 
     def fps(self, clock_mhz):
         """Frames per second in steady state at ``clock_mhz``."""
@@ -208,7 +212,7 @@ class Pipeline:
         return sum((stage.estimate() for stage in self.stages), Resources())
 
 
-class Accelerator(Pipeline, wiring.Component):
+class Accelerator(Pipeline, PlannedComponent):
     """The streaming pipeline of a folded network as one component (see the module
     documentation); parameters and attributes as :class:`Pipeline`.
 
@@ -219,13 +223,6 @@ class Accelerator(Pipeline, wiring.Component):
     o : Out(stream of the last kernel's output lanes of the output datatype)
         A frame is the last layer's output elements, ``out_lanes`` per beat.
     """
-
-    def __init__(self, network, kernel_options=None):
-        Pipeline.__init__(self, network, kernel_options)
-        wiring.Component.__init__(self, {
-            "i": In(lanes_signature(self._in_format.elem_shape, self._in_format.lanes)),
-            "o": Out(lanes_signature(self._out_shape, self._out_lanes)),
-        })
 
     # -- hardware -----------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -262,3 +259,6 @@ def _connect(m, source, sink):
 def elaborate(network, kernel_options=None):
     """The :class:`Accelerator` of a folded network."""
     return Accelerator(network, kernel_options)
+
+
+Pipeline.component = Accelerator

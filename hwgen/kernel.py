@@ -113,7 +113,10 @@ class StreamKernel(Plan):
 
     Subclasses implement the properties below; :meth:`out_times` defaults to
     :func:`pipelined_times` (one output beat per input beat) and :meth:`members` to the
-    ``i``/``o`` streams of :attr:`input_format` and :attr:`output_format`.
+    streams of :attr:`inputs` and :attr:`outputs` (``i`` and ``o``: :attr:`input_format`
+    and :attr:`output_format`). A kernel with several input or output streams (fork, join,
+    concat) overrides :attr:`inputs`/:attr:`outputs`, :meth:`beats_per_frame` and
+    :meth:`schedule`; its ``input_format``/``output_format`` may then raise.
     """
 
     # -- the contract ---------------------------------------------------------------------
@@ -150,15 +153,46 @@ class StreamKernel(Plan):
         (no stalls at the output)."""
         return pipelined_times(in_times, self.latency)
 
+    # -- several streams (forks and joins); one-stream kernels keep these defaults ---------
+    @property
+    def inputs(self):
+        """Input stream port names and their :class:`StreamFormat`: ``{"i": ...}``, or
+        ``{"i0": ..., "i1": ...}`` for a kernel that joins streams."""
+        return {"i": self.input_format}
+
+    @property
+    def outputs(self):
+        """Output stream port names and their :class:`StreamFormat`: ``{"o": ...}``, or
+        ``{"o0": ..., "o1": ...}`` for a kernel that forks its stream."""
+        return {"o": self.output_format}
+
+    def beats_per_frame(self, port):
+        """Beats per frame on stream port ``port``."""
+        if port in self.inputs:
+            return self.in_beats_per_frame
+        if port in self.outputs:
+            return self.out_beats_per_frame
+        raise ValueError(f"{type(self).__name__} has no stream port {port!r}; its ports are "
+                         f"{sorted({**self.inputs, **self.outputs})}")
+
+    def schedule(self, in_times):
+        """Cycles of one frame's output beats per output port, for the cycles of its input
+        beats per input port (``{"i": [...]}`` -> ``{"o": [...]}``); the elaborator chains
+        these through forks and joins. Defaults to :meth:`out_times` of the one stream."""
+        (port,) = self.inputs
+        return {name: self.out_times(in_times[port]) for name in self.outputs}
+
     def resolved_choices(self):
         """The parameters given as ``"auto"`` and what they resolved to (``{}`` by
         default), so that a compiled network records what was built."""
         return {}
 
     def members(self):
-        i, o = self.input_format, self.output_format
-        return {"i": In(lanes_signature(i.elem_shape, i.lanes)),
-                "o": Out(lanes_signature(o.elem_shape, o.lanes))}
+        members = {name: In(lanes_signature(f.elem_shape, f.lanes))
+                   for name, f in self.inputs.items()}
+        members.update({name: Out(lanes_signature(f.elem_shape, f.lanes))
+                        for name, f in self.outputs.items()})
+        return members
 
 
 class PlannedComponent(wiring.Component):

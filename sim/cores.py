@@ -1,5 +1,5 @@
 """Amaranth-simulator driver for fixed-latency cores (ports ``i``, ``o`` and optional ``en``,
-no stream handshake), such as :class:`hwgen.arith.compressor.CompressorTree`."""
+no stream handshake), such as :class:`hwgen.arith.popcount.CompressorTree`."""
 
 from amaranth.sim import Simulator
 

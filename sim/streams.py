@@ -157,18 +157,18 @@ def unpack_beats(words, elem_width, lanes, signed=False):
     return np.concatenate(chunks)
 
 
-_PLAN_FORMATS = {"i": "input_format", "o": "output_format"}
-
-
 def port_format(component, port):
     """``(elem_width, lanes, signed)`` of the payload of stream port ``port``: an
     ``ArrayLayout(elem_shape, lanes)`` payload, or a plain shape as one lane. A kernel plan
-    (:class:`hwgen.kernel.StreamKernel`, no ports yet) gives its ``input_format`` and
-    ``output_format`` for ``i`` and ``o``."""
-    if not hasattr(component, "signature") and hasattr(component, _PLAN_FORMATS.get(port, "")):
-        stream_format = getattr(component, _PLAN_FORMATS[port])
-        elem = Shape.cast(stream_format.elem_shape)
-        return elem.width, stream_format.lanes, elem.signed
+    (:class:`hwgen.kernel.StreamKernel`, no ports yet) gives the formats of its ``inputs``
+    and ``outputs``."""
+    if not hasattr(component, "signature") and hasattr(component, "inputs"):
+        formats = {**component.inputs, **component.outputs}
+        if port not in formats:
+            raise ValueError(f"kernel {type(component).__name__} has no stream port {port!r}; "
+                             f"its ports are {sorted(formats)}")
+        elem = Shape.cast(formats[port].elem_shape)
+        return elem.width, formats[port].lanes, elem.signed
     members = component.signature.members
     if port not in members:
         raise ValueError(f"component {type(component).__name__} has no stream port {port!r}; "

@@ -31,7 +31,7 @@ heap bits, chosen by ``mode``:
     multiplier and adder tree.
 
 The trees are pipelined every ``pipeline_every`` logic stages (see
-:func:`~hwgen.arith.compressor.build_compressor`); :attr:`latency` is the tree's registers plus
+:func:`~hwgen.arith.netlist.build_compressor`); :attr:`latency` is the tree's registers plus
 the accumulator.
 """
 
@@ -296,7 +296,7 @@ class FabricDotProduct(FabricDotProductPlan, PlannedComponent):
         A register after every K logic stages of the trees (0: combinational).
     target, primitives
         The compressor trees' architecture and cells (see
-        :class:`~hwgen.arith.compressor.CompressorTree`).
+        :class:`~hwgen.arith.popcount.CompressorTree`).
 
     Members
     -------

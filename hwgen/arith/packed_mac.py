@@ -455,7 +455,7 @@ def _acc_shape(product_range, max_terms):
 def _tree_plans(shapes, negate, extra=()):
     """Compressor plans (generic and xilinx) of a sum of ``shapes``, each negated if
     ``negate``, and of the ``extra`` ``(shape, shift)`` terms, as
-    :class:`~hwgen.arith.compressor.WeightedSum` makes them."""
+    :class:`~hwgen.arith.popcount.WeightedSum` makes them."""
     heap = BitHeap()
     for shape in shapes:
         heap.add_value(Signal(shape), negate=negate)
@@ -786,7 +786,7 @@ class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
     them, multiplying the ``lanes`` weights ``w[:, s]`` by the one activation ``a[s]`` exactly
     as :class:`PackedMAC` does (same :class:`Packing`, same per-lane bias, so every lane
     product is a bit field of its slice's P). The ``simd`` fields of lane ``l`` are then summed
-    in fabric by a :class:`~hwgen.arith.compressor.WeightedSum` compressor tree per lane (each
+    in fabric by a :class:`~hwgen.arith.popcount.WeightedSum` compressor tree per lane (each
     field enters as ``t - K``, negated when ``packing.negate``; the bias correction is the heap's
     constant, so it costs nothing), optionally pipelined (``pipeline_every``), and the tree's
     sum goes to the same full-width fabric accumulator as in :class:`PackedMAC`.

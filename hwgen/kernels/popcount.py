@@ -93,7 +93,7 @@ class WeightedSumStream(StreamedCore):
     shifts, negates : sequence, optional
         Per-lane shift (default 0) and negation (default False).
     **kwargs
-        As :class:`~hwgen.arith.compressor.CompressorTree`.
+        As :class:`~hwgen.arith.popcount.CompressorTree`.
     """
 
     def __init__(self, shape, count, *, shifts=None, negates=None, **kwargs):

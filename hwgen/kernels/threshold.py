@@ -453,7 +453,7 @@ class UnrolledThreshold(UnrolledThresholdPlan, PlannedComponent):
 
     Each lane reads all ``T`` thresholds of its channel as one memory word, compares them
     with the input at once, and counts the passes with a compressor-tree
-    :class:`~hwgen.arith.compressor.Popcount`. Latency: 2 cycles (memory read, compare and count).
+    :class:`~hwgen.arith.popcount.Popcount`. Latency: 2 cycles (memory read, compare and count).
     """
 
     def elaborate(self, platform):
