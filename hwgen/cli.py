@@ -68,6 +68,17 @@ def positive_float(text):
     return value
 
 
+def _ints(minimum):
+    """``3`` -> ``3``, ``3,2`` -> ``(3, 2)`` (a per-axis value such as a kernel size), each
+    at least ``minimum``."""
+    one = int_at_least(minimum)
+
+    def parse(text):
+        values = tuple(one(part) for part in text.split(","))
+        return values[0] if len(values) == 1 else values
+    return parse
+
+
 def _shape(text):
     """``s8`` -> signed(8), ``u4`` -> unsigned(4)."""
     from amaranth.hdl import signed, unsigned
@@ -95,7 +106,8 @@ def _add_option(parser, param):
         kwargs["choices"] = param.choices
     else:
         kwargs["type"] = {"int": int_at_least(param.minimum), "signed_int": int,
-                          "shape": _shape, "operand": _operand, "npy": str}[param.kind]
+                          "ints": _ints(param.minimum), "shape": _shape, "operand": _operand,
+                          "npy": str}[param.kind]
     if not param.required:
         kwargs["default"] = param.default
     parser.add_argument(param.option, **kwargs)

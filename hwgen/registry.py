@@ -40,7 +40,8 @@ class Param:
     name : str
         The constructor keyword.
     kind : str
-        ``"int"`` (at least ``minimum``), ``"signed_int"`` (any integer), ``"shape"``
+        ``"int"`` (at least ``minimum``), ``"signed_int"`` (any integer), ``"ints"`` (``3``
+        or per axis ``3,2``, each at least ``minimum``), ``"shape"``
         (``s8``/``u4``), ``"operand"`` (``bipolar`` or a shape), ``"npy"`` (an integer
         array from a ``.npy`` file), ``"choice"`` (one of ``choices``) or ``"flag"``.
     help : str
@@ -228,6 +229,11 @@ KERNELS = {entry.name: entry for entry in [
                 Param("elems_per_frame", "int", required=True)),
         golden="sim.golden:repack",
         report=lambda plan: _shape_row(f"{plan.in_lanes}->{plan.out_lanes} lanes")),
+    # --- CNN kernels (issue 12); each block holds its kernels' entries -----------------------
+    # [sliding window]
+    # [vvau]
+    # [padding and pooling]
+    # [fork, join and channel-wise]
 ]}
 
 

@@ -314,3 +314,10 @@ def label_select(values, k=1):
     # ~v reverses the order of any integers without overflow; the stable sort keeps the
     # lower index first among equals
     return np.argsort(~values, axis=-1, kind="stable")[..., :k].astype(np.int64)
+
+
+# --- CNN kernels (issue 12): feature maps are NHWC integer arrays ---------------------------
+# [sliding window]
+# [vvau]
+# [padding and pooling]
+# [fork, join and channel-wise]
