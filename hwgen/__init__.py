@@ -6,10 +6,13 @@ Layout (each subpackage one layer of the architecture):
   (:class:`Popcount`, :class:`WeightedSum`), fabric dot products
   (:class:`FabricDotProduct`) and packed DSP48E2 MACs (:class:`PackedMAC`,
   :class:`PackedDotProduct`, :func:`max_lanes`);
-* :mod:`hwgen.kernels`: stream kernels: :class:`MVAU`, thresholding
-  (:class:`BinarySearchThreshold`, :class:`UnrolledThreshold`, :func:`Threshold`),
-  :class:`LabelSelect`, :class:`PopcountStream`;
-* :mod:`hwgen.plumbing`: :class:`StreamFIFO`, :class:`WidthConverter`;
+* :mod:`hwgen.kernels`: stream kernels: :class:`MVAU`, :class:`VVAU` (depthwise),
+  thresholding (:class:`BinarySearchThreshold`, :class:`UnrolledThreshold`,
+  :func:`Threshold`), :class:`LabelSelect`, :class:`PopcountStream`, and the CNN kernels
+  :class:`SlidingWindow`, :class:`Pad`, :class:`MaxPool`, :class:`AvgPool`,
+  :class:`GlobalAccPool`, :class:`AddStreams`, :class:`ChannelwiseOp`;
+* :mod:`hwgen.plumbing`: :class:`StreamFIFO`, :class:`WidthConverter`, :class:`Duplicate`,
+  :class:`Concat`;
 * :mod:`hwgen.vendor`: Xilinx primitives (``LUT6_2``, ``CARRY8``, ``LUT6``,
   :class:`DSP48E2`);
 * :mod:`hwgen.export`: the AXI4-Stream shell (:class:`AXIStreamShell`) and Verilog
@@ -31,11 +34,20 @@ from .control import SkidBuffer, StallPipeline
 from .export.axis import AXIStreamShell
 from .export.verilog import component_verilog, kernel_verilog
 from .kernel import Plan, PlannedComponent, StreamFormat, StreamKernel
+from .kernels.addstreams import AddStreams, AddStreamsPlan
+from .kernels.channelwise import ChannelwiseOp, ChannelwiseOpPlan
 from .kernels.labelselect import LabelSelect, LabelSelectPlan
 from .kernels.mvau import MVAU, MVAUPlan
+from .kernels.pad import Pad, PadPlan
+from .kernels.pool import (AvgPool, AvgPoolPlan, GlobalAccPool, GlobalAccPoolPlan, MaxPool,
+                           MaxPoolPlan)
 from .kernels.popcount import PopcountStream, PopcountStreamPlan
+from .kernels.swg import SlidingWindow, SlidingWindowPlan
 from .kernels.threshold import (BinarySearchThreshold, BinarySearchThresholdPlan, Threshold,
                                 UnrolledThreshold, UnrolledThresholdPlan, threshold_plan)
+from .kernels.vvau import VVAU, VVAUPlan
+from .plumbing.concat import Concat, ConcatPlan
+from .plumbing.duplicate import Duplicate, DuplicatePlan
 from .plumbing.fifo import StreamFIFO, StreamFIFOPlan
 from .plumbing.width import WidthConverter, WidthConverterPlan
 from .registry import KERNELS
@@ -51,9 +63,13 @@ __all__ = [
     # stream kernels and their plans
     "MVAU", "MVAUPlan", "BinarySearchThreshold", "BinarySearchThresholdPlan", "Threshold",
     "UnrolledThreshold", "UnrolledThresholdPlan", "threshold_plan", "LabelSelect",
-    "LabelSelectPlan", "PopcountStream", "PopcountStreamPlan",
+    "LabelSelectPlan", "PopcountStream", "PopcountStreamPlan", "VVAU", "VVAUPlan",
+    "SlidingWindow", "SlidingWindowPlan", "Pad", "PadPlan", "MaxPool", "MaxPoolPlan", "AvgPool",
+    "AvgPoolPlan", "GlobalAccPool", "GlobalAccPoolPlan", "AddStreams", "AddStreamsPlan",
+    "ChannelwiseOp", "ChannelwiseOpPlan",
     # plumbing
-    "StreamFIFO", "StreamFIFOPlan", "WidthConverter", "WidthConverterPlan", "SkidBuffer",
+    "StreamFIFO", "StreamFIFOPlan", "WidthConverter", "WidthConverterPlan", "Duplicate",
+    "DuplicatePlan", "Concat", "ConcatPlan", "SkidBuffer",
     "StallPipeline",
     # vendor primitives and export
     "DSP48E2", "AXIStreamShell", "component_verilog", "kernel_verilog",

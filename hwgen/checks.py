@@ -20,7 +20,7 @@ import numpy as np
 from amaranth.hdl import Shape
 
 __all__ = ["is_int", "check_int", "check_bool", "check_one_of", "check_divides", "divisors",
-           "check_shape", "check_int_array"]
+           "check_shape", "check_int_array", "check_per_axis"]
 
 
 def is_int(value):
@@ -156,3 +156,51 @@ def check_int_array(name, value, shape=None, *, shape_text=None, low=None, high=
 
 def _index(index):
     return "[" + ", ".join(str(int(k)) for k in index) + "]"
+
+
+def check_per_axis(name, value, labels=("height", "width"), minimum=1):
+    """``value`` as a tuple with one integer per label.
+
+    Parameters
+    ----------
+    name : str
+        The parameter, named in messages.
+    value : int or sequence of int
+        One integer for every label, or one per label in the order of ``labels``.
+    labels : tuple of str
+        What each entry means (``("height", "width")``, ``("top", "left", "bottom",
+        "right")``).
+    minimum : int
+        The smallest valid entry.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    TypeError
+        ``value`` is neither an integer nor a sequence of integers.
+    ValueError
+        Wrong length, or an entry below ``minimum``. The message reads ``kernel must
+        be an integer >= 1 or 2 of them (height, width), not (3, 0)``.
+
+    Examples
+    --------
+    >>> check_per_axis("stride", 2)
+    (2, 2)
+    >>> check_per_axis("padding", [1, 0, 1, 0], ("top", "left", "bottom", "right"), 0)
+    (1, 0, 1, 0)
+    """
+    valid = f"an integer >= {minimum} or {len(labels)} of them ({', '.join(labels)})"
+    if is_int(value):
+        values = (value,) * len(labels)
+    elif isinstance(value, (tuple, list, np.ndarray)) and all(is_int(v) for v in value):
+        values = tuple(value)
+        if len(values) != len(labels):
+            raise ValueError(f"{name} must be {valid}, not {value!r}")
+    else:
+        raise TypeError(f"{name} must be {valid}, not {value!r}")
+    if any(v < minimum for v in values):
+        raise ValueError(f"{name} must be {valid}, not {value!r}")
+    return tuple(int(v) for v in values)

@@ -24,6 +24,9 @@ from .kernels.mvau import DATAPATHS, MEM_STYLES, MVAUPlan
 from .kernels.popcount import PopcountStreamPlan
 from .kernels.threshold import IMPLS, MEM_STYLES as THRESHOLD_MEM_STYLES, threshold_plan, \
     Threshold
+from .kernels.vvau import VVAUPlan
+from .kernels.swg import MEM_STYLES as SWG_MEM_STYLES, PARALLEL, SlidingWindowPlan
+from .kernels import pad as pad_kernel, pool as pool_kernels
 from .plumbing.fifo import FIFO_MEM_STYLES, StreamFIFOPlan
 from .plumbing.width import WidthConverterPlan
 
@@ -231,9 +234,191 @@ KERNELS = {entry.name: entry for entry in [
         report=lambda plan: _shape_row(f"{plan.in_lanes}->{plan.out_lanes} lanes")),
     # --- CNN kernels (issue 12); each block holds its kernels' entries -----------------------
     # [sliding window]
+    KernelEntry(
+        name="sliding_window", summary="sliding-window generator (im2col line buffer)",
+        description="The K_h x K_w windows of an H x W x C NHWC map (stride, dilation, no "
+                    "padding), in an MVAU's weight-column order (kernel row, kernel column, "
+                    "channel), SIMD channels per beat, or a whole window row/window per beat "
+                    "(--parallel), or in a VVAU's order (--depthwise, --window-simd).",
+        plan=SlidingWindowPlan, component=SlidingWindowPlan.component,
+        params=(Param("ifm", "ints", "input map H,W (one value: square)", required=True,
+                      metavar="H,W"),
+                Param("channels", "int", "channels C", required=True),
+                Param("kernel", "ints", "window K_h,K_w (one value: square)", required=True,
+                      metavar="KH,KW"),
+                Param("stride", "ints", "per axis, or one value", default=1, metavar="SH,SW"),
+                Param("dilation", "ints", "per axis, or one value", default=1,
+                      metavar="DH,DW"),
+                Param("simd", "int", "channels per beat (divides C)", default=1),
+                Param("elem_shape", "shape", "element shape: s<bits> or u<bits>",
+                      required=True, metavar="SHAPE"),
+                Param("depthwise", "flag", "the VVAU order (per channel fold, window folds)"),
+                Param("window_simd", "int", "window positions per beat (depthwise; divides "
+                      "K_h*K_w)", default=1),
+                Param("parallel", "choice", "one window position, window row or window per "
+                      "beat", default="none", choices=PARALLEL),
+                Param("mem_style", "choice", "line buffer", default="auto",
+                      choices=SWG_MEM_STYLES)),
+        golden="sim.golden:sliding_window",
+        report=lambda plan: {"shape": "{}x{}x{} k{}x{}".format(*plan.ifm, plan.channels,
+                                                               *plan.kernel),
+                             "simd": plan.simd, "mem_style": plan.mem_style}),
     # [vvau]
+    KernelEntry(
+        name="vvau", summary="vector-vector-activation unit (depthwise convolution, PE/SIMD "
+                             "folded)",
+        description="Per channel, a K_h x K_w dot product with that channel's weights from a "
+                    ".npy file, shape (C, K_h*K_w) or (C, K_h, K_w); input beats of PE channels "
+                    "x SIMD window elements (the sliding window's depthwise order), PE outputs "
+                    "per output beat; optional fused thresholds.",
+        plan=VVAUPlan, component=VVAUPlan.component,
+        params=(Param("weights", "npy", "integer weights, shape (C, K_h*K_w) or (C, K_h, K_w); "
+                      "-1/+1 for bipolar weights", required=True, metavar="W.npy"),
+                Param("kernel", "ints", "kernel size: K or K_h,K_w", required=True,
+                      metavar="K"),
+                Param("pe", "int", "channels per cycle (divides C)", default=1),
+                Param("simd", "int", "window elements per cycle (divides K_h*K_w)", default=1),
+                Param("input_shape", "operand", "input elements: bipolar, s<bits> or u<bits> "
+                      "(1 to 8 bits)", required=True, metavar="SHAPE"),
+                Param("weight_shape", "operand", "weights: bipolar, s<bits> or u<bits> (1 to "
+                      "8 bits)", required=True, metavar="SHAPE"),
+                Param("thresholds", "npy", "fused activation thresholds, shape (C, T) or "
+                      "(1, T) (default: raw accumulators out)", metavar="T.npy"),
+                Param("bias", "signed_int", "added to the threshold count", default=0),
+                Param("vectors", "int", "output pixels per frame", default=1),
+                Param("datapath", "choice", default="auto", choices=DATAPATHS),
+                Param("mem_style", "choice", "weight memory", default="auto",
+                      choices=MEM_STYLES),
+                _TARGET),
+        derive=lambda params: _xilinx_primitives({"channels": len(params["weights"]),
+                                                  **params}),
+        golden="sim.golden:vvau",
+        report=lambda plan: {"shape": f"{plan.channels}ch {plan.kernel[0]}x{plan.kernel[1]}",
+                             "pe": plan.pe, "simd": plan.simd, "datapath": plan.datapath,
+                             "mem_style": plan.mem_style}),
     # [padding and pooling]
+    KernelEntry(
+        name="pad", summary="feature-map padding (a constant border)",
+        description="Pads an H x W x C NHWC map, SIMD channels per beat, with a border of "
+                    "VALUE: PADDING is top,left,bottom,right (ONNX's spatial pads order) or "
+                    "one value for all sides.",
+        plan=pad_kernel.PadPlan, component=pad_kernel.Pad,
+        params=(Param("ifm", "ints", "input map H,W (one value: square)", required=True,
+                      metavar="H,W"),
+                Param("channels", "int", "channels C", required=True),
+                Param("simd", "int", "channels per beat (divides C)", default=1),
+                Param("padding", "ints", "border pixels top,left,bottom,right (one value: "
+                      "all sides)", required=True, minimum=0, metavar="T,L,B,R"),
+                Param("elem_shape", "operand", "element shape: bipolar, s<bits> or u<bits>",
+                      required=True, metavar="SHAPE"),
+                Param("value", "signed_int", "border value (-1 or 1 for bipolar elements)",
+                      default=0)),
+        golden="sim.golden:pad",
+        report=lambda plan: {"shape": "{}x{}x{} pad {},{},{},{}".format(
+            *plan.ifm, plan.channels, *plan.padding), "simd": plan.simd}),
+    *(KernelEntry(
+        name=name, summary=summary,
+        description=description + " NHWC in and out, PE channels per beat, one input beat "
+                                  "per cycle.",
+        plan=plan, component=plan.component,
+        params=(Param("ifm", "ints", "input map H,W (one value: square)", required=True,
+                      metavar="H,W"),
+                Param("channels", "int", "channels C", required=True),
+                Param("pe", "int", "channels per beat (divides C)", default=1),
+                *((Param("kernel", "ints", "window K_h,K_w (one value: square)",
+                         required=True, metavar="KH,KW"),
+                   Param("stride", "ints", "per axis, or one value (default: the window)",
+                         metavar="SH,SW")) if windowed else ()),
+                Param("input_shape", "operand", "input elements: bipolar, s<bits> or u<bits> "
+                      "(1 to 32 bits)", required=True, metavar="SHAPE")),
+        golden=golden,
+        report=lambda plan: {"shape": "{}x{}x{} k{}x{} s{}x{}".format(
+            *plan.ifm, plan.channels, *plan.kernel, *plan.stride), "pe": plan.pe})
+      for name, plan, windowed, golden, summary, description in (
+          ("maxpool", pool_kernels.MaxPoolPlan, True, "sim.golden:maxpool", "max pooling",
+           "The maximum of every K_h x K_w window at the stride, per channel (bipolar: the "
+           "OR of the bits)."),
+          ("avgpool", pool_kernels.AvgPoolPlan, True, "sim.golden:avgpool_sums",
+           "window sums (average pooling without the division)",
+           "The exact sum of every K_h x K_w window at the stride, per channel; the output "
+           "shape is the sum's range."),
+          ("globalaccpool", pool_kernels.GlobalAccPoolPlan, False, "sim.golden:global_sum",
+           "global sum pooling (global average pooling without the division)",
+           "The exact sum of every channel over the whole map: one 1 x 1 x C result per "
+           "frame."))),
     # [fork, join and channel-wise]
+    KernelEntry(
+        name="duplicate", summary="stream fan-out: every beat to each of N streams",
+        description="Every beat of one feature-map stream (s_axis) to each of BRANCHES output "
+                    "streams (m_axis_0, m_axis_1, ...), each at its own pace; CHANNELS / PE "
+                    "beats per pixel, VECTORS pixels per frame.",
+        plan=resolve("hwgen.plumbing.duplicate:DuplicatePlan"),
+        component=resolve("hwgen.plumbing.duplicate:Duplicate"),
+        params=(Param("channels", "int", "channels per pixel", required=True),
+                Param("pe", "int", "channels per beat (divides CHANNELS)", default=1),
+                Param("elem_shape", "shape", "element shape: s<bits> or u<bits>",
+                      required=True, metavar="SHAPE"),
+                Param("branches", "int", "output streams", default=2, minimum=2),
+                Param("vectors", "int", "pixels per frame", default=1)),
+        golden="sim.golden:duplicate",
+        report=lambda plan: {"shape": f"{plan.channels} ch x {plan.branches}", "pe": plan.pe}),
+    KernelEntry(
+        name="addstreams", summary="element-wise sum of two streams, with shifts",
+        description="y = (a << SHIFT0) + (b << SHIFT1) per element of two feature-map streams "
+                    "(s_axis_0, s_axis_1) into m_axis; the output shape is the exact range of "
+                    "the sums.",
+        plan=resolve("hwgen.kernels.addstreams:AddStreamsPlan"),
+        component=resolve("hwgen.kernels.addstreams:AddStreams"),
+        params=(Param("channels", "int", "channels per pixel", required=True),
+                Param("pe", "int", "channels per beat (divides CHANNELS)", default=1),
+                Param("input_shape0", "shape", "elements of the first input: s<bits> or "
+                      "u<bits>", required=True, metavar="SHAPE"),
+                Param("input_shape1", "shape", "elements of the second input", required=True,
+                      metavar="SHAPE"),
+                Param("shift0", "int", "left shift of the first input", default=0, minimum=0),
+                Param("shift1", "int", "left shift of the second input", default=0,
+                      minimum=0),
+                Param("vectors", "int", "pixels per frame", default=1)),
+        golden="sim.golden:add_streams",
+        report=lambda plan: {"shape": f"{plan.channels} ch", "pe": plan.pe}),
+    KernelEntry(
+        name="concat", summary="concatenation of streams along the channels",
+        description="Per pixel, the CHANNELS[0] channels of s_axis_0, then the CHANNELS[1] of "
+                    "s_axis_1, ... into m_axis; PE (dividing every CHANNELS[k]) channels per "
+                    "beat on every stream.",
+        plan=resolve("hwgen.plumbing.concat:ConcatPlan"),
+        component=resolve("hwgen.plumbing.concat:Concat"),
+        params=(Param("channels", "ints", "channels per pixel of each input, e.g. 16,32",
+                      required=True, metavar="C0,C1,..."),
+                Param("pe", "int", "channels per beat (divides every CHANNELS[k])", default=1),
+                Param("elem_shapes", "shape", "element shape of every input: s<bits> or "
+                      "u<bits> (the Python API takes one per input)", required=True,
+                      metavar="SHAPE"),
+                Param("vectors", "int", "pixels per frame", default=1)),
+        golden="sim.golden:concat",
+        report=lambda plan: {"shape": "+".join(map(str, plan.channels)) + " ch",
+                             "pe": plan.pe}),
+    KernelEntry(
+        name="channelwise", summary="per-channel add, multiply or compare with constants",
+        description="y = x OP c[channel] (OP: add, mul, ge, gt, le, lt; compares give 0/1) "
+                    "with constants from a .npy file of shape (C,) or (1,); PE channels per "
+                    "beat.",
+        plan=resolve("hwgen.kernels.channelwise:ChannelwiseOpPlan"),
+        component=resolve("hwgen.kernels.channelwise:ChannelwiseOp"),
+        params=(Param("channels", "int", "channels per pixel C", required=True),
+                Param("pe", "int", "channels per beat (divides C)", default=1),
+                Param("input_shape", "shape", "input element shape: s<bits> or u<bits>",
+                      required=True, metavar="SHAPE"),
+                Param("op", "choice", required=True,
+                      choices=resolve("hwgen.kernels.channelwise:OPS")),
+                Param("constants", "npy", "integer constants, shape (C,) or (1,)",
+                      required=True, metavar="C.npy"),
+                Param("vectors", "int", "pixels per frame", default=1),
+                Param("mem_style", "choice", "constants table", default="auto",
+                      choices=resolve("hwgen.kernels.channelwise:MEM_STYLES"))),
+        golden="sim.golden:channelwise",
+        report=lambda plan: {"shape": f"{plan.channels} ch {plan.op}", "pe": plan.pe,
+                             "mem_style": plan.mem_style}),
 ]}
 
 

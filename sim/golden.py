@@ -5,6 +5,10 @@ import numpy as np
 
 __all__ = ["popcount", "threshold", "weighted_sum", "dsp48e2_mac", "packed_mac", "dot_products",
            "bipolar", "mvau", "repack", "label_select"]
+__all__ += ["duplicate", "add_streams", "concat", "channelwise", "CHANNELWISE_OPS"]
+__all__ += ["pad", "maxpool", "avgpool_sums", "global_sum"]
+__all__ += ["depthwise_windows", "depthwise_conv2d", "vvau", "depthwise_beats"]
+__all__ += ["im2col", "sliding_window", "conv2d"]
 
 
 def popcount(bits):
@@ -318,6 +322,267 @@ def label_select(values, k=1):
 
 # --- CNN kernels (issue 12): feature maps are NHWC integer arrays ---------------------------
 # [sliding window]
+
+def im2col(x, kernel, stride=1, dilation=1):
+    """The windows of an NHWC map without padding as the rows of a matrix,
+    ``(N * OH * OW, K_h * K_w * C)``: output pixels in (image, row, column) order, each row
+    in (kernel row, kernel column, channel) order, the order of an MVAU's weight columns.
+    ``kernel``, ``stride``, ``dilation``: one integer, or one per axis (height, width);
+    ``OH = (H - span) // stride + 1`` for the span ``(K_h - 1) * dilation + 1``."""
+    windows = depthwise_windows(x, kernel, stride, dilation)      # (pixels, C, K_h * K_w)
+    return windows.transpose(0, 2, 1).reshape(len(windows), -1)
+
+
+def sliding_window(x, kernel, stride=1, dilation=1, *, simd=1, depthwise=False,
+                   window_simd=1, parallel="none"):
+    """The output beats of :class:`hwgen.kernels.swg.SlidingWindow` for the NHWC maps
+    ``x`` (one frame per image), as ``(beats, lanes)``.
+
+    ``parallel="none"``: per output pixel and window position, ``C / simd`` beats of
+    ``simd`` channels; ``"row"``: one beat of ``K_w * C`` elements per kernel row;
+    ``"window"``: one beat of the whole ``K_h * K_w * C`` window. ``depthwise=True``: per
+    output pixel, channel fold and window fold, ``simd * window_simd`` elements, element
+    ``p * window_simd + s`` being channel ``f * simd + p`` at window position
+    ``v * window_simd + s`` (:func:`depthwise_beats`).
+    """
+    if depthwise:
+        if parallel != "none":
+            raise ValueError(f"parallel={parallel!r} is for the MVAU order, not depthwise")
+        return depthwise_beats(depthwise_windows(x, kernel, stride, dilation), simd,
+                               window_simd)
+    if window_simd != 1:
+        raise ValueError(f"window_simd={window_simd} applies to depthwise windows only")
+    rows = im2col(x, kernel, stride, dilation)
+    kernel_w = kernel if np.ndim(kernel) == 0 else kernel[1]
+    channels = np.shape(x)[-1]
+    lanes = {"none": simd, "row": int(kernel_w) * channels, "window": rows.shape[1]}
+    if parallel not in lanes:
+        raise ValueError(f"parallel must be one of 'none', 'row', 'window', not {parallel!r}")
+    if channels % simd:
+        raise ValueError(f"simd={simd} must divide the {channels} channels")
+    return rows.reshape(-1, lanes[parallel])
+
+
+def conv2d(x, w, stride=1, dilation=1):
+    """2-D convolution of an NHWC map ``x`` with ``O`` filters ``w`` of shape
+    ``(O, K_h, K_w, C)`` (OHWI), without padding or bias: ``(N, OH, OW, O)`` exact integer
+    sums, as :func:`im2col` followed by :func:`mvau` (ONNX ``Conv`` on NCHW data with OIHW
+    weights, transposed)."""
+    w = np.asarray(w)
+    if w.ndim != 4 or w.shape[3] != np.shape(x)[-1]:
+        raise ValueError(f"w must have shape (O, K_h, K_w, C) with C = {np.shape(x)[-1]}, "
+                         f"not {w.shape}")
+    out = mvau(im2col(x, w.shape[1:3], stride, dilation), w.reshape(len(w), -1))
+    kernel, stride, dilation = (np.broadcast_to(np.asarray(v), (2,))
+                                for v in (w.shape[1:3], stride, dilation))
+    oh, ow = (np.asarray(np.shape(x)[1:3]) - (kernel - 1) * dilation - 1) // stride + 1
+    return out.reshape(np.shape(x)[0], oh, ow, len(w))
+
+
 # [vvau]
+
+def _depthwise_map(x, kernel, stride, dilation):
+    """The windows of an NHWC map as ``(N, OH, OW, C, K_h * K_w)`` (see
+    :func:`depthwise_windows`)."""
+    x = _pooling_map(x)
+    (kh, kw), (sh, sw), (dh, dw) = (_pooling_axes(v, 2) for v in (kernel, stride, dilation))
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if span_h > x.shape[1] or span_w > x.shape[2]:
+        raise ValueError(f"kernel={kernel!r} with dilation={dilation!r} spans "
+                         f"{span_h}x{span_w}, more than the {x.shape[1]}x{x.shape[2]} map")
+    spans = np.lib.stride_tricks.sliding_window_view(x, (span_h, span_w), axis=(1, 2))
+    windows = spans[:, ::sh, ::sw, :, ::dh, ::dw]
+    return windows.reshape(*windows.shape[:4], kh * kw)
+
+
+def depthwise_windows(x, kernel, stride=1, dilation=1):
+    """The windows of a depthwise convolution of an NHWC map without padding, as
+    ``(N * OH * OW, C, K_h * K_w)``: output pixels in (image, row, column) order, window
+    elements in (kernel row, kernel column) order, ``OH = (H - span) // stride + 1`` for
+    the dilated span ``(K_h - 1) * dilation + 1`` (ONNX ``Conv`` without ``pads``).
+    ``kernel``, ``stride``, ``dilation``: one integer, or one per axis (height, width)."""
+    windows = _depthwise_map(x, kernel, stride, dilation)
+    return windows.reshape(-1, *windows.shape[3:])
+
+
+def depthwise_conv2d(x, w, stride=1, dilation=1):
+    """Depthwise 2-D convolution of an NHWC map ``x`` with one ``(K_h, K_w)`` filter per
+    channel, ``w`` of shape ``(C, K_h, K_w)``: the ``(N, OH, OW, C)`` dot products of every
+    window with its channel's filter (ONNX ``Conv`` with ``group = C``, no padding, no
+    bias)."""
+    w = np.asarray(w)
+    channels = np.shape(x)[-1]
+    if w.ndim != 3 or w.shape[0] != channels:
+        raise ValueError(f"w must have shape (C, K_h, K_w) with C = {channels}, not {w.shape}")
+    windows = _depthwise_map(x, w.shape[1:], stride, dilation)
+    return (windows * w.reshape(channels, -1).astype(windows.dtype)).sum(axis=-1)
+
+
+def vvau(windows, weights, thresholds=None, bias=0, offsets=None):
+    """Vector-vector-activation (depthwise) unit: per pixel and channel ``c``, the dot
+    product of the channel's window with its weights, ``acc[v, c] = windows[v, c] @
+    weights[c]`` (plus ``offsets[c]``), then with ``thresholds`` (``(C, T)`` or ``(1, T)``)
+    the activation :func:`threshold` with ``bias``.
+
+    ``windows``: ``(pixels, C, K)`` integers (``K = K_h * K_w``; ``(pixels, C, K_h, K_w)``
+    accepted), as :func:`depthwise_windows` gives them; ``weights``: ``(C, K)`` (or
+    ``(C, K_h, K_w)``). Returns ``(pixels, C)``, which in NHWC order is the VVAU's output
+    stream (``NF`` beats of ``PE`` channels per pixel). Each channel is :func:`mvau` of one
+    row, so the accumulators are as exact as its.
+    """
+    windows, weights = np.asarray(windows), np.asarray(weights)
+    if windows.ndim == 4:
+        windows = windows.reshape(*windows.shape[:2], -1)
+    if weights.ndim == 3:
+        weights = weights.reshape(len(weights), -1)
+    if windows.ndim != 3 or weights.ndim != 2 or windows.shape[1:] != weights.shape:
+        raise ValueError(f"windows {windows.shape} and weights {weights.shape} do not fit: "
+                         f"need (pixels, C, K) and (C, K)")
+    offsets = None if offsets is None else np.asarray(offsets).reshape(-1)
+    rows = [mvau(windows[:, c], weights[c:c + 1],
+                 offsets=None if offsets is None else offsets[c:c + 1])
+            for c in range(weights.shape[0])]
+    accumulators = np.concatenate(rows, axis=1)
+    if thresholds is None:
+        return accumulators
+    return threshold(accumulators, thresholds, bias)
+
+
+def depthwise_beats(windows, pe, simd):
+    """The VVAU's input stream for ``(pixels, C, K)`` windows: per pixel, for each channel
+    fold ``nf`` and window fold ``sf``, one beat of ``pe * simd`` elements, element
+    ``p * simd + s`` = window element ``sf * simd + s`` of channel ``nf * pe + p``. Returns
+    ``(pixels * C / pe * K / simd, pe * simd)``."""
+    windows = np.asarray(windows)
+    if windows.ndim != 3 or windows.shape[1] % pe or windows.shape[2] % simd:
+        raise ValueError(f"windows of shape {windows.shape} do not fold into pe={pe} "
+                         f"channels and simd={simd} window elements")
+    pixels, channels, window = windows.shape
+    folded = windows.reshape(pixels, channels // pe, pe, window // simd, simd)
+    return folded.transpose(0, 1, 3, 2, 4).reshape(-1, pe * simd)
+
 # [padding and pooling]
+
+def _pooling_map(x):
+    """``x`` as an NHWC integer array."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be an NHWC (N, H, W, C) array, not shape {x.shape}")
+    if x.dtype.kind not in "iuO":
+        raise ValueError(f"x must hold integers, not dtype {x.dtype}")
+    return x if x.dtype.kind == "O" else x.astype(np.int64)
+
+
+def _pooling_axes(value, count):
+    return (int(value),) * count if np.ndim(value) == 0 else tuple(int(v) for v in value)
+
+
+def pad(x, padding, value=0):
+    """Pad an NHWC map with ``value``: ``padding`` is ``(top, left, bottom, right)`` (ONNX's
+    spatial ``pads`` order) or one integer for all sides."""
+    top, left, bottom, right = _pooling_axes(padding, 4)
+    return np.pad(_pooling_map(x), ((0, 0), (top, bottom), (left, right), (0, 0)),
+                  constant_values=value)
+
+
+def _pool_windows(x, kernel, stride):
+    """The ``(kh, kw)`` windows of an NHWC map at ``stride`` (default: ``kernel``), as
+    ``(N, OH, OW, C, kh, kw)``; pixels after the last whole window are dropped (floor)."""
+    kh, kw = _pooling_axes(kernel, 2)
+    sh, sw = (kh, kw) if stride is None else _pooling_axes(stride, 2)
+    x = _pooling_map(x)
+    if kh > x.shape[1] or kw > x.shape[2]:
+        raise ValueError(f"kernel={kernel!r} is larger than the "
+                         f"{x.shape[1]}x{x.shape[2]} map")
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    return windows[:, ::sh, ::sw]
+
+
+def maxpool(x, kernel, stride=None):
+    """Max pooling of an NHWC map: ``(N, OH, OW, C)`` window maxima,
+    ``OH = (H - kh) // sh + 1`` (ONNX ``MaxPool`` without padding)."""
+    return _pool_windows(x, kernel, stride).max(axis=(-2, -1))
+
+
+def avgpool_sums(x, kernel, stride=None):
+    """Exact window sums of an NHWC map: ONNX ``AveragePool`` times ``kh * kw``."""
+    return _pool_windows(x, kernel, stride).sum(axis=(-2, -1))
+
+
+def global_sum(x):
+    """The sum of every channel over the map: ``(N, 1, 1, C)`` (ONNX ``GlobalAveragePool``
+    times ``H * W``)."""
+    return _pooling_map(x).sum(axis=(1, 2), keepdims=True)
+
 # [fork, join and channel-wise]
+
+def _integers(name, x):
+    """``x`` as an integer array (int64, or object for Python ints)."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuO":
+        raise ValueError(f"{name} must hold integers, not dtype {x.dtype}")
+    return x if x.dtype.kind == "O" else x.astype(np.int64)
+
+
+def _exact(*arrays, bound):
+    """The arrays as int64, or as Python-int objects when a result may reach ``bound``."""
+    dtype = np.int64 if bound < 2 ** 62 else object
+    return [a.astype(dtype) for a in arrays]
+
+
+def _magnitude(x):
+    return int(np.abs(x).max(initial=0)) if x.size else 0
+
+
+def duplicate(x, branches=2):
+    """Fan-out: ``branches`` copies of ``x`` (a tuple of integer arrays), one per output
+    stream."""
+    x = _integers("x", x)
+    if isinstance(branches, bool) or not isinstance(branches, int) or branches < 2:
+        raise ValueError(f"branches must be an integer >= 2, not {branches!r}")
+    return tuple(x.copy() for _ in range(branches))
+
+
+def add_streams(a, b, shift0=0, shift1=0):
+    """Element-wise ``(a << shift0) + (b << shift1)`` of two integer arrays of one shape
+    (ONNX ``Add`` of ``a * 2**shift0`` and ``b * 2**shift1``); exact beyond int64."""
+    a, b = _integers("a", a), _integers("b", b)
+    if a.shape != b.shape:
+        raise ValueError(f"a {a.shape} and b {b.shape} must have the same shape")
+    for name, shift in (("shift0", shift0), ("shift1", shift1)):
+        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+            raise ValueError(f"{name} must be an integer >= 0, not {shift!r}")
+    a, b = _exact(a, b, bound=(_magnitude(a) << shift0) + (_magnitude(b) << shift1))
+    return a * (1 << shift0) + b * (1 << shift1)
+
+
+def concat(inputs, axis=-1):
+    """Concatenation along ``axis`` (default: the channels of NHWC maps), as ONNX
+    ``Concat``; ``inputs`` is a sequence of two or more integer arrays."""
+    inputs = [_integers(f"inputs[{k}]", x) for k, x in enumerate(inputs)]
+    if len(inputs) < 2:
+        raise ValueError(f"concat needs 2 or more inputs, not {len(inputs)}")
+    return np.concatenate(inputs, axis=axis)
+
+
+#: ``channelwise`` operations: ``x OP c``.
+CHANNELWISE_OPS = {"add": np.add, "mul": np.multiply, "ge": np.greater_equal,
+                   "gt": np.greater, "le": np.less_equal, "lt": np.less}
+
+
+def channelwise(x, constants, op):
+    """``x OP c[channel]`` with the constants ``(C,)`` (or ``(1,)``) broadcast along the
+    last axis of ``x`` (channels of NHWC maps); ``op`` is a key of
+    :data:`CHANNELWISE_OPS`. Comparisons give 0/1; ``add`` and ``mul`` are exact beyond
+    int64."""
+    x, constants = _integers("x", x), _integers("constants", constants)
+    if op not in CHANNELWISE_OPS:
+        raise ValueError(f"op must be one of {', '.join(map(repr, CHANNELWISE_OPS))}, not "
+                         f"{op!r}")
+    if constants.ndim != 1 or (x.ndim and constants.shape[0] not in (1, x.shape[-1])):
+        raise ValueError(f"constants of shape {constants.shape} do not fit the channels of x "
+                         f"{x.shape}: need (C,) or (1,)")
+    bound = _magnitude(x) * _magnitude(constants) + _magnitude(x) + _magnitude(constants)
+    x, constants = _exact(x, constants, bound=bound)
+    result = CHANNELWISE_OPS[op](x, constants)
+    return result if op in ("add", "mul") else result.astype(np.int64)

@@ -33,13 +33,18 @@ heap bits, chosen by ``mode``:
 The trees are pipelined every ``pipeline_every`` logic stages (see
 :func:`~hwgen.arith.netlist.build_compressor`); :attr:`latency` is the tree's registers plus
 the accumulator.
+
+The lanes share one activation vector (an MVAU: every output row meets the same input), or
+with ``per_lane_activations`` each lane has its own (a VVAU, a depthwise convolution: lane
+``l`` is a channel and meets that channel's window). Either way each lane has a tree of its
+own, so the cost is the same; only the port ``a`` is ``lanes`` times wider.
 """
 
 from amaranth.hdl import Cat, Const, Module, Shape, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from ..checks import check_int, check_one_of
+from ..checks import check_bool, check_int, check_one_of
 from ..kernel import Plan, PlannedComponent
 from ..resources import Resources
 from ..shapes import BIPOLAR, cast_operand, element_shape
@@ -203,7 +208,7 @@ class FabricDotProductPlan(Plan):
     cost."""
 
     def __init__(self, *, mode, weight_shape, act_shape, simd, lanes, max_terms,
-                 pipeline_every=2, target="auto", primitives="auto"):
+                 pipeline_every=2, target="auto", primitives="auto", per_lane_activations=False):
         weight_shape = cast_operand("weight_shape", weight_shape)
         act_shape = cast_operand("act_shape", act_shape)
         _check_mode(mode, weight_shape, act_shape)
@@ -213,6 +218,7 @@ class FabricDotProductPlan(Plan):
         pipeline_every = check_int("pipeline_every", pipeline_every, 0)
         check_one_of("target", target, TARGETS)
         check_one_of("primitives", primitives, PRIMITIVES)
+        self._per_lane = check_bool("per_lane_activations", per_lane_activations)
         self._mode = mode
         self._weight_shape, self._act_shape = weight_shape, act_shape
         self._simd, self._lanes, self._max_terms = simd, lanes, max_terms
@@ -229,10 +235,11 @@ class FabricDotProductPlan(Plan):
         super().__init__()
 
     def members(self):
+        acts = data.ArrayLayout(element_shape(self._act_shape), self._simd)
         return {
             "w": In(data.ArrayLayout(data.ArrayLayout(element_shape(self._weight_shape),
                                                       self._simd), self._lanes)),
-            "a": In(data.ArrayLayout(element_shape(self._act_shape), self._simd)),
+            "a": In(data.ArrayLayout(acts, self._lanes) if self._per_lane else acts),
             "valid": In(1), "first": In(1), "last": In(1), "en": In(1, init=1),
             "o": Out(data.ArrayLayout(self._acc_shape, self._lanes)),
             "o_valid": Out(1),
@@ -244,6 +251,8 @@ class FabricDotProductPlan(Plan):
     weight_shape = property(lambda self: self._weight_shape)
     act_shape = property(lambda self: self._act_shape)
     acc_shape = property(lambda self: self._acc_shape)
+    per_lane_activations = property(lambda self: self._per_lane,
+                                    doc="Each lane has its own ``simd`` activations.")
     dsp_count = 0
 
     @property
@@ -297,11 +306,15 @@ class FabricDotProduct(FabricDotProductPlan, PlannedComponent):
     target, primitives
         The compressor trees' architecture and cells (see
         :class:`~hwgen.arith.popcount.CompressorTree`).
+    per_lane_activations : bool
+        Each lane multiplies its own activations (default False: one vector for all lanes).
 
     Members
     -------
     w : In(ArrayLayout(ArrayLayout(weight element, simd), lanes))
     a : In(ArrayLayout(activation element, simd))
+        With ``per_lane_activations``: In(ArrayLayout(ArrayLayout(activation element, simd),
+        lanes)), laid out as ``w``.
     valid, first, last, en : In(1)
         Framing as for :class:`~hwgen.arith.packed_mac.PackedMAC`: a cycle's ``simd`` terms are taken
         with ``valid`` and ``en``; ``first`` starts a new sum, ``last`` closes it.
@@ -323,8 +336,9 @@ class FabricDotProduct(FabricDotProductPlan, PlannedComponent):
                 return lut6_rom(m, init, 64, Cat(*inputs), name=f"fa{next(cells)}")
         sums = []
         for lane in range(self._lanes):
+            acts = self.a[lane] if self._per_lane else self.a
             heap, _ = lane_heap(self._mode, [self.w[lane][s] for s in range(self._simd)],
-                                [self.a[s] for s in range(self._simd)], self._weight_shape,
+                                [acts[s] for s in range(self._simd)], self._weight_shape,
                                 self._act_shape, lut6=lut6)
             total = build_compressor(
                 m, heap.columns(), plan, pipeline_every=self._pipeline_every, en=self.en,

@@ -235,9 +235,11 @@ def _lane_format(product_range):
 
 
 def packing(weight_width, act_width, *, weight_signed=True, act_signed=True, narrow_range=False,
-            bipolar=False):
+            bipolar=False, act_offset=True):
     """The :class:`Packing` of ``weight_width``-bit weights times ``act_width``-bit
-    activations in one DSP48E2 (arguments as for :func:`max_lanes`)."""
+    activations in one DSP48E2 (arguments as for :func:`max_lanes`). ``act_offset=False``
+    leaves out the activation-offset trick (a unit whose slices hold one product each, as
+    :class:`PackedDotProduct` with ``per_lane_activations``, gains no lane by it)."""
     _check_operands(weight_width, act_width, weight_signed, act_signed, narrow_range, bipolar)
     weight_range = (-1, 1) if bipolar else shape_range(
         (signed if weight_signed else unsigned)(weight_width), narrow=narrow_range)
@@ -258,7 +260,7 @@ def packing(weight_width, act_width, *, weight_signed=True, act_signed=True, nar
                        act_offset, lane_range)
 
     plain = candidate(0)
-    if act_signed or not weight_signed or bipolar:
+    if act_signed or not weight_signed or bipolar or not act_offset:
         return plain
     # Unsigned activations times signed weights: the activation-offset trick, where it gains
     # a lane (it costs a small fabric adder per lane).
@@ -466,8 +468,11 @@ def _tree_plans(shapes, negate, extra=()):
 
 def _mac_estimate(*, target, lanes, simd, acc_width, dsp_count, weight_width, act_width,
                   product_width, control_stages, plus_one=False, tree_costs=(),
-                  tree_registers=0, sum_width=0, offset_adders=0, offset_registers=0):
-    """Resources of a PackedMAC / PackedDotProduct (see their ``estimate``)."""
+                  tree_registers=0, sum_width=0, offset_adders=0, offset_registers=0,
+                  act_registers=None):
+    """Resources of a PackedMAC / PackedDotProduct (see their ``estimate``);
+    ``act_registers`` is the number of activation operands (default ``simd``, shared by
+    the lanes)."""
     # Accumulators: one LUT per bit (the ``first`` mux, the lane's field bit or its inverted
     # MSB and the sum's XOR fit one 6-LUT in front of the carry chain), one FF per bit; one
     # more LUT for the carry-in of a complemented field.
@@ -480,7 +485,8 @@ def _mac_estimate(*, target, lanes, simd, acc_width, dsp_count, weight_width, ac
     carry = lanes * -(-acc_width // 8)
     if target == "generic":
         # operand registers, then three product stages (multipliers left to synthesis)
-        ffs += simd * (act_width + lanes * (weight_width + 3 * product_width))
+        act_registers = simd if act_registers is None else act_registers
+        ffs += act_registers * act_width + simd * lanes * (weight_width + 3 * product_width)
     for cost in tree_costs:
         luts, ffs, carry = luts + cost["luts"], ffs + cost["ffs"], carry + cost["carry"]
     ffs += tree_registers * sum_width * lanes
@@ -491,11 +497,11 @@ class _PackedUnitPlan(Plan):
     """Read-only description shared by :class:`PackedMAC` and :class:`PackedDotProduct`."""
 
     def _configure(self, weight_width, act_width, weight_signed, act_signed, narrow_range,
-                   bipolar, lanes, max_terms, target, primitives):
+                   bipolar, lanes, max_terms, target, primitives, act_offset=True):
         """Validate and record the parameters both units share."""
         self._packing = packing(weight_width, act_width, weight_signed=weight_signed,
                                 act_signed=act_signed, narrow_range=narrow_range,
-                                bipolar=bipolar)
+                                bipolar=bipolar, act_offset=act_offset)
         if lanes is None:
             lanes = self._packing.lanes
         lanes = check_int("lanes", lanes, 1)
@@ -685,9 +691,12 @@ class PackedDotProductPlan(_PackedUnitPlan):
 
     def __init__(self, *, weight_width, act_width, simd, weight_signed=True, act_signed=True,
                  narrow_range=False, bipolar=False, lanes=None, max_terms=4096,
-                 pipeline_every=2, target="auto", primitives="auto"):
+                 pipeline_every=2, target="auto", primitives="auto",
+                 per_lane_activations=False):
+        per_lane = check_bool("per_lane_activations", per_lane_activations)
         self._configure(weight_width, act_width, weight_signed, act_signed, narrow_range,
-                        bipolar, lanes, max_terms, target, primitives)
+                        bipolar, lanes, max_terms, target, primitives, act_offset=not per_lane)
+        self._per_lane = per_lane
         simd = check_int("simd", simd, 1)
         if max_terms < simd:
             raise ValueError(f"max_terms={max_terms!r} must be at least simd={simd!r} (one cycle "
@@ -716,9 +725,10 @@ class PackedDotProductPlan(_PackedUnitPlan):
         super().__init__()
 
     def members(self):
+        acts = data.ArrayLayout(self._act_shape, self._simd)
         return self._ports(
             data.ArrayLayout(data.ArrayLayout(self._weight_shape, self._simd), self._lanes),
-            data.ArrayLayout(self._act_shape, self._simd))
+            data.ArrayLayout(acts, self._lanes) if self._per_lane else acts)
 
     # --- description ------------------------------------------------------------------------
 
@@ -736,6 +746,17 @@ class PackedDotProductPlan(_PackedUnitPlan):
         return self._pipeline_every
 
     @property
+    def per_lane_activations(self):
+        """Each lane has its own ``simd`` activations (``a`` is ``lanes x simd``)."""
+        return self._per_lane
+
+    @property
+    def lanes_per_dsp(self):
+        """Lanes that share a slice: the packing's, or 1 with :attr:`per_lane_activations`
+        (the lanes share no operand)."""
+        return 1 if self._per_lane else self._packing.lanes
+
+    @property
     def latency(self):
         """Cycles from a ``last`` term to its ``o_valid``: the slices' 4 stages, the
         compressor trees' registers and the accumulator register."""
@@ -743,11 +764,11 @@ class PackedDotProductPlan(_PackedUnitPlan):
 
     @property
     def dsp_count(self):
-        """DSP48E2 slices of the packed target, ``simd * ceil(lanes / lanes_per_dsp)``; 0 with
-        ``target="generic"``."""
+        """DSP48E2 slices of the packed target, ``simd * ceil(lanes / lanes_per_dsp)``
+        (``simd * lanes`` with :attr:`per_lane_activations`); 0 with ``target="generic"``."""
         if self._target == "generic":
             return 0
-        return self._simd * math.ceil(self._lanes / self._packing.lanes)
+        return self._simd * math.ceil(self._lanes / self.lanes_per_dsp)
 
     def estimate(self):
         """Analytic resource estimate: ``luts``, ``ffs``, ``carry`` (CARRY8) and ``dsp48e2``
@@ -773,7 +794,8 @@ class PackedDotProductPlan(_PackedUnitPlan):
                              plus_one=(self._simd == 1 and self._target != "generic"
                                        and self._packing.negate),
                              control_stages=_DSP_LATENCY + self._tree_latency,
-                             tree_costs=costs, tree_registers=registers, sum_width=sum_width)
+                             tree_costs=costs, tree_registers=registers, sum_width=sum_width,
+                             act_registers=self._simd * (self._lanes if self._per_lane else 1))
 
 
 class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
@@ -806,6 +828,15 @@ class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
     slices' 4 stages, the tree's pipeline registers and the accumulator (5 with
     ``simd=1`` or a combinational tree); it is the same for every ``target``.
 
+    Per-lane activations
+    --------------------
+    With ``per_lane_activations`` every lane has its own ``simd`` activations (a depthwise
+    convolution: lane ``l`` is channel ``l``, ``a[l][s]`` its window element), so no two
+    products share an operand and packing does not apply: each product gets a slice of its
+    own (one lane of the same :class:`Packing`, without the activation offset, which gains
+    nothing with one lane), ``lanes_per_dsp`` is 1 and :attr:`dsp_count` is
+    ``simd * lanes``. The field extraction, the trees and the accumulators are as above.
+
     Parameters
     ----------
     weight_width, act_width, weight_signed, act_signed, narrow_range, bipolar
@@ -825,13 +856,17 @@ class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
         UltraScale(+) platforms with the packed target, generic ones otherwise.
     primitives : ``"auto"``, ``"instance"`` or ``"behavioural"``
         For the ``DSP48E2`` slices and the trees' ``LUT6_2``/``CARRY8`` cells.
+    per_lane_activations : bool
+        Each lane multiplies its own activations (see above); default False (shared).
 
     Members
     -------
     w : In(ArrayLayout(ArrayLayout(weight shape, simd), lanes))
         Weights; ``w[l][s]`` at bits ``[(l*simd + s)*W, (l*simd + s + 1)*W)``.
     a : In(ArrayLayout(activation shape, simd))
-        Activations; ``a[s]`` at bits ``[s*A, (s+1)*A)``.
+        Activations; ``a[s]`` at bits ``[s*A, (s+1)*A)``. With ``per_lane_activations``
+        ``In(ArrayLayout(ArrayLayout(activation shape, simd), lanes))``, ``a[l][s]`` at bits
+        ``[(l*simd + s)*A, ...)`` as ``w``.
     valid, first, last, en : In(1)
         As for :class:`PackedMAC`, per cycle of ``simd`` terms.
     o : Out(ArrayLayout(acc_shape, lanes))
@@ -847,13 +882,19 @@ class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
         by_lane = [[] for _ in range(self._lanes)]
         offsets = [[] for _ in range(self._lanes)]  # delayed weights (activation offset)
         shift = self._act_shape.width - 1
+
+        def packed(values, activation, prefix):
+            return _packed_products(m, self._packing, values, activation, self.en,
+                                    self._primitives, prefix=prefix, complement=self._simd == 1)
+
+        def generic(values, activation, prefix):
+            return _generic_products(m, values, activation, self.en, prefix=prefix)
+
         for s in range(self._simd):
             weights = [_weight_value(self.w[lane][s], self._bipolar)
                        for lane in range(self._lanes)]
             if target == "packed":
-                products = _packed_products(m, self._packing, weights, self.a[s], self.en,
-                                            self._primitives, prefix=f"s{s}_",
-                                            complement=self._simd == 1)
+                products = self._products(packed, weights, s)
                 if self._packing.act_offset:
                     delayed = _delayed_weights(m, weights, self.en, prefix=f"s{s}_")
                     if self._simd == 1:
@@ -863,7 +904,7 @@ class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
                         for lane, weight in enumerate(delayed):
                             offsets[lane].append(weight)
             else:
-                products = _generic_products(m, weights, self.a[s], self.en, prefix=f"s{s}_")
+                products = self._products(generic, weights, s)
             for lane, product in enumerate(products):
                 by_lane[lane].append(product)
         negate = target == "packed" and self._packing.negate
@@ -893,6 +934,15 @@ class PackedDotProduct(PackedDotProductPlan, PlannedComponent):
         valid, first, last = _delayed_control(m, self, _DSP_LATENCY + self._tree_latency)
         _accumulate(m, self, sums, negate, valid, first, last, self._acc_shape, plus_one)
         return m
+
+    def _products(self, multiply, weights, s):
+        """The lane products of SIMD position ``s`` from ``multiply(weights, activation,
+        prefix)``: all lanes' weights on the shared activation ``a[s]`` at once, or with
+        :attr:`per_lane_activations` each lane's weight on its own ``a[lane][s]``."""
+        if not self._per_lane:
+            return multiply(weights, self.a[s], f"s{s}_")
+        return [multiply([weight], self.a[lane][s], f"s{s}_l{lane}_")[0]
+                for lane, weight in enumerate(weights)]
 
 
 PackedMACPlan.component = PackedMAC

@@ -24,6 +24,16 @@ EXAMPLES = {
     "popcount": dict(n=20, pipeline_every=1),
     "fifo": dict(elem_shape=unsigned(3), lanes=2, depth=5),
     "width": dict(elem_shape=unsigned(3), in_lanes=2, out_lanes=3, elems_per_frame=12),
+    "duplicate": dict(channels=4, pe=2, elem_shape=signed(3), branches=3, vectors=2),
+    "addstreams": dict(channels=4, pe=2, input_shape0=signed(4), input_shape1=unsigned(3), shift1=1),
+    "concat": dict(channels=(4, 2), pe=2, elem_shapes=(unsigned(3), signed(2)), vectors=2),
+    "channelwise": dict(channels=4, pe=2, input_shape=signed(5), op="mul", constants=[3, -1, 2, 0]),
+    "sliding_window": dict(ifm=(5, 4), channels=4, kernel=(3, 2), simd=2, elem_shape=unsigned(3)),
+    "vvau": dict(channels=4, kernel=3, pe=2, simd=3, weights=np.arange(36).reshape(4, 9) % 5 - 2, input_shape=unsigned(2), weight_shape=signed(3), vectors=2),  # noqa: E501
+    "pad": dict(ifm=(3, 2), channels=4, simd=2, padding=(1, 0, 2, 1), elem_shape=signed(3)),
+    "maxpool": dict(ifm=(5, 4), channels=2, pe=2, kernel=3, stride=(2, 1), input_shape=signed(3)),
+    "avgpool": dict(ifm=4, channels=2, kernel=2, input_shape="bipolar"),
+    "globalaccpool": dict(ifm=(3, 2), channels=4, pe=2, input_shape=unsigned(3)),
 }
 
 
@@ -38,12 +48,15 @@ def test_plan_and_component_keep_the_contract(name):
     assert isinstance(plan, StreamKernel) and not isinstance(plan, wiring.Component)
     assert isinstance(plan.estimate(), Resources)
     assert plan.latency >= 0 and plan.cycles_per_frame >= 1
-    times = plan.out_times(list(range(plan.in_beats_per_frame)))
-    assert len(times) == plan.out_beats_per_frame and times[0] >= plan.latency
+    # every stream port (i/o, or i0, i1... and o0, o1... for forks and joins)
+    times = plan.schedule({port: list(range(plan.beats_per_frame(port))) for port in plan.inputs})
+    assert set(times) == set(plan.outputs)
+    for port, port_times in times.items():
+        assert len(port_times) == plan.beats_per_frame(port) and port_times[0] >= plan.latency
     built = plan.build()
     assert isinstance(built, wiring.Component) and isinstance(built, type(plan))
-    assert port_format(built, "i") == plan.input_format
-    assert port_format(built, "o") == plan.output_format
+    for port, stream_format in {**plan.inputs, **plan.outputs}.items():
+        assert port_format(built, port) == stream_format
     assert built.estimate() == plan.estimate() and built.latency == plan.latency
     assert "module k(" in component_verilog(built, name="k")       # it elaborates
     row = entry.report(plan)
