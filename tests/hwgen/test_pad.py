@@ -213,3 +213,12 @@ def test_slow_estimate_against_yosys(params):
     assert abs(estimate.luts - report["luts"]) <= 0.15 * report["luts"]
     assert estimate.ffs == report["ffs"]
     assert report["bram18"] == report["lutram"] == 0
+
+
+@pytest.mark.slow
+@settings(max_examples=5, deadline=None)
+@given(pad=pads(), seed=st.integers(0, 2**16))
+def test_slow_cocotb_random_configs(pad, seed):
+    """The property test in the cocotb tier (each example builds its own simulator)."""
+    beats, expected = vectors(pad, 2, seed)
+    run_stream_test(pad, beats, expected, seed=seed, valid_prob=0.6, ready_prob=0.5)

@@ -355,3 +355,12 @@ def test_slow_estimate_against_yosys(kind, params):
     assert (estimate.bram18, estimate.lutram) == (report["bram18"], report["lutram"])
     assert abs(estimate.luts - report["luts"]) <= max(20, 0.15 * report["luts"])
     assert abs(estimate.ffs - report["ffs"]) <= max(8, 0.1 * report["ffs"])
+
+
+@pytest.mark.slow
+@settings(max_examples=5, deadline=None)
+@given(pool=st.one_of(window_pools(), global_pools()), seed=st.integers(0, 2**16))
+def test_slow_cocotb_random_configs(pool, seed):
+    """The property test in the cocotb tier (each example builds its own simulator)."""
+    beats, expected = vectors(pool, 2, seed)
+    run_stream_test(pool, beats, expected, seed=seed, valid_prob=0.6, ready_prob=0.5)

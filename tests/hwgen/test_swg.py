@@ -486,3 +486,14 @@ def test_slow_estimate_against_yosys(params):
     assert abs(estimate.lutram - report["lutram"]) <= 0.1 * max(8, report["lutram"])
     assert abs(estimate.luts - report["luts"]) <= 0.25 * report["luts"]
     assert abs(estimate.ffs - report["ffs"]) <= 0.1 * report["ffs"]
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None)
+@given(swg=configs(), seed=st.integers(0, 2 ** 16))
+def test_slow_cocotb_random_configs(swg, seed):
+    """The property test in the cocotb tier: random windows, strides, dilations, maps, SIMD,
+    orders and memory styles on Verilator under random back-pressure (each example builds
+    its own simulator, so few examples, in the slow tier)."""
+    beats, expected = vectors(swg, 2, seed)
+    run_stream_test(swg, beats, expected, seed=seed, valid_prob=0.6, ready_prob=0.5)

@@ -557,3 +557,12 @@ def test_cocotb_long_random_stalls(index):
         if case.get("primitives") == "instance" else []
     run_stream_test(unit, beats, expected, seed=index, valid_prob=0.7, ready_prob=0.5,
                     extra_sources=extra)
+
+
+@pytest.mark.slow
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=configs())
+def test_slow_cocotb_random_configs(config):
+    """The property test in the cocotb tier (each example builds its own simulator)."""
+    unit, beats, expected = make_case(primitives="behavioural", **config)
+    run_stream_test(unit, beats, expected, seed=config["seed"], valid_prob=0.6, ready_prob=0.5)
