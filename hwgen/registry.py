@@ -138,6 +138,22 @@ def _xilinx_primitives(params):
 _TARGET = Param("target", "choice", "generic logic, or Xilinx UltraScale+ primitives",
                 default="generic", choices=("generic", "xilinx"))
 
+def _dot_unit_params(rows, vectors):
+    """The options the MVAU and the VVAU share (``rows``: what the thresholds' first axis
+    counts; ``vectors``: what a vector is)."""
+    return (Param("input_shape", "operand", "input elements: bipolar, s<bits> or u<bits> "
+                  "(1 to 8 bits)", required=True, metavar="SHAPE"),
+            Param("weight_shape", "operand", "weights: bipolar, s<bits> or u<bits> (1 to 8 "
+                  "bits)", required=True, metavar="SHAPE"),
+            Param("thresholds", "npy", f"fused activation thresholds, shape ({rows}, T) or "
+                  "(1, T) (default: raw accumulators out)", metavar="T.npy"),
+            Param("bias", "signed_int", "added to the threshold count", default=0),
+            Param("vectors", "int", vectors, default=1),
+            Param("datapath", "choice", default="auto", choices=DATAPATHS),
+            Param("mem_style", "choice", "weight memory", default="auto", choices=MEM_STYLES),
+            _TARGET)
+
+
 KERNELS = {entry.name: entry for entry in [
     KernelEntry(
         name="mvau", summary="matrix-vector-activation unit (PE/SIMD folded)",
@@ -148,18 +164,7 @@ KERNELS = {entry.name: entry for entry in [
                       "weights", required=True, metavar="W.npy"),
                 Param("pe", "int", "outputs per cycle (divides MH)", default=1),
                 Param("simd", "int", "inputs per cycle (divides MW)", default=1),
-                Param("input_shape", "operand", "input elements: bipolar, s<bits> or u<bits> "
-                      "(1 to 8 bits)", required=True, metavar="SHAPE"),
-                Param("weight_shape", "operand", "weights: bipolar, s<bits> or u<bits> (1 to "
-                      "8 bits)", required=True, metavar="SHAPE"),
-                Param("thresholds", "npy", "fused activation thresholds, shape (MH, T) or "
-                      "(1, T) (default: raw accumulators out)", metavar="T.npy"),
-                Param("bias", "signed_int", "added to the threshold count", default=0),
-                Param("vectors", "int", "vectors per frame", default=1),
-                Param("datapath", "choice", default="auto", choices=DATAPATHS),
-                Param("mem_style", "choice", "weight memory", default="auto",
-                      choices=MEM_STYLES),
-                _TARGET),
+                *_dot_unit_params("MH", "vectors per frame")),
         derive=lambda params: _xilinx_primitives(_mvau_derive(params)),
         layer="graph.ir:MVAULayer", golden="sim.golden:mvau",
         report=lambda plan: {"shape": f"{plan.mw}x{plan.mh}", "pe": plan.pe,
@@ -278,18 +283,7 @@ KERNELS = {entry.name: entry for entry in [
                       metavar="K"),
                 Param("pe", "int", "channels per cycle (divides C)", default=1),
                 Param("simd", "int", "window elements per cycle (divides K_h*K_w)", default=1),
-                Param("input_shape", "operand", "input elements: bipolar, s<bits> or u<bits> "
-                      "(1 to 8 bits)", required=True, metavar="SHAPE"),
-                Param("weight_shape", "operand", "weights: bipolar, s<bits> or u<bits> (1 to "
-                      "8 bits)", required=True, metavar="SHAPE"),
-                Param("thresholds", "npy", "fused activation thresholds, shape (C, T) or "
-                      "(1, T) (default: raw accumulators out)", metavar="T.npy"),
-                Param("bias", "signed_int", "added to the threshold count", default=0),
-                Param("vectors", "int", "output pixels per frame", default=1),
-                Param("datapath", "choice", default="auto", choices=DATAPATHS),
-                Param("mem_style", "choice", "weight memory", default="auto",
-                      choices=MEM_STYLES),
-                _TARGET),
+                *_dot_unit_params("C", "output pixels per frame")),
         derive=lambda params: _xilinx_primitives({"channels": len(params["weights"]),
                                                   **params}),
         golden="sim.golden:vvau",
