@@ -114,8 +114,13 @@ NOT_CHECKED = {
 }
 
 #: ``(file, row id) -> reason`` for rows whose estimate is outside its benchmark's tolerance
-#: today (marked ``xfail(strict=True)``, so that they stay visible). None at present.
-OUT_OF_TOLERANCE = {}
+#: today (marked ``xfail(strict=True)``, so that they stay visible).
+OUT_OF_TOLERANCE = {
+    ("threshold.json", "auto-K1-PE1"): (
+        "one LUT: at K = 1 the binary and unrolled units tie in the estimate (35 LUTs each) "
+        "and auto takes binary on ties; Yosys measured 69 against 68 in the 2026-12-01 run "
+        "(76 against 76 in the run before)"),
+}
 
 
 # --- estimates -------------------------------------------------------------------------------
