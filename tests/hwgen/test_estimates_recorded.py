@@ -114,8 +114,12 @@ NOT_CHECKED = {
 }
 
 #: ``(file, row id) -> reason`` for rows whose estimate is outside its benchmark's tolerance
-#: today (marked ``xfail(strict=True)``, so that they stay visible).
-OUT_OF_TOLERANCE = {
+#: today (marked ``xfail(strict=True)``, so that they stay visible). None at present.
+OUT_OF_TOLERANCE = {}
+
+#: ``(file, row id) -> reason`` for auto rows whose choice misses the benchmark's "never
+#: worse" target in the recorded run (``xfail(strict=True)``).
+AUTO_CHOICE_MISSES = {
     ("threshold.json", "auto-K1-PE1"): (
         "one LUT: at K = 1 the binary and unrolled units tie in the estimate (35 LUTs each) "
         "and auto takes binary on ties; Yosys measured 69 against 68 in the 2026-12-01 run "
@@ -188,15 +192,16 @@ def _within(estimated, measured, tolerance):
 
 # --- the checks ------------------------------------------------------------------------------
 
-def _params(names, select):
+def _params(names, select, misses=None):
+    misses = OUT_OF_TOLERANCE if misses is None else misses
     params = []
     for name in names:
         for row_id, row in _rows(name):
             if (name, row_id) in NOT_CHECKED or not select(name, row):
                 continue
             marks = ()
-            if (name, row_id) in OUT_OF_TOLERANCE:
-                marks = pytest.mark.xfail(strict=True, reason=OUT_OF_TOLERANCE[name, row_id])
+            if (name, row_id) in misses:
+                marks = pytest.mark.xfail(strict=True, reason=misses[name, row_id])
             params.append(pytest.param(name, row_id, id=f"{name}:{row_id}", marks=marks))
     return params
 
@@ -227,7 +232,8 @@ def test_estimate_within_benchmark_tolerance(name, row_id):
     assert not misses, f"{name}:{row_id}: " + "; ".join(misses)
 
 
-@pytest.mark.parametrize("name, row_id", _params(["threshold.json"], _is_auto))
+@pytest.mark.parametrize("name, row_id", _params(["threshold.json"], _is_auto,
+                                                 AUTO_CHOICE_MISSES))
 def test_threshold_auto_choice_never_worse(name, row_id):
     threshold = _benchmark("threshold")
     row = _row(name, row_id)
