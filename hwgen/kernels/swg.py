@@ -448,8 +448,8 @@ class SlidingWindowPlan(StreamKernel):
         read port), the read registers (the output register; block RAM has its own), the
         pixel assembly register, and the control: one LUT per bit and one carry chain per
         counter, stream-index adder, subtract-and-compare and address adder (an address
-        adder also wraps: one more chain), half a LUT per address bit for each further read
-        port."""
+        adder also wraps: one more chain, free when the buffer depth is a power of two),
+        half a LUT per address bit for each further read port."""
         assert self.buffer_elements <= self.buffer_bound
         style = self.mem_style
         ports, width = self.ports, self.word_bits
@@ -463,7 +463,10 @@ class SlidingWindowPlan(StreamKernel):
         # written, next base (, the next beat's index when it steps within a pixel, the
         # depthwise fold base), plus the three subtract-and-compares
         index_chains = [index] * (2 + steps_in_pixel + self.fold_major + 3)
-        address_chains = [address] * (2 * (2 + steps_in_pixel))
+        # an address adder wraps at the buffer depth: one more chain, unless the depth is a
+        # power of two (the adder's own overflow wraps it; measured: 96 LUTs, not 135)
+        wraps = 2 if self.buffer_depth & (self.buffer_depth - 1) else 1
+        address_chains = [address] * (wraps * (2 + steps_in_pixel))
         ffs += sum(counters) + index * (2 + steps_in_pixel + self.fold_major) + 3 * address
         chains = counters + index_chains + address_chains
         luts = sum(chains) + (ports - 1) * -(-address // 2)
