@@ -207,3 +207,13 @@ def test_slow_estimate_against_yosys(shape0, shift0, shape1, shift1, pe):
     add = AddStreams(channels=16, pe=pe, input_shape0=shape0, input_shape1=shape1,
                      shift0=shift0, shift1=shift1)
     assert_estimate_matches_yosys(add, luts_rel=0.1, luts_abs=2)
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None)
+@given(add=adders(), seed=st.integers(0, 2**16))
+def test_slow_cocotb_random_configs(add, seed):
+    """The property test in the cocotb tier (each example builds its own simulator)."""
+    in_beats, expected = vectors(add, 2, seed)
+    run_multistream_test(add, in_beats, expected, seed=seed, valid_prob={"i0": 0.8, "i1": 0.4},
+                         ready_prob=0.6)

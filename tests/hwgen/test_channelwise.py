@@ -257,3 +257,12 @@ _YOSYS_CASES = {
 def test_slow_estimate_against_yosys(case):
     unit = ChannelwiseOp(**_YOSYS_CASES[case])
     assert_estimate_matches_yosys(unit, luts_rel=0.25, luts_abs=4, ffs_abs=2)
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None)
+@given(unit=units(), seed=st.integers(0, 2**16))
+def test_slow_cocotb_random_configs(unit, seed):
+    """The property test in the cocotb tier (each example builds its own simulator)."""
+    beats, expected = vectors(unit, 2, seed)
+    run_stream_test(unit, beats, expected, seed=seed, valid_prob=0.7, ready_prob=0.5)

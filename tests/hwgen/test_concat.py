@@ -176,3 +176,13 @@ def test_slow_ten_thousand_beats_both_tiers():
 def test_slow_estimate_against_yosys(channels, pe, shapes):
     cat = Concat(channels=channels, pe=pe, elem_shapes=shapes)
     assert_estimate_matches_yosys(cat, luts_rel=0.15, luts_abs=2)
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None)
+@given(cat=concats(), seed=st.integers(0, 2**16))
+def test_slow_cocotb_random_configs(cat, seed):
+    """The property test in the cocotb tier (each example builds its own simulator)."""
+    in_beats, expected = vectors(cat, 2, seed)
+    valid = {port: (0.9, 0.3, 0.6, 0.5)[k] for k, port in enumerate(cat.inputs)}
+    run_multistream_test(cat, in_beats, expected, seed=seed, valid_prob=valid, ready_prob=0.5)

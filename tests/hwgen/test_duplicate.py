@@ -209,3 +209,13 @@ def test_slow_ten_thousand_beats_both_tiers():
 def test_slow_estimate_against_yosys(branches):
     fork = Duplicate(channels=8, pe=2, elem_shape=signed(4), branches=branches)
     assert_estimate_matches_yosys(fork, luts_rel=0, luts_abs=2)
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None)
+@given(fork=forks(), seed=st.integers(0, 2**16))
+def test_slow_cocotb_random_configs(fork, seed):
+    """The property test in the cocotb tier (each example builds its own simulator)."""
+    in_beats, expected = vectors(fork, 2, seed)
+    ready = {port: (0.3, 0.9, 0.6, 0.5)[k] for k, port in enumerate(fork.outputs)}
+    run_multistream_test(fork, in_beats, expected, seed=seed, valid_prob=0.8, ready_prob=ready)
