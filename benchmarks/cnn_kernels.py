@@ -90,11 +90,11 @@ def _describe(params):
 
 def _frames(plan, rng, frames):
     """Input beats of ``frames`` random frames and the expected output beats."""
+    from hwgen.shapes import shape_range
     from sim import golden
     fmt = plan.input_format
     shape = fmt.elem_shape
-    lo, hi = (-(1 << shape.width - 1), (1 << shape.width - 1) - 1) if shape.signed \
-        else (0, (1 << shape.width) - 1)
+    lo, hi = shape_range(shape)
     beats = rng.integers(lo, hi + 1, size=(frames * plan.in_beats_per_frame, fmt.lanes))
     from hwgen import SlidingWindowPlan
     if isinstance(plan, SlidingWindowPlan):

@@ -19,6 +19,9 @@ import importlib
 from dataclasses import dataclass
 
 from .checks import check_one_of
+from .kernels.addstreams import AddStreamsPlan
+from .kernels.channelwise import MEM_STYLES as CHANNELWISE_MEM_STYLES, OPS as CHANNELWISE_OPS, \
+    ChannelwiseOpPlan
 from .kernels.labelselect import LabelSelectPlan
 from .kernels.mvau import DATAPATHS, MEM_STYLES, MVAUPlan
 from .kernels.popcount import PopcountStreamPlan
@@ -27,6 +30,8 @@ from .kernels.threshold import IMPLS, MEM_STYLES as THRESHOLD_MEM_STYLES, thresh
 from .kernels.vvau import VVAUPlan
 from .kernels.swg import MEM_STYLES as SWG_MEM_STYLES, PARALLEL, SlidingWindowPlan
 from .kernels import pad as pad_kernel, pool as pool_kernels
+from .plumbing.concat import ConcatPlan
+from .plumbing.duplicate import DuplicatePlan
 from .plumbing.fifo import FIFO_MEM_STYLES, StreamFIFOPlan
 from .plumbing.width import WidthConverterPlan
 
@@ -346,8 +351,8 @@ KERNELS = {entry.name: entry for entry in [
         description="Every beat of one feature-map stream (s_axis) to each of BRANCHES output "
                     "streams (m_axis_0, m_axis_1, ...), each at its own pace; CHANNELS / PE "
                     "beats per pixel, VECTORS pixels per frame.",
-        plan=resolve("hwgen.plumbing.duplicate:DuplicatePlan"),
-        component=resolve("hwgen.plumbing.duplicate:Duplicate"),
+        plan=DuplicatePlan,
+        component=DuplicatePlan.component,
         params=(Param("channels", "int", "channels per pixel", required=True),
                 Param("pe", "int", "channels per beat (divides CHANNELS)", default=1),
                 Param("elem_shape", "shape", "element shape: s<bits> or u<bits>",
@@ -361,8 +366,8 @@ KERNELS = {entry.name: entry for entry in [
         description="y = (a << SHIFT0) + (b << SHIFT1) per element of two feature-map streams "
                     "(s_axis_0, s_axis_1) into m_axis; the output shape is the exact range of "
                     "the sums.",
-        plan=resolve("hwgen.kernels.addstreams:AddStreamsPlan"),
-        component=resolve("hwgen.kernels.addstreams:AddStreams"),
+        plan=AddStreamsPlan,
+        component=AddStreamsPlan.component,
         params=(Param("channels", "int", "channels per pixel", required=True),
                 Param("pe", "int", "channels per beat (divides CHANNELS)", default=1),
                 Param("input_shape0", "shape", "elements of the first input: s<bits> or "
@@ -380,8 +385,8 @@ KERNELS = {entry.name: entry for entry in [
         description="Per pixel, the CHANNELS[0] channels of s_axis_0, then the CHANNELS[1] of "
                     "s_axis_1, ... into m_axis; PE (dividing every CHANNELS[k]) channels per "
                     "beat on every stream.",
-        plan=resolve("hwgen.plumbing.concat:ConcatPlan"),
-        component=resolve("hwgen.plumbing.concat:Concat"),
+        plan=ConcatPlan,
+        component=ConcatPlan.component,
         params=(Param("channels", "ints", "channels per pixel of each input, e.g. 16,32",
                       required=True, metavar="C0,C1,..."),
                 Param("pe", "int", "channels per beat (divides every CHANNELS[k])", default=1),
@@ -397,19 +402,19 @@ KERNELS = {entry.name: entry for entry in [
         description="y = x OP c[channel] (OP: add, mul, ge, gt, le, lt; compares give 0/1) "
                     "with constants from a .npy file of shape (C,) or (1,); PE channels per "
                     "beat.",
-        plan=resolve("hwgen.kernels.channelwise:ChannelwiseOpPlan"),
-        component=resolve("hwgen.kernels.channelwise:ChannelwiseOp"),
+        plan=ChannelwiseOpPlan,
+        component=ChannelwiseOpPlan.component,
         params=(Param("channels", "int", "channels per pixel C", required=True),
                 Param("pe", "int", "channels per beat (divides C)", default=1),
                 Param("input_shape", "shape", "input element shape: s<bits> or u<bits>",
                       required=True, metavar="SHAPE"),
                 Param("op", "choice", required=True,
-                      choices=resolve("hwgen.kernels.channelwise:OPS")),
+                      choices=CHANNELWISE_OPS),
                 Param("constants", "npy", "integer constants, shape (C,) or (1,)",
                       required=True, metavar="C.npy"),
                 Param("vectors", "int", "pixels per frame", default=1),
                 Param("mem_style", "choice", "constants table", default="auto",
-                      choices=resolve("hwgen.kernels.channelwise:MEM_STYLES"))),
+                      choices=CHANNELWISE_MEM_STYLES)),
         golden="sim.golden:channelwise",
         report=lambda plan: {"shape": f"{plan.channels} ch {plan.op}", "pe": plan.pe,
                              "mem_style": plan.mem_style}),
