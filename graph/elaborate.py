@@ -4,7 +4,11 @@ Every IR layer becomes the hwgen kernel its registry entry names
 (:data:`hwgen.registry.KERNELS`): ``layer.plan()`` is the kernel's plan, which the
 :class:`Pipeline` asks for timing and cost and the :class:`Accelerator` builds in
 ``elaborate()``. Flatten and reshape are no-ops on the stream (the IR has no layer for
-them). Between two kernels the *link* is::
+them). The network is a DAG (:class:`graph.ir.Network`): an edge read by ``n > 1`` layers
+gets a :class:`hwgen.plumbing.duplicate.Duplicate` of ``n`` branches, and a layer with
+several inputs (:class:`~graph.maplayers.AddLayer`, :class:`~graph.maplayers.ConcatLayer`)
+is a join. Between a producer (a kernel or a duplicate's branch) and a consumer's input
+port the *link* is::
 
     producer.o --(element cast)--> [WidthConverter] --> StreamFIFO --> consumer.i
 
@@ -12,27 +16,46 @@ them). Between two kernels the *link* is::
   threshold count ``bias .. bias + T``, or the raw accumulator) to the IR datatype of the
   link, which is what the consumer takes: a wire, exact since the IR datatype holds every
   value;
-* a :class:`hwgen.plumbing.width.WidthConverter` repacks the producer's lanes (its PE, or ``k`` for a
-  label select) into the consumer's (its SIMD, or PE) when they differ;
+* a :class:`hwgen.plumbing.width.WidthConverter` repacks the producer's lanes into the
+  consumer's when they differ;
 * a :class:`hwgen.plumbing.fifo.StreamFIFO` of :func:`fifo_depth` beats.
 
-FIFO sizing. The pipeline is a chain with no forks or joins, and every kernel makes progress
-whenever its output is taken, so it cannot deadlock at any FIFO depth; depth matters for
-throughput only. A kernel that reads its input in bursts starves or stalls its neighbours:
-an MVAU with ``NF > 1`` takes a vector's ``SF`` beats in its first neuron fold only and then
-replays them from its buffer for ``(NF - 1) * SF`` cycles while its producer keeps going;
-and a producer that is slower than the consumer's reading rate stretches that first fold.
-A FIFO holding one whole frame of the consumer's input beats lets the producer run up to a
-frame ahead: whatever the two kernels' patterns within a frame, the producer never waits
-for a consumer that keeps up on average, and the consumer finds its next frame's beats
-waiting when it is ready for them, so every kernel runs at the pace of the slowest
-(:attr:`Accelerator.cycles_per_frame`). The depth is that frame plus two beats, which cover
-the FIFO's own two-cycle latency; at least 3, the least depth that moves a beat per cycle.
+FIFO sizing, from the kernels' contract (no trial simulation).
+
+*Rate.* Every kernel states its :attr:`~hwgen.kernel.StreamKernel.input_burst`: the most
+input beats it reads in one go after a pause in reading (an MVAU reads a vector's ``SF``
+beats in its first neuron fold and replays them for ``(NF - 1) * SF`` cycles; a sliding
+window or a pooling kernel can stop reading for about a row of its map; a threshold reads a
+beat per cycle). A FIFO of ``input_burst + 2`` beats in front of a kernel lets its producer
+keep going through such a pause (the two beats cover the FIFO's own latency), so a producer
+that is the bottleneck never waits for a consumer that keeps up on average, and every kernel
+runs at the pace of the slowest (:attr:`Accelerator.cycles_per_frame`). A chain of kernels
+cannot deadlock at any depth, since each makes progress whenever its output is taken.
+
+*Forks and joins (deadlock freedom).* A duplicate hands every beat to all its branches in
+the same cycle, and a join (:meth:`take_times` of its plan: AddStreams takes beat ``n`` of
+both inputs together, Concat takes them in its output order) needs the branches' beats in
+step. A branch that needs many input beats before its first output (a convolution's
+sliding window fills rows of its line buffer) makes the other branch's beats wait at the
+join. Let ``m(n)`` be the duplicate's beats a branch has read when the join takes its beat
+``n``; the join's FIFO on the other branch then holds ``m(n) - n`` beats (and the beats
+that branch's own kernels hold less). If that FIFO is full the duplicate stops, both
+branches starve, and the pipeline deadlocks, unless its depth is at least
+``max_n (m(n) - n)``. The elaborator computes exactly that from the schedules: it runs the
+kernels' output schedules (:meth:`~hwgen.kernel.StreamKernel.schedule`) through the DAG for
+three frames (the first offered every cycle, the next ones a bottleneck period later) with
+every FIFO unbounded, and sizes each join FIFO to the most beats that wait in it, plus two.
+Unbounded FIFOs make every branch read its input as early as it can, so these ``m(n)`` are
+upper bounds of the real ones (a branch slowed by a full FIFO, or a throttled input, only
+reads later, and the duplicate then hands fewer beats to the waiting branch). With these
+depths no FIFO of the free-running schedule ever fills, which is therefore the pipeline's
+schedule: it cannot deadlock, and runs at its bottleneck's rate under any back-pressure
+(FINN sizes these FIFOs by simulation, and its users meet deadlocks on long residual paths;
+here the depth is a property of the kernels' schedules).
 
 Timing properties are computed, not simulated: :attr:`Pipeline.cycles_per_frame` is the
 bottleneck stage's, and :attr:`Pipeline.latency` follows the first frame's beats through
-every stage with each kernel's own output schedule (``out_times`` of the kernel contract;
-no stalls, FIFOs never full).
+every stage with each kernel's own output schedule (no stalls, FIFOs never full).
 """
 
 import re
@@ -52,29 +75,41 @@ from .ir import element_shape
 __all__ = ["Accelerator", "Pipeline", "elaborate", "fifo_depth", "Stage"]
 
 
-def fifo_depth(consumer_in_beats):
-    """Beats of the FIFO in front of a consumer that takes ``consumer_in_beats`` beats per
-    frame (see the module documentation)."""
-    return max(3, consumer_in_beats + 2)
+def fifo_depth(consumer, waiting=0):
+    """Beats of the FIFO in front of a consumer plan: its ``input_burst`` (capped at a
+    frame) and the beats ``waiting`` there at a join, plus two; at least 3, the least depth
+    that moves a beat per cycle (see the module documentation)."""
+    beats = consumer.in_beats_per_frame if len(consumer.inputs) == 1 else 1
+    burst = min(consumer.input_burst, beats) if len(consumer.inputs) == 1 else 1
+    return max(3, burst + 2, waiting + 2)
+
+
+#: Frames of the schedule that sizes the join FIFOs.
+SIZING_FRAMES = 3
 
 
 class Stage:
-    """One kernel of the pipeline, in stream order: a plan of the kernel contract.
+    """One kernel of the pipeline: a plan of the kernel contract and where its inputs come
+    from.
 
     Attributes
     ----------
     kind : str
         The registered kernel (:data:`hwgen.registry.KERNELS`): ``"mvau"``, ``"width"``,
-        ``"fifo"``, ...
+        ``"fifo"``, ``"duplicate"``, ...
     name : str
         The layer's name, or ``"<consumer>.width"`` / ``"<consumer>.fifo"`` for the parts of a
-        link.
+        link, ``"<edge>.fork"`` for a duplicate.
     plan : hwgen.kernel.StreamKernel
     layer : IR layer or None
+    sources : dict
+        Input port -> ``(stage, output port)``; ``(None, "i")`` is the network input.
     """
 
     def __init__(self, kind, name, plan, layer=None):
         self.kind, self.name, self.plan, self.layer = kind, name, plan, layer
+        self.sources = {}
+        self.link = None  # a FIFO's (consumer stage, port)
 
     @property
     def cycles_per_frame(self):
@@ -123,7 +158,8 @@ class Pipeline(StreamKernel):
     ----------
     network : graph.ir.Network
     stages : list of :class:`Stage`
-        Every kernel in stream order: layers, width converters and FIFOs.
+        Every kernel in a topological order: layers, duplicates, width converters and
+        FIFOs.
     """
 
     def __init__(self, network, kernel_options=None):
@@ -131,27 +167,122 @@ class Pipeline(StreamKernel):
             raise GraphError(f"network {network.name!r} has no layers to elaborate")
         self.network = network
         self.stages = []
-        previous = None
+        self._edges = {"input": (network.input_elements, network.input_type)}
+        self._producers = {"input": (None, "i")}
+        self._readers = {}
+        for layer in network.layers:
+            for edge in layer.inputs:
+                self._readers[edge] = self._readers.get(edge, 0) + 1
+        self._forks = {}
+        self._in_format = None
         for layer in network.layers:
             stage = Stage(layer.kind, layer.name,
                           layer.plan(**_options_for(layer, kernel_options)), layer)
-            if previous is not None:
-                out_lanes = previous.plan.output_format.lanes
-                consumer = stage.plan.input_format
-                if out_lanes != consumer.lanes:
-                    self.stages.append(Stage("width", f"{layer.name}.width", WidthConverterPlan(
-                        elem_shape=consumer.elem_shape, in_lanes=out_lanes,
-                        out_lanes=consumer.lanes, elems_per_frame=layer.in_elements)))
-                beats = stage.plan.in_beats_per_frame
-                self.stages.append(Stage("fifo", f"{layer.name}.fifo", StreamFIFOPlan(
-                    elem_shape=consumer.elem_shape, lanes=consumer.lanes,
-                    depth=fifo_depth(beats), beats_per_frame=beats)))
+            for port, edge in zip(stage.plan.inputs, layer.inputs):
+                source = self._branch(edge, stage.plan.inputs[port])
+                stage.sources[port] = self._link(source, edge, stage, port)
             self.stages.append(stage)
-            previous = stage
-        self._in_format = self.stages[0].plan.input_format
+            self._producers[layer.name] = (stage, "o")
+            self._edges[layer.name] = (layer.out_elements, layer.output_type)
         self._out_shape = element_shape(network.layers[-1].output_type)
         self._out_lanes = self.stages[-1].plan.output_format.lanes
         super().__init__()
+        self._size_fifos()
+
+    # -- structure ----------------------------------------------------------------------------
+    def _format(self, source, wanted):
+        """The :class:`StreamFormat` of a source (the network input takes ``wanted``)."""
+        stage, port = source
+        if stage is None:
+            if self._in_format is None:
+                self._in_format = wanted
+            return self._in_format
+        return stage.plan.outputs[port]
+
+    def _branch(self, edge, wanted):
+        """The source of the next reader of ``edge``: its producer, or the next branch of
+        the edge's duplicate when several layers read it."""
+        source = self._producers[edge]
+        if self._readers[edge] == 1:
+            return source
+        if edge not in self._forks:
+            elements, dtype = self._edges[edge]
+            lanes = self._format(source, wanted).lanes
+            plan = kernel("duplicate").plan(channels=lanes, pe=lanes,
+                                            elem_shape=element_shape(dtype),
+                                            branches=self._readers[edge],
+                                            vectors=elements // lanes)
+            fork = Stage("duplicate", f"{edge}.fork", plan)
+            fork.sources["i"] = source
+            self.stages.append(fork)
+            self._forks[edge] = [fork, 0]
+        fork = self._forks[edge]
+        fork[1] += 1
+        return fork[0], f"o{fork[1] - 1}"
+
+    def _link(self, source, edge, consumer, port):
+        """Append the width converter and FIFO between ``source`` and ``consumer.port``;
+        returns the consumer's source."""
+        wanted = consumer.plan.inputs[port]
+        if source[0] is None and self._in_format is None:
+            self._in_format = wanted
+            return source
+        lanes = self._format(source, wanted).lanes
+        elements = self._edges[edge][0]
+        name = consumer.name + ("" if port == "i" else f".{port}")
+        if lanes != wanted.lanes:
+            width = Stage("width", f"{name}.width", WidthConverterPlan(
+                elem_shape=wanted.elem_shape, in_lanes=lanes, out_lanes=wanted.lanes,
+                elems_per_frame=elements))
+            width.sources["i"] = source
+            self.stages.append(width)
+            source = (width, "o")
+        beats = elements // wanted.lanes
+        fifo = Stage("fifo", f"{name}.fifo", StreamFIFOPlan(
+            elem_shape=wanted.elem_shape, lanes=wanted.lanes, depth=3,
+            beats_per_frame=beats))
+        fifo.sources["i"] = source
+        fifo.link = (consumer, port)
+        self.stages.append(fifo)
+        return fifo, "o"
+
+    def _size_fifos(self):
+        """Set every FIFO's depth (see the module documentation)."""
+        period = self.cycles_per_frame
+        frames = [self._schedule(list(range(self.in_beats_per_frame)))]
+        for fifo in self.stages:
+            if fifo.link is None:
+                continue
+            consumer, port = fifo.link
+            waiting = 0
+            if len(consumer.plan.inputs) > 1:
+                arrivals = self._times(frames[0], fifo.sources["i"])
+                taken = consumer.plan.take_times(
+                    {p: self._times(frames[0], source)
+                     for p, source in consumer.sources.items()})[port]
+                waiting = _most_waiting(arrivals, taken, period)
+            plan = fifo.plan
+            fifo.plan = StreamFIFOPlan(elem_shape=plan.input_format.elem_shape,
+                                       lanes=plan.input_format.lanes,
+                                       depth=fifo_depth(consumer.plan, waiting),
+                                       beats_per_frame=plan.in_beats_per_frame)
+
+    def _schedule(self, in_times):
+        """Output beat cycles per ``(stage, port)`` for the network input at ``in_times``."""
+        times = {}
+        for stage in self.stages:
+            ports = {port: self._times(times, source, in_times)
+                     for port, source in stage.sources.items()}
+            for port, out in stage.plan.schedule(ports).items():
+                times[(id(stage), port)] = out
+        return times
+
+    @staticmethod
+    def _times(times, source, in_times=None):
+        stage, port = source
+        if stage is None:
+            return list(in_times) if in_times is not None else times["input"]
+        return times[(id(stage), port)]
 
     # -- description --------------------------------------------------------------------------
     @property
@@ -174,7 +305,7 @@ class Pipeline(StreamKernel):
 
     @property
     def in_beats_per_frame(self):
-        return self.stages[0].plan.in_beats_per_frame
+        return self.network.input_elements // self._in_format.lanes
 
     @property
     def out_beats_per_frame(self):
@@ -197,10 +328,8 @@ class Pipeline(StreamKernel):
         return self.out_times(list(range(self.in_beats_per_frame)))[0]
 
     def out_times(self, in_times):
-        """The stages' output schedules, chained."""
-        for stage in self.stages:
-            in_times = stage.out_times(in_times)
-        return in_times
+        """The stages' output schedules through the DAG."""
+        return self._schedule(in_times)[(id(self.stages[-1]), "o")]
 
     def fps(self, clock_mhz):
         """Frames per second in steady state at ``clock_mhz``."""
@@ -210,6 +339,18 @@ class Pipeline(StreamKernel):
         """Sum of the stages' analytic estimates (UltraScale+), a
         :class:`hwgen.resources.Resources`."""
         return sum((stage.estimate() for stage in self.stages), Resources())
+
+
+def _most_waiting(arrivals, taken, period, frames=SIZING_FRAMES):
+    """The most beats waiting in a FIFO whose beats arrive at ``arrivals`` and leave at
+    ``taken`` (one frame each), over ``frames`` frames ``period`` cycles apart."""
+    import numpy as np
+    arrivals = np.sort(np.concatenate([np.asarray(arrivals) + f * period
+                                       for f in range(frames)]))
+    taken = np.concatenate([np.asarray(taken) + f * period for f in range(frames)])
+    taken = np.maximum.accumulate(taken)
+    arrived = np.searchsorted(arrivals, taken, side="right")
+    return int(max(0, (arrived - np.arange(len(taken))).max(initial=0)))
 
 
 class Accelerator(Pipeline, PlannedComponent):
@@ -228,18 +369,18 @@ class Accelerator(Pipeline, PlannedComponent):
     def elaborate(self, platform):
         m = Module()
         used = set()
-        kernels = []
+        built = {}
         for index, stage in enumerate(self.stages):
             name = f"s{index}_" + re.sub(r"\W", "_", stage.name)
             while name in used:
                 name += "_"
             used.add(name)
-            m.submodules[name] = built = stage.plan.build()
-            kernels.append(built)
-        _connect(m, self.i, kernels[0].i)
-        for producer, consumer in zip(kernels, kernels[1:]):
-            _connect(m, producer.o, consumer.i)
-        _connect(m, kernels[-1].o, self.o)
+            m.submodules[name] = built[id(stage)] = stage.plan.build()
+        for stage in self.stages:
+            for port, (source, source_port) in stage.sources.items():
+                stream = self.i if source is None else getattr(built[id(source)], source_port)
+                _connect(m, stream, getattr(built[id(stage)], port))
+        _connect(m, built[id(self.stages[-1])].o, self.o)
         return m
 
 

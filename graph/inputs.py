@@ -15,7 +15,9 @@ def check_inputs(network, x):
     ----------
     network : graph.ir.Network
     x : array_like
-        Shape ``(N, *network.input_shape)`` or ``(N, elements)``. Float values (for a
+        Shape ``(N, *network.input_shape)``, ``(N, 1, *network.input_shape)`` (the ONNX
+        input's batch-1 shape) or ``(N, elements)``, elements in the C order of the ONNX
+        input. Float values (for a
         network with an input quantizer: finite), or values of ``network.input_type``
         (``-1``/``+1`` for ``BIPOLAR``).
 
@@ -33,9 +35,11 @@ def check_inputs(network, x):
     x = np.asarray(x)
     elements = network.input_elements
     shape = tuple(network.input_shape)
-    if x.ndim < 1 or (x.shape[1:] != shape and x.shape[1:] != (elements,)):
+    accepted = list(dict.fromkeys([shape, (1,) + shape, (elements,)]))
+    if x.ndim < 1 or x.shape[1:] not in accepted:
+        forms = " or ".join("(N, " + ", ".join(map(str, form)) + ")" for form in accepted)
         raise GraphError(f"inputs of shape {x.shape} do not fit the network input: expected "
-                         f"(N, {', '.join(map(str, shape))}) or (N, {elements})")
+                         f"{forms}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise GraphError(f"inputs of dtype {x.dtype} are not numbers")
     x = x.reshape(len(x), elements)

@@ -145,6 +145,11 @@ def _check_thresholds(where, thresholds, channels):
         raise GraphError(f"{where}: thresholds must be sorted ascending in every row")
 
 
+def _edges(inputs):
+    """A layer's input edge names for JSON (a list, or None)."""
+    return None if inputs is None else list(inputs)
+
+
 def element_shape(dtype):
     """The Amaranth shape of one stream element of a datatype (``BIPOLAR``: one bit)."""
     from hwgen.shapes import element_shape as hwgen_element_shape
@@ -214,6 +219,7 @@ class MVAULayer:
     datapath: str = "auto"
     mem_style: str = "auto"
     offsets: np.ndarray = None
+    inputs: tuple = None
 
     kind = "mvau"
     #: Folding-JSON keys (see :func:`graph.fold.apply_folding_json`).
@@ -301,7 +307,8 @@ class MVAULayer:
                 "weight_type": self.weight_type, "output_type": self.output_type,
                 "thresholds": None if self.thresholds is None else self.thresholds.tolist(),
                 "bias": self.bias, "vectors": self.vectors, "pe": self.pe, "simd": self.simd,
-                "datapath": self.datapath, "mem_style": self.mem_style}
+                "datapath": self.datapath, "mem_style": self.mem_style,
+                "inputs": _edges(self.inputs)}
         if self.offsets is not None:
             data["offsets"] = self.offsets.tolist()
         return data
@@ -327,7 +334,7 @@ class ThresholdLayer:
     name : str
         Layer name.
     channels : int
-        Elements per frame.
+        Channels per vector (a pixel of a feature map, or the whole frame).
     thresholds : numpy.ndarray
         int64 ``(channels, T)`` or ``(1, T)``, sorted ascending per row; compared with the
         *decoded* input values.
@@ -338,6 +345,8 @@ class ThresholdLayer:
         Datatype names.
     pe : int
         Channels per cycle (folding).
+    vectors : int
+        Vectors per frame: a frame is ``vectors * channels`` elements, channel fastest.
     """
     name: str
     channels: int
@@ -346,6 +355,8 @@ class ThresholdLayer:
     input_type: str
     output_type: str
     pe: int = 1
+    vectors: int = 1
+    inputs: tuple = None
 
     kind = "threshold"
     fold_keys = ("pe",)
@@ -361,12 +372,15 @@ class ThresholdLayer:
     def execute(self, x):
         """Encoded outputs ``(N, channels)`` for encoded inputs ``(N, channels)``
         (:func:`sim.golden.threshold`)."""
-        return golden.threshold(decode(self.input_type, x), self.thresholds, self.bias)
+        x = decode(self.input_type, x).reshape(-1, self.channels)
+        out = golden.threshold(x, self.thresholds, self.bias)
+        return np.asarray(out).reshape(-1, self.vectors * self.channels)
 
     products = 0
 
     def describe(self):
-        return (f"{self.channels} {self.input_type}->{self.output_type} "
+        return (f"{self.channels}" + (f"x{self.vectors}" if self.vectors > 1 else "") +
+                f" {self.input_type}->{self.output_type} "
                 f"({self.thresholds.shape[1]} thresholds)")
 
     def fold_choices(self):
@@ -380,19 +394,20 @@ class ThresholdLayer:
             thresholds = -((-(thresholds + 1)) // 2)
         params = dict(channels=self.channels, pe=self.pe,
                       input_shape=element_shape(self.input_type), thresholds=thresholds,
-                      bias=self.bias)
+                      bias=self.bias, vectors=self.vectors)
         return _kernel_plan(self, {**params, **options})
 
     def to_dict(self):
         """A JSON-ready dict."""
         return {"kind": self.kind, "name": self.name, "channels": self.channels,
                 "thresholds": self.thresholds.tolist(), "bias": self.bias,
-                "input_type": self.input_type, "output_type": self.output_type, "pe": self.pe}
+                "input_type": self.input_type, "output_type": self.output_type, "pe": self.pe,
+                "vectors": self.vectors, "inputs": _edges(self.inputs)}
 
     @property
     def in_elements(self):
         """Stream elements per frame into the layer."""
-        return self.channels
+        return self.channels * self.vectors
 
     out_elements = in_elements
 
@@ -420,6 +435,7 @@ class LabelSelectLayer:
     k: int
     input_type: str
     pe: int = 1
+    inputs: tuple = None
 
     kind = "labelselect"
     fold_keys = ("pe",)
@@ -457,7 +473,7 @@ class LabelSelectLayer:
     def to_dict(self):
         """A JSON-ready dict."""
         return {"kind": self.kind, "name": self.name, "channels": self.channels, "k": self.k,
-                "input_type": self.input_type, "pe": self.pe}
+                "input_type": self.input_type, "pe": self.pe, "inputs": _edges(self.inputs)}
 
     @property
     def in_elements(self):
@@ -584,19 +600,25 @@ def _layer_from_dict(data):
 
 @dataclass
 class Network:
-    """A lowered network: integer layers in stream order.
+    """A lowered network: a DAG of integer layers joined by named edges.
+
+    Every layer's output is one edge, named after the layer; the network input is the edge
+    ``"input"``. A layer's ``inputs`` names the edges it reads (one for most layers, two or
+    more for a join such as :class:`graph.maplayers.AddLayer`); ``None`` means the layer
+    before it in the list (or the input), so a chain needs no names. The layers are listed
+    in a topological order and the last one is the output. An edge read by several layers
+    is a fork (the elaborator duplicates the stream).
 
     Parameters
     ----------
     name : str
         Network name (the ONNX graph's).
     input_shape : tuple
-        Shape of one input frame (the ONNX input's shape without the batch dimension); the
-        input stream carries its elements in C order.
+        Shape of one input frame (the ONNX input's shape without the batch dimension).
     input_type : str
         Datatype of the input stream.
     layers : list
-        :class:`MVAULayer`, :class:`ThresholdLayer` and :class:`LabelSelectLayer` objects.
+        IR layers (:mod:`graph.ir`, :mod:`graph.maplayers`), in topological order.
     output : OutputSpec
         How the final integers map back to the ONNX output.
     input_quantizer : InputQuantizer or None
@@ -604,9 +626,13 @@ class Network:
         the model's input already is an integer datatype).
     debug : dict
         Per layer name: ``{"tensor": ONNX tensor name, "scale": [...], "offset": [...]}``,
-        the ONNX tensor whose values the layer's output encodes as
-        ``scale * decoded + offset`` per element (in C order of that tensor). Used to check
-        every activation against the ONNX reference; not needed by the hardware.
+        and ``"order"`` where the layer's stream is not in the tensor's C order: the ONNX
+        tensor whose values the layer's output encodes as ``scale * decoded + offset`` per
+        element (``values[:, order]`` in stream order). Used to check every activation
+        against the ONNX reference; not needed by the hardware.
+    input_order : list or None
+        Stream element ``j`` is element ``input_order[j]`` of the ONNX input in C order
+        (for example NCHW images streamed as NHWC); ``None``: the C order itself.
     """
     name: str
     input_shape: tuple
@@ -615,30 +641,72 @@ class Network:
     output: OutputSpec
     input_quantizer: InputQuantizer = None
     debug: dict = field(default_factory=dict)
+    input_order: list = None
 
     def __post_init__(self):
         self.input_shape = tuple(int(d) for d in self.input_shape)
         dtype_range(self.input_type)
-        elements = self.input_elements
-        stream_type = self.input_type
+        if self.input_order is not None:
+            self.input_order = [int(i) for i in self.input_order]
+            if sorted(self.input_order) != list(range(self.input_elements)):
+                raise GraphError(f"input_order must be a permutation of the "
+                                 f"{self.input_elements} input elements")
+        produced = {"input": (self.input_elements, self.input_type)}
+        layers = {}
+        previous = "input"
         for layer in self.layers:
-            if layer.in_elements != elements or layer.input_type != stream_type:
-                raise GraphError(f"layer {layer.name!r} takes {layer.in_elements} x "
-                                 f"{layer.input_type}, but its input stream is {elements} x "
-                                 f"{stream_type}")
-            elements, stream_type = layer.out_elements, layer.output_type
+            if layer.name in produced:
+                raise GraphError(f"layer name {layer.name!r} is used twice (or is the input "
+                                 f"edge's name)")
+            layer.inputs = (previous,) if layer.inputs is None else tuple(layer.inputs)
+            ports = layer.ports() if hasattr(layer, "ports") else \
+                [(layer.in_elements, layer.input_type)]
+            if len(ports) != len(layer.inputs):
+                raise GraphError(f"layer {layer.name!r} takes {len(ports)} input stream(s), "
+                                 f"but names {len(layer.inputs)}: {list(layer.inputs)}")
+            for edge, (elements, dtype) in zip(layer.inputs, ports):
+                if edge not in produced:
+                    raise GraphError(f"layer {layer.name!r} reads edge {edge!r}, which no "
+                                     f"earlier layer produces")
+                if produced[edge] != (elements, dtype):
+                    raise GraphError(f"layer {layer.name!r} takes {elements} x {dtype}, but "
+                                     f"its input stream {edge!r} is {produced[edge][0]} x "
+                                     f"{produced[edge][1]}")
+            if hasattr(layer, "check_inputs"):
+                layer.check_inputs([layers.get(edge) for edge in layer.inputs])
+            produced[layer.name] = (layer.out_elements, layer.output_type)
+            layers[layer.name] = layer
+            previous = layer.name
+        used = {edge for layer in self.layers for edge in layer.inputs}
+        dangling = [layer.name for layer in self.layers[:-1] if layer.name not in used]
+        if dangling:
+            raise GraphError(f"the outputs of layers {dangling} are not used (only the last "
+                             f"layer is the network output)")
 
     @property
     def input_elements(self):
         """Stream elements per input frame."""
         return int(np.prod(self.input_shape, dtype=np.int64))
 
+    def consumers(self, edge):
+        """The layers that read ``edge`` (a layer name or ``"input"``), in order."""
+        return [layer for layer in self.layers if edge in layer.inputs]
+
+    def layer(self, name):
+        """The layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise GraphError(f"network {self.name!r} has no layer {name!r}")
+
     def quantize_input(self, x):
         """Encoded input stream ``(N, elements)`` for ONNX model inputs ``x`` of shape
         ``(N, *input_shape)`` (float, through :attr:`input_quantizer`; or values of
-        :attr:`input_type`, which are encoded)."""
+        :attr:`input_type`, which are encoded), in stream order (:attr:`input_order`)."""
         from .inputs import check_inputs
         x = check_inputs(self, x)
+        if self.input_order is not None:
+            x = x[:, self.input_order]
         if self.input_quantizer is not None:
             return self.input_quantizer(x)
         return encode(self.input_type, x)
@@ -649,7 +717,7 @@ class Network:
         Parameters
         ----------
         x_int : array_like
-            Encoded input stream, shape ``(N, elements)`` or ``(N, *input_shape)``.
+            Encoded input stream, shape ``(N, elements)`` in stream order.
         intermediates : bool
             Also return every layer's encoded output.
 
@@ -663,11 +731,14 @@ class Network:
         if self.input_type == "BIPOLAR" and x.size and (x.min() < 0 or x.max() > 1):
             raise GraphError("network input: BIPOLAR stream bits must be 0 or 1")
         _check_values("network input", "values", decode(self.input_type, x), self.input_type)
-        outputs = {}
+        edges = {"input": x}
         for layer in self.layers:
-            x = layer.execute(x)
-            outputs[layer.name] = x
-        return (x, outputs) if intermediates else x
+            edges[layer.name] = layer.execute(*(edges[edge] for edge in layer.inputs))
+        out = edges[self.layers[-1].name] if self.layers else x
+        if intermediates:
+            del edges["input"]
+            return out, edges
+        return out
 
     def output_values(self, y_int):
         """The ONNX output's values for the final encoded integers: labels ``(N, k)``, or
@@ -677,12 +748,13 @@ class Network:
 
     def to_dict(self):
         """A JSON-ready dict (see :meth:`from_dict`)."""
-        return {"format": "hwgen-network", "version": 1, "name": self.name,
+        return {"format": "hwgen-network", "version": 2, "name": self.name,
                 "input_shape": list(self.input_shape), "input_type": self.input_type,
                 "input_quantizer": (None if self.input_quantizer is None
                                     else self.input_quantizer.to_dict()),
                 "layers": [layer.to_dict() for layer in self.layers],
-                "output": self.output.to_dict(), "debug": self.debug}
+                "output": self.output.to_dict(), "debug": self.debug,
+                "input_order": self.input_order}
 
     @classmethod
     def from_dict(cls, data):
@@ -695,7 +767,7 @@ class Network:
                    layers=[_layer_from_dict(layer) for layer in data["layers"]],
                    output=OutputSpec(**data["output"]),
                    input_quantizer=None if quantizer is None else InputQuantizer(**quantizer),
-                   debug=data.get("debug", {}))
+                   debug=data.get("debug", {}), input_order=data.get("input_order"))
 
     def to_json(self, path):
         """Write the network as JSON to ``path``."""
@@ -715,6 +787,9 @@ class Network:
     def summary(self):
         """One line per layer: kind, name, shape and datatypes."""
         lines = [f"input {self.input_shape} {self.input_type}"]
+        previous = "input"
         for layer in self.layers:
-            lines.append(f"{layer.kind:<11} {layer.name:<24} {layer.describe()}")
+            reads = "" if layer.inputs == (previous,) else f" <- {', '.join(layer.inputs)}"
+            lines.append(f"{layer.kind:<11} {layer.name:<24} {layer.describe()}{reads}")
+            previous = layer.name
         return "\n".join(lines)

@@ -106,6 +106,8 @@ class ChannelFold:
         """One beat per cycle: ``vectors * channels / pe``."""
         return self.beats
 
+    input_burst = 1  # one beat per cycle in and out
+
 
 class MapKernelPlan(StreamKernel):
     """The analysis shared by kernels that turn one NHWC feature map into another (padding,
@@ -150,6 +152,12 @@ class MapKernelPlan(StreamKernel):
     @property
     def in_beats_per_frame(self):
         return self._height * self._width * self.fold
+
+    @property
+    def input_burst(self):
+        """One input row and two pixels: while a kernel writes a border or the windows of a
+        row it may read nothing, then reads at one beat per cycle."""
+        return (self._width + 2) * self.fold
 
     @property
     def out_beats_per_frame(self):

@@ -148,6 +148,15 @@ class StreamKernel(Plan):
         """:class:`StreamFormat` of the output stream ``o``."""
         raise NotImplementedError
 
+    @property
+    def input_burst(self):
+        """Input beats a producer may have to hold for this kernel so that neither waits
+        for the other more than their rates require: the most beats the kernel reads in a
+        burst after a pause in reading. The elaborator sizes the FIFO in front of the kernel
+        from it. Default: a whole frame (always enough); kernels that read steadily or in
+        short bursts say less."""
+        return self.in_beats_per_frame
+
     def out_times(self, in_times):
         """Cycles of one frame's output beats for its input beats arriving at ``in_times``
         (no stalls at the output)."""

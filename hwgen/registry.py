@@ -269,7 +269,7 @@ KERNELS = {entry.name: entry for entry in [
                       "beat", default="none", choices=PARALLEL),
                 Param("mem_style", "choice", "line buffer", default="auto",
                       choices=SWG_MEM_STYLES)),
-        golden="sim.golden:sliding_window",
+        layer="graph.maplayers:SlidingWindowLayer", golden="sim.golden:sliding_window",
         report=lambda plan: {"shape": "{}x{}x{} k{}x{}".format(*plan.ifm, plan.channels,
                                                                *plan.kernel),
                              "simd": plan.simd, "mem_style": plan.mem_style}),
@@ -291,7 +291,7 @@ KERNELS = {entry.name: entry for entry in [
                 *_dot_unit_params("C", "output pixels per frame")),
         derive=lambda params: _xilinx_primitives({"channels": len(params["weights"]),
                                                   **params}),
-        golden="sim.golden:vvau",
+        layer="graph.maplayers:VVAULayer", golden="sim.golden:vvau",
         report=lambda plan: {"shape": f"{plan.channels}ch {plan.kernel[0]}x{plan.kernel[1]}",
                              "pe": plan.pe, "simd": plan.simd, "datapath": plan.datapath,
                              "mem_style": plan.mem_style}),
@@ -312,7 +312,7 @@ KERNELS = {entry.name: entry for entry in [
                       required=True, metavar="SHAPE"),
                 Param("value", "signed_int", "border value (-1 or 1 for bipolar elements)",
                       default=0)),
-        golden="sim.golden:pad",
+        layer="graph.maplayers:PadLayer", golden="sim.golden:pad",
         report=lambda plan: {"shape": "{}x{}x{} pad {},{},{},{}".format(
             *plan.ifm, plan.channels, *plan.padding), "simd": plan.simd}),
     *(KernelEntry(
@@ -330,18 +330,20 @@ KERNELS = {entry.name: entry for entry in [
                          metavar="SH,SW")) if windowed else ()),
                 Param("input_shape", "operand", "input elements: bipolar, s<bits> or u<bits> "
                       "(1 to 32 bits)", required=True, metavar="SHAPE")),
-        golden=golden,
+        golden=golden, layer=layer,
         report=lambda plan: {"shape": "{}x{}x{} k{}x{} s{}x{}".format(
             *plan.ifm, plan.channels, *plan.kernel, *plan.stride), "pe": plan.pe})
-      for name, plan, windowed, golden, summary, description in (
-          ("maxpool", pool_kernels.MaxPoolPlan, True, "sim.golden:maxpool", "max pooling",
+      for name, plan, windowed, golden, layer, summary, description in (
+          ("maxpool", pool_kernels.MaxPoolPlan, True, "sim.golden:maxpool", "graph.maplayers:MaxPoolLayer",
+           "max pooling",
            "The maximum of every K_h x K_w window at the stride, per channel (bipolar: the "
            "OR of the bits)."),
-          ("avgpool", pool_kernels.AvgPoolPlan, True, "sim.golden:avgpool_sums",
+          ("avgpool", pool_kernels.AvgPoolPlan, True, "sim.golden:avgpool_sums", "graph.maplayers:AvgPoolLayer",
            "window sums (average pooling without the division)",
            "The exact sum of every K_h x K_w window at the stride, per channel; the output "
            "shape is the sum's range."),
           ("globalaccpool", pool_kernels.GlobalAccPoolPlan, False, "sim.golden:global_sum",
+           "graph.maplayers:GlobalAccPoolLayer",
            "global sum pooling (global average pooling without the division)",
            "The exact sum of every channel over the whole map: one 1 x 1 x C result per "
            "frame."))),
@@ -378,7 +380,7 @@ KERNELS = {entry.name: entry for entry in [
                 Param("shift1", "int", "left shift of the second input", default=0,
                       minimum=0),
                 Param("vectors", "int", "pixels per frame", default=1)),
-        golden="sim.golden:add_streams",
+        layer="graph.maplayers:AddLayer", golden="sim.golden:add_streams",
         report=lambda plan: {"shape": f"{plan.channels} ch", "pe": plan.pe}),
     KernelEntry(
         name="concat", summary="concatenation of streams along the channels",
@@ -394,7 +396,7 @@ KERNELS = {entry.name: entry for entry in [
                       "u<bits> (the Python API takes one per input)", required=True,
                       metavar="SHAPE"),
                 Param("vectors", "int", "pixels per frame", default=1)),
-        golden="sim.golden:concat",
+        layer="graph.maplayers:ConcatLayer", golden="sim.golden:concat",
         report=lambda plan: {"shape": "+".join(map(str, plan.channels)) + " ch",
                              "pe": plan.pe}),
     KernelEntry(

@@ -84,6 +84,13 @@ class AddStreamsPlan(ChannelFold, StreamKernel):
         pairs = [max(a, b) for a, b in zip(in_times["i0"], in_times["i1"], strict=True)]
         return {"o": pipelined_times(pairs, self.latency)}
 
+    def take_times(self, in_times):
+        """The cycle each input beat is taken (the join contract the elaborator sizes its
+        FIFOs with): beat ``n`` of both inputs together, ``latency`` cycles before output
+        beat ``n``."""
+        taken = [t - self.latency for t in self.schedule(in_times)["o"]]
+        return {"i0": taken, "i1": list(taken)}
+
     def estimate(self):
         """Analytic :class:`~hwgen.resources.Resources` on UltraScale+ (see
         :func:`adder_cost`): per lane the adder and the output register without its

@@ -345,6 +345,12 @@ class DotUnitPlan(StreamKernel):
         return "bram" if self.weight_depth >= _BRAM_FROM_DEPTH else "lutram"
 
     @property
+    def input_burst(self):
+        """One vector's ``SF`` input beats (read in the first neuron fold, replayed in the
+        others)."""
+        return self.in_beats_per_frame // self._vectors
+
+    @property
     def cycles_per_vector(self):
         """Operations per vector, ``NF * SF``: one per cycle."""
         return self.nf * self.sf

@@ -104,6 +104,11 @@ class LabelSelectPlan(StreamKernel):
 
     # -- timing -----------------------------------------------------------------------------
     @property
+    def input_burst(self):
+        """One beat: it reads a beat per cycle while it compares."""
+        return 1
+
+    @property
     def in_beats_per_frame(self):
         return self.fold * self._vectors
 

@@ -300,6 +300,12 @@ class SlidingWindowPlan(StreamKernel):
         return self._ifm[0] * self._ifm[1] * self.channel_folds
 
     @property
+    def input_burst(self):
+        """One input row and two pixels: while the buffer is full and the windows of a row
+        go out, it reads nothing, then refills at one beat per cycle."""
+        return (self._ifm[1] + 2) * self.channel_folds
+
+    @property
     def out_beats_per_frame(self):
         oh, ow = self.ofm
         return oh * ow * self.window_folds * self.word_folds

@@ -144,6 +144,11 @@ class ThresholdPlan(StreamKernel):
         return self.fold * self._vectors
 
     @property
+    def input_burst(self):
+        """One beat: a beat per cycle, pipelined."""
+        return 1
+
+    @property
     def in_beats_per_frame(self):
         return self.fold * self._vectors
 

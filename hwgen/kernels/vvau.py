@@ -127,6 +127,8 @@ class VVAUPlan(DotUnitPlan):
         """``NF * SF`` beats per pixel."""
         return self.cycles_per_vector * self._vectors
 
+    input_burst = 1  # one operation per input beat: it reads steadily
+
     def out_times(self, in_times):
         """Output beat cycles (see :class:`~hwgen.kernel.StreamKernel`): one operation per
         input beat, at most one per cycle; output beat ``n`` leaves ``latency - (SF - 1)``

@@ -131,6 +131,14 @@ class ConcatPlan(StreamKernel):
         arrivals = [in_times[port][index] for port, index in self.output_sources()]
         return {"o": pipelined_times(arrivals, self.latency)}
 
+    def take_times(self, in_times):
+        """The cycle each input beat is taken (the join contract the elaborator sizes its
+        FIFOs with): ``latency`` cycles before the output beat it becomes."""
+        taken = {port: [None] * len(times) for port, times in in_times.items()}
+        for (port, index), t in zip(self.output_sources(), self.schedule(in_times)["o"]):
+            taken[port][index] = t - self.latency
+        return taken
+
     def estimate(self):
         """Analytic :class:`~hwgen.resources.Resources` on UltraScale+: the output register
         with an ``N``:1 multiplexer per bit (``ceil((N - 1) / 3)`` LUTs, a LUT6 being a 4:1

@@ -144,7 +144,9 @@ def test_stages_and_properties():
     # fc0: NF = 8/4, SF = 12/3 -> 8 cycles; fc1: NF = 2, SF = 4 -> 8
     assert accelerator.cycles_per_frame == 8
     fifo = accelerator.stages[2].plan
-    assert fifo.depth == fifo_depth(4) == 6
+    # fc0 reads a vector's SF = 4 beats in a burst: 4 + 2
+    assert accelerator.stages[3].plan.input_burst == 4
+    assert fifo.depth == fifo_depth(accelerator.stages[3].plan) == 6
     assert accelerator.estimate()["luts"] > 0
 
 

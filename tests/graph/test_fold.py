@@ -76,7 +76,7 @@ def test_unreachable_target():
         fold(make_net(), target_fps=2e8)
     network = make_net()
     network.layers[1].vectors = 4
-    network.layers[1].thresholds = network.layers[1].thresholds
+    network.layers[1].inputs = None  # the input of the one-layer network below
     with pytest.raises(GraphError, match=r"layer 'fc0' needs at least 4"):
         fold(Network(name="v", input_shape=(48 * 4,), input_type="UINT2",
                      layers=[network.layers[1]],

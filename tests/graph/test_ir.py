@@ -90,8 +90,8 @@ def test_ir_validation(kwargs, message):
 def test_network_checks_stream_types():
     layer = MVAULayer(name="l", mw=2, mh=1, weights=[[1, 0]], input_type="INT2",
                       weight_type="INT2", output_type="INT4")
-    with pytest.raises(GraphError, match=r"layer 'l' takes 2 x INT2, but its input stream is "
-                                         r"3 x INT2"):
+    with pytest.raises(GraphError, match=r"layer 'l' takes 2 x INT2, but its input stream "
+                                         r"'input' is 3 x INT2"):
         Network("n", (3,), "INT2", [layer], OutputSpec("scores", scale=[1], offset=[0]))
 
 
@@ -146,7 +146,7 @@ def w2a2():
 
 @pytest.mark.parametrize("x, message", [
     (np.zeros((2, 63)), r"^inputs of shape \(2, 63\) do not fit the network input: expected "
-                        r"\(N, 64\) or \(N, 64\)$"),
+                        r"\(N, 64\) or \(N, 1, 64\)$"),
     (np.full((1, 64), 32), r"^inputs hold 64 values outside UINT5 \(e.g. 32\); allowed: "
                            r"\[0, 31\]$"),
     (np.full((1, 64), -1), r"^inputs hold 64 values outside UINT5"),
