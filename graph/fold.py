@@ -65,6 +65,17 @@ def _fully(layer, value):
             for key, (values, _) in layer.fold_choices().items() if key in PARALLEL_KEYS}
 
 
+def least_cycles(network, layer):
+    """The fewest cycles per frame ``layer`` reaches at any legal folding."""
+    if hasattr(layer, "fold_candidates"):
+        consumer = copy.copy(network.consumers(layer.name)[0])
+        for key, value in _fully(consumer, "unfolded").items():
+            setattr(consumer, key, value)
+        return min(layer.plan(**f).cycles_per_frame for f in
+                   layer.fold_candidates(consumer)[-1:])
+    return layer_cycles(layer, **_fully(layer, "unfolded"))
+
+
 def budget_cycles(target_fps, clock_mhz):
     """Cycles per frame available at ``target_fps`` frames/s and a ``clock_mhz`` clock."""
     return math.floor(clock_mhz * 1e6 / target_fps + 1e-9)
@@ -74,7 +85,9 @@ def default_budget(network):
     """Cycles per frame of the default folding (see the module documentation)."""
     busiest = max(network.layers, key=lambda layer: layer.products, default=None)
     if busiest is not None and busiest.products:
-        return -(-layer_cycles(busiest, **_fully(busiest, "folded")) // DEFAULT_PARALLELISM)
+        budget = -(-layer_cycles(busiest, **_fully(busiest, "folded")) // DEFAULT_PARALLELISM)
+        # no faster than the slowest layer can go (a one-channel map: a pixel per cycle)
+        return max([budget] + [least_cycles(network, layer) for layer in network.layers])
     return max([layer_cycles(layer, **_fully(layer, "folded")) for layer in network.layers]
                or [1])
 
@@ -137,10 +150,15 @@ def fold(network, target_fps=None, clock_mhz=100.0):
             raise GraphError(f"target_fps={target_fps!r} must be a positive number of frames/s")
         budget = budget_cycles(target_fps, clock_mhz)
     network = copy.deepcopy(network)
-    for layer in network.layers:
-        folding = _fold_layer(layer, budget)
+    # layers that feed one consumer in its order (sliding windows) fold after it
+    for layer in [layer for layer in network.layers if not hasattr(layer, "fold_for")] + \
+            [layer for layer in network.layers if hasattr(layer, "fold_for")]:
+        if hasattr(layer, "fold_for"):
+            folding = layer.fold_for(network.consumers(layer.name)[0], budget)
+        else:
+            folding = _fold_layer(layer, budget)
         if folding is None:
-            best = layer_cycles(layer, **_fully(layer, "unfolded"))
+            best = least_cycles(network, layer)
             fps = clock_mhz * 1e6 / best
             raise GraphError(
                 f"target of {target_fps:g} frames/s at {clock_mhz:g} MHz is unreachable: it "
@@ -203,6 +221,14 @@ def apply_folding_json(network, folding):
                 raise GraphError(f"{where}: unknown key {key!r}; valid keys: "
                                  f"{', '.join(layer.fold_keys)}")
             _apply(layer, where, key, value)
+    for layer in network.layers:
+        # a window in a consumer's own order follows the consumer unless folded here
+        if hasattr(layer, "fold_for") and getattr(layer, "depthwise", False) and \
+                layer.name not in folding:
+            consumer = network.consumers(layer.name)[0]
+            for key, value in layer.fold_for(consumer, math.inf).items():
+                setattr(layer, key, value)
+    network.__post_init__()
     return network
 
 

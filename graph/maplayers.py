@@ -175,6 +175,39 @@ class SlidingWindowLayer(_Layer):
         return {"simd": (divisors(self.channels), f"channels={self.channels}"),
                 "parallel": (PARALLEL, None), "mem_style": (MEM_STYLES, None)}
 
+    def fold_for(self, consumer, budget):
+        """The folding that feeds ``consumer`` (the layer reading the windows) within
+        ``budget`` cycles per frame, or None. Depthwise: the VVAU's order (``simd = pe``,
+        ``window_simd = simd`` of the VVAU). Otherwise the consumer's SIMD lanes per beat
+        where the window order allows it (a whole window, a window row, or channels that
+        divide both), then more lanes until the budget is met (a width converter repacks
+        the difference)."""
+        for folding in self.fold_candidates(consumer):
+            if self.plan(**folding).cycles_per_frame <= budget:
+                return folding
+        return None
+
+    def fold_candidates(self, consumer):
+        """The foldings :meth:`fold_for` tries, in order (the last is the fastest)."""
+        if self.depthwise:
+            return [{"simd": consumer.pe, "window_simd": consumer.simd, "parallel": "none"}]
+        lanes = getattr(consumer, "simd", 1)
+        c, kw = self.channels, self.kernel[1]
+        if lanes % (self.window * c) == 0:
+            first = {"simd": c, "parallel": "window"}
+        elif lanes % (kw * c) == 0:
+            first = {"simd": c, "parallel": "row"}
+        else:
+            first = {"simd": int(np.gcd(lanes, c)), "parallel": "none"}
+        candidates = [first] + [{"simd": s, "parallel": "none"} for s in divisors(c)
+                                if s > first["simd"]] + \
+            [{"simd": c, "parallel": mode} for mode in ("row", "window")]
+        unique = []
+        for folding in candidates:
+            if folding not in unique:
+                unique.append(folding)
+        return unique
+
     def plan(self, **options):
         """The :class:`hwgen.kernels.swg.SlidingWindowPlan` at the layer's folding."""
         params = dict(ifm=self.ifm, channels=self.channels, kernel=self.kernel,

@@ -19,7 +19,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from .stream_io import default_max_cycles, make_report
+from .stream_io import default_max_cycles, make_report, work_cycles
 from .streams import beats_to_words, words_to_beats
 
 __all__ = ["stream_put", "stream_get", "config_write_read", "run_stream_sim", "StreamSimResult", "CLOCK_PERIOD"]
@@ -155,7 +155,8 @@ def run_stream_sim(kernel, in_beats, *, expected=None, n_out=None, seed=0, valid
     if n_out is None:
         n_out = _expected_out_beats(kernel, len(in_words))
     if max_cycles is None:
-        max_cycles = default_max_cycles(len(in_words), n_out, valid_prob, ready_prob)
+        max_cycles = default_max_cycles(len(in_words), n_out, valid_prob, ready_prob,
+                                        work_cycles(kernel, n_out))
 
     m = Module()
     m.domains.sync = ClockDomain("sync")

@@ -19,7 +19,7 @@ import json
 import os
 
 __all__ = ["ENV_VECTORS", "ENV_REPORT", "write_vectors", "read_vectors", "make_report",
-           "write_report", "default_max_cycles"]
+           "write_report", "default_max_cycles", "work_cycles"]
 
 ENV_VECTORS = "HWGEN_STREAM_VECTORS"
 ENV_REPORT = "HWGEN_STREAM_REPORT"
@@ -27,10 +27,22 @@ ENV_REPORT = "HWGEN_STREAM_REPORT"
 _FORMAT = 1
 
 
-def default_max_cycles(n_in, n_out, valid_prob=1.0, ready_prob=1.0):
-    """A generous cycle budget for moving ``n_in`` beats in and ``n_out`` beats out."""
+def default_max_cycles(n_in, n_out, valid_prob=1.0, ready_prob=1.0, work=0):
+    """A generous cycle budget for moving ``n_in`` beats in and ``n_out`` beats out, of a
+    design that needs ``work`` cycles for them without stalls (for example frames times
+    cycles per frame, plus the latency)."""
     slowest = max(min(valid_prob, ready_prob), 0.05)
-    return int(1000 + 20 * (n_in + n_out) / slowest)
+    return int(1000 + (20 * (n_in + n_out) + 4 * work) / slowest)
+
+
+def work_cycles(component, n_out):
+    """Cycles a stream kernel needs for ``n_out`` output beats without stalls, from its
+    ``cycles_per_frame``, ``out_beats_per_frame`` and ``latency`` (0 when it has none)."""
+    try:
+        frames = -(-n_out // component.out_beats_per_frame)
+        return frames * component.cycles_per_frame + component.latency
+    except (AttributeError, NotImplementedError, TypeError):
+        return 0
 
 
 def write_vectors(path, in_words, expected_words, *, out_beats_per_frame=1, seed=0,

@@ -25,10 +25,13 @@ class Stream:
     values : callable
         The reference's float value of each decoded integer: int64 ``(L, C)`` -> float64
         ``(L, C)``.
+    edge : str
+        The IR edge that carries it: the producing layer's name, or ``"input"``.
     """
     dtype: str
     channels: int
     values: object
+    edge: str = "input"
 
     def range(self):
         """Decoded ``(low, high)`` int64 arrays ``(C,)``."""
@@ -94,6 +97,11 @@ class Pending:
         ``acc_float32``), the MatMul node and the declared weight datatype.
     steps : list of Step
         The element-wise nodes applied since.
+    conv : dict
+        For the accumulator of a convolution: ``{"vectors": output pixels, "kernel":
+        (K_h, K_w), "depthwise": bool}``; ``weights`` is then ``(OC, K)`` (one row per
+        output channel) and the accumulator's elements, like ``acc_scale`` and
+        ``acc_offset``, are in stream (NHWC) order. ``None`` for a MatMul.
     """
     source: str
     tensor: str
@@ -106,6 +114,7 @@ class Pending:
     node: object = None
     weight_type: str = None
     steps: list = field(default_factory=list)
+    conv: dict = None
 
     @property
     def channels(self):

@@ -8,8 +8,8 @@ list of supported ops in error messages is the registry's, in registration order
 
 from dataclasses import dataclass
 
-__all__ = ["Handler", "HANDLERS", "handler", "supported_text", "folds_constants",
-           "moves_elements_only"]
+__all__ = ["Handler", "HANDLERS", "JOINS", "handler", "join", "supported_text",
+           "folds_constants", "moves_elements_only"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Handler:
 
 
 HANDLERS = {}  # ONNX op type -> Handler
+JOINS = {}  # ONNX op type -> function(lowering, node, inputs) for nodes of several activations
 
 
 def handler(*op_types, fold=True, layout_only=False):
@@ -61,6 +62,20 @@ def handler(*op_types, fold=True, layout_only=False):
                 raise ValueError(f"op type {op_type} already has a handler "
                                  f"({HANDLERS[op_type].run.__qualname__})")
             HANDLERS[op_type] = Handler(function, fold, layout_only)
+        return function
+    return register
+
+
+def join(*op_types):
+    """Decorator registering ``function(lowering, node, inputs)`` as the lowering of
+    ``op_types`` when they take two or more activations (``inputs``: a
+    :class:`~graph.lower.pending.Pending` per activation input, in the node's order), for
+    example a residual ``Add``."""
+    def register(function):
+        for op_type in op_types:
+            if op_type in JOINS:
+                raise ValueError(f"op type {op_type} already has a join handler")
+            JOINS[op_type] = function
         return function
     return register
 

@@ -15,6 +15,7 @@ from ..errors import GraphError, node_error
 from ..ir import InputQuantizer, MVAULayer, ThresholdLayer, dtype_range, smallest_dtype
 from ..levels import FLOAT_KEY_MAX, fit_grid, key_float, staircase
 from .constants import weight_dtype
+from .maps import nhwc_index, per_channel
 from .pending import Pending, Stream, bipolar_fixed, table_values
 
 __all__ = ["materialize", "materialize_for", "raw_mvau"]
@@ -77,7 +78,8 @@ def materialize(lowering, node):
     if pending.source == "stream" and "quantizer" not in kinds and "monotone" not in kinds:
         stream = Stream(pending.stream.dtype, pending.stream.channels,
                         bipolar_fixed(pending.evaluate)
-                        if pending.stream.dtype == "BIPOLAR" else pending.evaluate)
+                        if pending.stream.dtype == "BIPOLAR" else pending.evaluate,
+                        pending.stream.edge)
         lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
         return stream
     if pending.source == "acc" and "quantizer" not in kinds:
@@ -91,8 +93,17 @@ def materialize(lowering, node):
 
 
 def raw_mvau(lowering):
-    """An MVAU without thresholds for the pending accumulator; returns its output stream."""
+    """An MVAU (or VVAU) without thresholds for the pending accumulator; returns its output
+    stream."""
     pending = lowering.pending
+    if pending.conv is not None:
+        layer = _dot_layer(lowering, pending.weights, pending.weight_type, "INT2", None, 0)
+        low, high = layer.accumulator_range()
+        layer.output_type = smallest_dtype(min(low.min(), -1), high.max())
+        stream = Stream(layer.output_type, pending.channels, pending.evaluate, layer.name)
+        lowering.record(layer.name, pending.tensor, stream, _order(pending.index))
+        lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
+        return stream
     weights = pending.weights[pending.index.ravel()]  # rows in tensor element order
     layer = MVAULayer(name=lowering.layer_name(pending.node.name), mw=weights.shape[1],
                       mh=weights.shape[0], weights=weights,
@@ -100,12 +111,36 @@ def raw_mvau(lowering):
                       output_type="INT2", thresholds=None)
     low, high = layer.accumulator_range()
     layer.output_type = smallest_dtype(min(low.min(), -1), high.max())
-    lowering.layers.append(layer)
-    stream = Stream(layer.output_type, layer.mh, pending.by_element())
+    lowering.add(layer)
+    stream = Stream(layer.output_type, layer.mh, pending.by_element(), layer.name)
     lowering.record(layer.name, pending.tensor, stream)
     lowering.pending = Pending("stream", pending.tensor,
                                np.arange(layer.mh).reshape(pending.index.shape), stream=stream)
     return stream
+
+
+def _order(index):
+    """The debug order of a stream (``values[:, order]``: stream order), or None for the C
+    order of its tensor."""
+    flat = index.ravel()
+    return None if np.array_equal(flat, np.arange(flat.size)) else flat
+
+
+def _dot_layer(lowering, weights, weight_type, output_type, thresholds, bias):
+    """The MVAU (or, for a depthwise convolution, the VVAU) of a convolution's pending
+    accumulator, appended; ``weights`` ``(OC, K)``."""
+    from ..maplayers import VVAULayer
+    pending = lowering.pending
+    conv = pending.conv
+    name = lowering.layer_name(pending.node.name)
+    common = dict(name=name, weights=weights, input_type=pending.stream.dtype,
+                  weight_type=weight_type, output_type=output_type, thresholds=thresholds,
+                  bias=bias, vectors=conv["vectors"])
+    if conv["depthwise"]:
+        layer = VVAULayer(channels=weights.shape[0], kernel=conv["kernel"], **common)
+    else:
+        layer = MVAULayer(mw=weights.shape[1], mh=weights.shape[0], **common)
+    return lowering.add(layer)
 
 
 def _thresholded(lowering):
@@ -129,7 +164,7 @@ def _thresholded(lowering):
     table = grid.table([v for _, v in steps])
     if pending.source == "stream" and _identity(grid, steps, low, high):
         stream = Stream(pending.stream.dtype, pending.channels,
-                        table_values(table, dtype_range(grid.dtype)[0]))
+                        table_values(table, dtype_range(grid.dtype)[0]), pending.stream.edge)
         lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
         return stream
     dtype = grid.dtype
@@ -137,9 +172,8 @@ def _thresholded(lowering):
     if thresholds.shape[1] == 0:
         thresholds = (s_high + 1)[:, None]
         dtype = smallest_dtype(grid.low, grid.low + 1)
-    stream = Stream(dtype, pending.channels, _level_values(grid, table, dtype))
-    layer, index, order = _threshold_layer(lowering, _compress(thresholds), bias, dtype, sign)
-    lowering.layers.append(layer)
+    layer, index, order = _threshold_layer(lowering, thresholds, bias, dtype, sign)
+    stream = Stream(dtype, pending.channels, _level_values(grid, table, dtype), layer.name)
     lowering.record(layer.name, pending.tensor, stream, order)
     lowering.pending = Pending("stream", pending.tensor, index, stream=stream)
     return stream
@@ -147,10 +181,18 @@ def _thresholded(lowering):
 
 def _integer_domain(pending):
     """``(f, low, high)``: the chain as a function of the integers it starts from, and
-    their per-element range (for an accumulator: of the MVAU rows in tensor order)."""
+    their per-element range (for an accumulator: of the MVAU rows in tensor order; for a
+    convolution's: of its elements in stream order)."""
     if pending.source != "acc":
         low, high = pending.stream.range()
         return pending.evaluate, low, high
+    if pending.conv is not None:
+        w_low, w_high = dtype_range(pending.stream.dtype)
+        w = pending.weights
+        low = np.minimum(w * w_low, w * w_high).sum(axis=1)
+        high = np.maximum(w * w_low, w * w_high).sum(axis=1)
+        vectors = pending.conv["vectors"]
+        return pending.evaluate, np.tile(low, vectors), np.tile(high, vectors)
     weights = pending.weights[pending.index.ravel()]
     w_low, w_high = dtype_range(pending.stream.dtype)
     low = np.minimum(weights * w_low, weights * w_high).sum(axis=1)
@@ -162,21 +204,50 @@ def _threshold_layer(lowering, thresholds, bias, dtype, sign):
     """``(layer, index, order)``: the MVAU (rows negated where ``sign`` is -1) or the
     standalone threshold layer, the pending index after it, and the debug order."""
     pending = lowering.pending
+    if pending.source == "acc" and pending.conv is not None:
+        rows = pending.weights.shape[0]
+        vectors = pending.conv["vectors"]
+        row_thresholds = per_channel(thresholds, vectors, rows)
+        row_sign = per_channel(sign, vectors, rows)
+        node = pending.steps[-1].node if pending.steps else pending.node
+        if row_thresholds is None or row_sign is None:
+            raise node_error(node, "quantizes the pixels of a channel differently",
+                             "per-channel (or per-tensor) scales, biases and quantizers")
+        weights = pending.weights * row_sign[:, None]
+        layer = _dot_layer(lowering, weights, weight_dtype(weights, pending.weight_type),
+                           dtype, _compress(row_thresholds), bias)
+        return layer, pending.index, _order(pending.index)
     if pending.source == "acc":
         weights = pending.weights[pending.index.ravel()] * sign[:, None]
         layer = MVAULayer(name=lowering.layer_name(pending.node.name), mw=weights.shape[1],
                           mh=weights.shape[0], weights=weights,
                           input_type=pending.stream.dtype,
                           weight_type=weight_dtype(weights, pending.weight_type),
-                          output_type=dtype, thresholds=thresholds, bias=bias)
+                          output_type=dtype, thresholds=_compress(thresholds), bias=bias)
+        lowering.add(layer)
         return layer, np.arange(layer.mh).reshape(pending.index.shape), None
     node = pending.steps[-1].node
-    layer = ThresholdLayer(name=lowering.layer_name(node.name), channels=pending.channels,
-                           thresholds=thresholds, bias=bias,
-                           input_type=pending.stream.dtype, output_type=dtype)
     index = pending.index
-    order = None if np.all(index.ravel() == np.arange(index.size)) else index.ravel()
-    return layer, index, order
+    channels, vectors = pending.channels, 1
+    geometry = _map_channels(lowering, pending)
+    if geometry is not None:
+        rows = per_channel(thresholds, index.size // geometry, geometry)
+        if rows is not None:
+            thresholds, channels, vectors = rows, geometry, index.size // geometry
+    layer = ThresholdLayer(name=lowering.layer_name(node.name), channels=channels,
+                           thresholds=_compress(thresholds), bias=bias,
+                           input_type=pending.stream.dtype, output_type=dtype, vectors=vectors)
+    lowering.add(layer)
+    return layer, index, _order(index)
+
+
+def _map_channels(lowering, pending):
+    """The channels of a pending feature map in NHWC order, or None."""
+    shape = pending.index.shape
+    if len(shape) in (3, 4) and shape[0] == 1 and \
+            np.array_equal(pending.index, nhwc_index(shape)):
+        return shape[1]
+    return None
 
 
 def _input_quantizer(lowering):
@@ -199,7 +270,7 @@ def _input_quantizer(lowering):
                           np.where(keys <= -FLOAT_KEY_MAX, -np.inf, key_float(keys)))
     dtype = grid.dtype
     table = grid.table([v for _, v in steps])
-    stream = Stream(dtype, channels, _level_values(grid, table, dtype))
+    stream = Stream(dtype, channels, _level_values(grid, table, dtype), "input")
     lowering.input_quantizer = InputQuantizer(_compress(thresholds.astype(np.float32)),
                                               0 if dtype == "BIPOLAR" else grid.low, dtype)
     lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)

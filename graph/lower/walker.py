@@ -1,10 +1,19 @@
 """The lowering's state and its one pass over the nodes.
 
 :class:`Lowering` holds what the pass knows: the model's constants, the layers made so far,
-the pending tensor and, once a TopK/ArgMax ran, the label. For each node it folds constant
-nodes, checks that the node continues the single chain, and calls the node's handler from
-:data:`graph.lower.registry.HANDLERS`; at the end it materializes the scores (or checks the
-label) and returns the :class:`graph.ir.Network`.
+a pending tensor per activation not consumed yet and, once a TopK/ArgMax ran, the label.
+For each node it folds constant nodes, takes the pending tensor of its activation input and
+calls the node's handler from :data:`graph.lower.registry.HANDLERS` (a node of several
+activations, such as a residual ``Add``, calls its :data:`~graph.lower.registry.JOINS`
+handler with all of them). A tensor that several nodes read is a fork: it is materialized
+into a stream once, and every reader starts from that stream (the IR edge that the
+elaborator duplicates). At the end it materializes the scores (or checks the label) and
+returns the :class:`graph.ir.Network`.
+
+Feature maps: a graph input of shape ``(1, C, H, W)`` (or ``(1, C, L)``) streams in NHWC
+order (:attr:`graph.ir.Network.input_order` permutes the host's NCHW array), so the pending
+index of every feature map is the NHWC layout of its NCHW tensor
+(:func:`graph.lower.maps.nhwc_index`).
 """
 
 import numpy as np
@@ -15,7 +24,8 @@ from . import handlers  # noqa: F401  (fills the registry)
 from .constants import Constants
 from .declared import annotation, shape
 from .pending import Pending, Stream, bipolar_fixed
-from .registry import HANDLERS, folds_constants, moves_elements_only, supported_text
+from .maps import nhwc_index
+from .registry import HANDLERS, JOINS, folds_constants, moves_elements_only, supported_text
 from .thresholds import materialize
 
 __all__ = ["Lowering", "lower"]
@@ -81,8 +91,11 @@ class Lowering:
         self.input_name = self.input_shape = self.input_type = None  # set by run()
         self.consumers = {}
         for node in self.graph.node:
-            for name in set(node.input):
+            for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
+        self.tensors = {}   # activation tensor -> its Pending, until read
+        self.forks = {}     # forked tensor -> its materialized Pending
+        self.input_order = None
 
     def shape(self, name, node=None):
         """Static shape of tensor ``name`` (see :func:`graph.lower.declared.shape`)."""
@@ -96,6 +109,14 @@ class Lowering:
             name += "_"
         self.names.add(name)
         return name
+
+    def add(self, layer, *sources):
+        """Append ``layer``, reading the IR edges of the streams ``sources`` (default: the
+        pending tensor's stream); returns it."""
+        streams = sources or (self.pending.stream,)
+        layer.inputs = tuple(stream.edge for stream in streams)
+        self.layers.append(layer)
+        return layer
 
     def record(self, name, tensor, stream, order=None):
         """Note in ``debug`` how layer ``name``'s outputs map to the values of ``tensor``."""
@@ -117,7 +138,8 @@ class Lowering:
             input_type = self.input_quantizer.output_type
         return Network(name=self.graph.name or "network", input_shape=self.input_shape[1:],
                        input_type=input_type, layers=self.layers, output=spec,
-                       input_quantizer=self.input_quantizer, debug=self.debug)
+                       input_quantizer=self.input_quantizer, debug=self.debug,
+                       input_order=self.input_order)
 
     def _start(self):
         inputs = [vi for vi in self.graph.input if vi.name not in self.constants]
@@ -130,10 +152,15 @@ class Lowering:
         self.input_name = inputs[0].name
         self.input_shape = self.shape(self.input_name)
         index = np.arange(int(np.prod(self.input_shape))).reshape(self.input_shape)
+        if len(self.input_shape) in (3, 4) and self.input_shape[0] == 1:
+            index = nhwc_index(self.input_shape)
+            if not np.array_equal(index.ravel(), np.arange(index.size)):
+                self.input_order = np.argsort(index.ravel()).tolist()
         declared = annotation(self.graph, self.input_name)
         if declared is None or declared in ("FLOAT32", "FLOAT16"):
             self.input_type = None
             self.pending = Pending("input", self.input_name, index)
+            self.tensors[self.input_name] = self.pending
             return
         try:
             dtype_range(declared)
@@ -145,6 +172,7 @@ class Lowering:
             stream.values = bipolar_fixed(stream.values)
         self.input_type = declared
         self.pending = Pending("stream", self.input_name, index, stream=stream)
+        self.tensors[self.input_name] = self.pending
 
     def _visit(self, node):
         names = [name for name in node.input if name]
@@ -156,27 +184,45 @@ class Lowering:
             self._follow_label(node)
             return
         entry = HANDLERS.get(node.op_type)
-        if entry is None:
-            raise node_error(node, f"op type {node.op_type} (domain "
-                             f"'{node.domain or 'ai.onnx'}') is not supported",
-                             supported_text())
-        self._check_chain(node, dynamic)
-        entry.run(self, node)
+        if len(dynamic) > 1:
+            if node.op_type not in JOINS:
+                raise node_error(node, f"has {len(dynamic)} non-constant inputs "
+                                 f"{list(dynamic)}", "one activation input, all other inputs "
+                                 "constant (weights, scales, thresholds); or Add/Concat of "
+                                 "activations")
+            inputs = [self._take(name, node) for name in dynamic]
+            self.pending = None
+            JOINS[node.op_type](self, node, inputs)
+        else:
+            if entry is None:
+                raise node_error(node, f"op type {node.op_type} (domain "
+                                 f"'{node.domain or 'ai.onnx'}') is not supported",
+                                 supported_text() + ", and Add/Concat of activations")
+            self.pending = self._take(dynamic[0], node) if dynamic else None
+            if self.pending is None:
+                raise node_error(node, "has no activation input", "nodes on the "
+                                 "activations of the graph input")
+            entry.run(self, node)
+        if self.pending is not None:
+            self.tensors[self.pending.tensor] = self.pending
 
-    def _check_chain(self, node, dynamic):
-        if self.pending is None or self.pending.tensor not in dynamic:
-            raise node_error(node, f"input {dynamic} does not follow the single chain of "
-                             f"layers", "one chain from the graph input to its output "
-                             "(no branches)")
-        if len(dynamic) != 1:
-            raise node_error(node, f"has {len(dynamic)} non-constant inputs "
-                             f"{sorted(set(dynamic))}", "one activation input, all other "
-                             "inputs constant (weights, scales, thresholds)")
-        users = self.consumers.get(self.pending.tensor, [])
-        if len(users) > 1:
-            raise node_error(node, f"tensor '{self.pending.tensor}' is also used by "
-                             f"{[u.name for u in users if u is not node]}",
-                             "one chain of layers (no branches)")
+    def _take(self, tensor, node):
+        """The pending tensor of activation ``tensor`` for ``node`` to consume: a fork (a
+        tensor several nodes read) is materialized into a stream once, and each reader
+        gets its own pending tensor on that stream."""
+        readers = len(self.consumers.get(tensor, []))
+        if tensor in self.forks:
+            return _reader(self.forks[tensor])
+        if tensor not in self.tensors:
+            raise node_error(node, f"input '{tensor}' is not an activation computed so far",
+                             "nodes in topological order on the graph input's activations")
+        pending = self.tensors.pop(tensor)
+        if readers <= 1:
+            return pending
+        self.pending = pending
+        materialize(self, node)
+        self.forks[tensor] = self.pending
+        return _reader(self.pending)
 
     def _follow_label(self, node):
         # shape nodes and a Cast keep the label's values
@@ -188,15 +234,17 @@ class Lowering:
 
     def _output(self):
         output = self.graph.output[0].name
+        if self.label is None:
+            self.pending = self.tensors.get(output, self.forks.get(output))
         if self.label is not None:
             if output != self.label[0]:
                 raise GraphError(f"graph output '{output}' is not the label of "
                                  f"{self.label[2].op_type} node '{self.label[2].name}'; "
                                  f"supported: the indices output as the graph output")
             return OutputSpec("label", shape=self.shape(output)[1:], k=self.label[1])
-        if self.pending.tensor != output:
-            raise GraphError(f"graph output '{output}' is not computed by the chain of "
-                             f"layers (which ends at '{self.pending.tensor}')")
+        if self.pending is None or self.pending.tensor != output:
+            raise GraphError(f"graph output '{output}' is not computed by the layers "
+                             f"(supported: one output computed from the graph input)")
         return self._scores(output)
 
     def _scores(self, output):
@@ -210,3 +258,8 @@ class Lowering:
                              f"stream; supported: Transpose before the last MatMul")
         return OutputSpec("scores", shape=self.shape(output)[1:], scale=a.tolist(),
                           offset=b.tolist())
+
+
+def _reader(fork):
+    """A reader's own pending tensor on a forked stream."""
+    return Pending("stream", fork.tensor, fork.index.copy(), stream=fork.stream)

@@ -129,3 +129,87 @@ def random_input(rng, n, shape, low=-1.0, high=4.0):
     """Float inputs on a grid that includes exact quantizer boundaries."""
     return (rng.integers(int(low * 16), int(high * 16) + 1, size=(n,) + tuple(shape)) / 16
             ).astype(np.float32)
+
+
+# --- CNNs -----------------------------------------------------------------------------------
+
+def quant_conv(b, x, rng, in_ch, out_ch, kernel=3, bits=2, scale=0.5, name=None, group=1,
+               bias=False, per_channel=False, **attrs):
+    """A Conv with QONNX-quantized weights ``scale * integers`` (per output channel scales of
+    powers of two when ``per_channel``)."""
+    high = 2 ** (bits - 1) - 1
+    k = (kernel, kernel) if np.ndim(kernel) == 0 else tuple(kernel)
+    shape = (out_ch, in_ch // group) + k
+    w = rng.integers(-high - 1, high + 1, size=shape)
+    s = scale * (2.0 ** rng.integers(-1, 2, size=(out_ch,) + (1,) * len(k) + (1,))
+                 if per_channel else 1.0)
+    s = np.asarray(s, dtype=np.float32)
+    if np.ndim(s):
+        s = s.reshape((out_ch, 1) + (1,) * len(k))
+    wq = b.quant(b.const(w * s), s, bits)
+    inputs = [x, wq]
+    if bias:
+        inputs.append(b.const((rng.integers(-4, 5, size=out_ch) * 0.125).astype(np.float32)))
+    return b.node("Conv", inputs, name=name, group=group, kernel_shape=list(k), **attrs)
+
+
+def batchnorm(b, x, rng, channels, name=None):
+    """An inference BatchNormalization with random (positive and negative) scales."""
+    gamma = rng.uniform(0.5, 1.5, channels) * rng.choice([-1, 1], channels, p=[0.2, 0.8])
+    return b.node("BatchNormalization",
+                  [x, b.const(gamma.astype(np.float32)),
+                   b.const(rng.uniform(-0.5, 0.5, channels).astype(np.float32)),
+                   b.const(rng.uniform(-0.5, 0.5, channels).astype(np.float32)),
+                   b.const(rng.uniform(0.5, 2.0, channels).astype(np.float32))],
+                  name=name, epsilon=1e-5)
+
+
+def qonnx_cnn(rng, size=6, channels=(1, 4, 4), classes=3, pad=1, pool="MaxPool",
+              bn=True, depthwise=False, residual=False, output="scores"):
+    """A small QONNX CNN on a ``(1, C, size, size)`` UINT4-quantized input: conv (padding
+    ``pad``) [+ BN] + Relu + Quant, [a depthwise conv, a residual block], pooling, Flatten,
+    MatMul."""
+    b = Builder((1, channels[0], size, size))
+    x = b.quant("x", 1.0, 4, signed=0)
+    c = channels[1]
+    x = quant_conv(b, x, rng, channels[0], c, pads=[pad] * 4, name="conv0", bias=True)
+    if bn:
+        x = batchnorm(b, x, rng, c, name="bn0")
+    x = b.node("Relu", [x])
+    x = b.quant(x, 0.5, 2, signed=0, name="act0")
+    if depthwise:
+        x = quant_conv(b, x, rng, c, c, group=c, pads=[1] * 4, name="dw1")
+        x = b.node("Relu", [x])
+        x = b.quant(x, 0.5, 2, signed=0, name="act_dw")
+    if residual:
+        skip = x
+        y = quant_conv(b, x, rng, c, c, pads=[1] * 4, name="res_conv")
+        y = b.node("Relu", [y])
+        y = b.quant(y, 0.5, 2, signed=0, name="res_act")
+        x = b.node("Add", [skip, y], name="res_add")
+        x = b.quant(x, 0.5, 3, signed=0, name="res_out")
+    c2 = channels[2]
+    x = quant_conv(b, x, rng, c, c2, name="conv1", per_channel=True)
+    x = b.node("Relu", [x])
+    x = b.quant(x, 0.5, 2, signed=0, name="act1")
+    if pool == "MaxPool":
+        x = b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2], name="pool")
+    elif pool == "GlobalAveragePool":
+        x = b.node("GlobalAveragePool", [x], name="pool")
+        x = b.quant(x, 0.25, 3, signed=0, name="act_pool")
+    x = b.node("Flatten", [x], axis=1, name="flatten")
+    features = int(np.prod(_cnn_out(size, pad, depthwise, residual, pool, c2)))
+    x = b.quant_matmul(x, rng.integers(-2, 2, size=(features, classes)), 0.5, 2, name="fc")
+    if output == "argmax":
+        x = b.node("ArgMax", [x], axis=1, keepdims=1)
+        return b.build(x, TensorProto.INT64)
+    return b.build(x)
+
+
+def _cnn_out(size, pad, depthwise, residual, pool, channels):
+    side = size + 2 * pad - 2 - 2      # conv0 (3x3, pad), conv1 (3x3, no pad)
+    if pool == "MaxPool":
+        side //= 2
+    elif pool == "GlobalAveragePool":
+        side = 1
+    return (channels, side, side)

@@ -135,12 +135,15 @@ def relu_on_raw_accumulator():
                         r"after it; supported: Relu/Clip followed by Quant")
 
 
-def branching_graph():
+def unaligned_residual():
+    """Two branches whose integer scales differ by 3: no exact integer sum."""
     b = Builder((1, 4), "INT4")
     a = b.matmul("x", int_weights(4, 4), "INT2", name="fc0")
     c = b.matmul("x", int_weights(4, 4), "INT2", name="fc1")
+    c = b.node("Mul", [c, np.float32(3.0) * np.ones(4, np.float32)], name="triple")
     x = b.node("Add", [a, c], name="join")
-    return b.build(x), r"^MatMul node 'fc0': tensor 'x' is also used by \['fc1'\]; supported: one"
+    return b.build(x), (r"^Add node 'join': adds inputs whose integer scales 1 and 3 differ by "
+                        r"a factor that is not a power of two.*; supported: residual inputs")
 
 
 def per_class_offsets_before_topk():
@@ -222,7 +225,7 @@ CASES = [unsupported_op, weights_not_integer, weights_scales_not_integer_ratio, 
          non_constant_mul_operand, matmul_activation_both_sides, topk_not_at_end,
          quant_non_integer_bit_width, quant_non_integer_zero_point, bipolar_weights_mismatch,
          weights_outside_annotation, constant_divided_by_activation, gemm_trans_a,
-         relu_on_raw_accumulator, branching_graph, per_class_offsets_before_topk,
+         relu_on_raw_accumulator, unaligned_residual, per_class_offsets_before_topk,
          per_class_offsets_on_the_input_stream,
          topk_values_used, two_inputs, fixed_batch_size, decreasing_stream_activation,
          argmax_along_batch, cast_to_integer, broadcast_changes_shape,

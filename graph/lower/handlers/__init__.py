@@ -10,4 +10,4 @@ op is one decorated function in one of these modules (or a new module imported h
 """
 
 # the import order is the order of the supported ops in error messages
-from . import elementwise, shapes, matmul, select  # noqa: F401
+from . import elementwise, shapes, matmul, conv, pool, joins, select  # noqa: F401

@@ -48,7 +48,7 @@ def label_select(lowering, node):
                          "Transpose before the last MatMul")
     layer = LabelSelectLayer(name=lowering.layer_name(node.name), channels=stream.channels,
                              k=k, input_type=stream.dtype)
-    lowering.layers.append(layer)
+    lowering.add(layer, stream)
     lowering.label = (label, k, node)
     lowering.pending = None
 
@@ -89,7 +89,7 @@ def _offset_raw_mvau(lowering, offsets):
 
     def values(x):
         return old.values(x - offsets)
-    stream = Stream(layer.output_type, layer.mh, values)
+    stream = Stream(layer.output_type, layer.mh, values, layer.name)
     lowering.record(layer.name, pending.tensor, stream)
     lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
     return stream
