@@ -122,6 +122,8 @@ class Lowering:
         """Note in ``debug`` how layer ``name``'s outputs map to the values of ``tensor``."""
         a, b = stream.affine()
         if a is not None:
+            if order is not None:  # scale and offset per element of the tensor, as the values
+                a, b = a[order], b[order]
             entry = {"tensor": tensor, "scale": a.tolist(), "offset": b.tolist()}
             if order is not None:
                 entry["order"] = order.tolist()

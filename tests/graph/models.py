@@ -165,7 +165,8 @@ def batchnorm(b, x, rng, channels, name=None):
 
 
 def qonnx_cnn(rng, size=6, channels=(1, 4, 4), classes=3, pad=1, pool="MaxPool",
-              bn=True, depthwise=False, residual=False, output="scores"):
+              bn=True, depthwise=False, residual=False, output="scores", res_convs=1,
+              concat=False):
     """A small QONNX CNN on a ``(1, C, size, size)`` UINT4-quantized input: conv (padding
     ``pad``) [+ BN] + Relu + Quant, [a depthwise conv, a residual block], pooling, Flatten,
     MatMul."""
@@ -183,11 +184,20 @@ def qonnx_cnn(rng, size=6, channels=(1, 4, 4), classes=3, pad=1, pool="MaxPool",
         x = b.quant(x, 0.5, 2, signed=0, name="act_dw")
     if residual:
         skip = x
-        y = quant_conv(b, x, rng, c, c, pads=[1] * 4, name="res_conv")
-        y = b.node("Relu", [y])
-        y = b.quant(y, 0.5, 2, signed=0, name="res_act")
+        y = x
+        for k in range(res_convs):
+            y = quant_conv(b, y, rng, c, c, pads=[1] * 4, name=f"res_conv{k}")
+            y = b.node("Relu", [y])
+            y = b.quant(y, 0.5 if k == res_convs - 1 else 0.25, 2, signed=0,
+                        name=f"res_act{k}")
         x = b.node("Add", [skip, y], name="res_add")
         x = b.quant(x, 0.5, 3, signed=0, name="res_out")
+    if concat:
+        y = quant_conv(b, x, rng, c, c, kernel=1, name="branch")
+        y = b.node("Relu", [y])
+        y = b.quant(y, 0.25, 3, signed=0, name="branch_act")
+        x = b.node("Concat", [x, y], axis=1, name="cat")
+        c = 2 * c
     c2 = channels[2]
     x = quant_conv(b, x, rng, c, c2, name="conv1", per_channel=True)
     x = b.node("Relu", [x])

@@ -6,7 +6,7 @@ power of two, ``a_0 == 2**s * a_1`` for every element, the smaller-scale input's
 takes the other one shifted left by ``s`` (:class:`~graph.maplayers.AddLayer`), and the
 sum has the values ``a_1 * y + b_0 + b_1``. Other ratios have no exact integer sum and are
 refused, naming both scales. ``Concat`` of feature maps along the channels keeps every
-input's values in its channels (:class:`~graph.maplayers.ConcatLayer`).
+input's affine values in its channels (:class:`~graph.maplayers.ConcatLayer`).
 """
 
 import math
@@ -16,7 +16,7 @@ import numpy as np
 from ...errors import node_error
 from ...maplayers import AddLayer, ConcatLayer
 from ..declared import attributes
-from ..maps import map_geometry, map_values, nhwc_index
+from ..maps import map_geometry, nhwc_index
 from ..pending import Pending, Stream
 from ..registry import join
 from ..thresholds import materialize_for
@@ -140,17 +140,12 @@ def concat(lowering, node, inputs):
                                      vectors=pixels,
                                      input_types=[s.dtype for s, *_ in parts]),
                          *[s for s, *_ in parts])
-    ranges = [(int(s.range()[0][0]), int(s.range()[1][0])) for s, *_ in parts]
-    per_input = [map_values(s.values, c, pixels, pixels, lo)
-                 for (s, *_), c, (lo, _) in zip(parts, channels, ranges)]
-    bounds = np.cumsum([0] + channels)
+    # every input is affine per channel, and so is their concatenation
+    scale = np.concatenate([a.reshape(pixels, -1) for _, a, _, _ in parts], axis=1).ravel()
+    offset = np.concatenate([b.reshape(pixels, -1) for _, _, b, _ in parts], axis=1).ravel()
 
     def values(y):
-        # an input's integers are in its own range; the output's wider range is unreachable
-        grid = np.asarray(y).reshape(len(y), pixels, bounds[-1])
-        out = [f(np.clip(grid[:, :, bounds[k]:bounds[k + 1]], *ranges[k]).reshape(len(y), -1))
-               .reshape(len(y), pixels, -1) for k, f in enumerate(per_input)]
-        return np.concatenate(out, axis=2).reshape(len(y), -1)
+        return scale * y + offset
     out_shape = lowering.shape(node.output[0], node)
     index = nhwc_index(out_shape) if len(out_shape) in (3, 4) else \
         np.arange(int(np.prod(out_shape))).reshape(out_shape)
