@@ -5,7 +5,8 @@ The pending feature map is materialized as an integer stream ``x`` with values
 border is the integer ``p`` with ``a_c * p + b_c == 0`` (the zeros ONNX pads with), so every
 window, border or not, has the accumulator ``colscale * acc + offset`` that the Conv
 computes. The windows come from a :class:`~graph.maplayers.SlidingWindowLayer` in the
-order of the weight columns (kernel row, kernel column, channel), and the new pending
+order of the weight columns (kernel row, kernel column, channel) -- a 1x1 convolution of
+stride 1 reads the map's pixels directly -- and the new pending
 tensor is the accumulator of the weights as integers (``(OC, K_h * K_w * C)``, or
 ``(C, K_h * K_w)`` depthwise), one vector per output pixel. The MVAU or VVAU is made when
 that accumulator is materialized (:mod:`graph.lower.thresholds`).
@@ -133,11 +134,14 @@ def conv(lowering, node):
             window_output(width, kw, stride[1], dilation[1]) < 1:
         raise node_error(node, f"has a {kh}x{kw} kernel (dilation {dilation}) larger than its "
                          f"{height}x{width} padded map", "kernels that fit the map")
-    window = SlidingWindowLayer(name=lowering.layer_name(f"{node.name}_window"),
-                                ifm=(height, width), channels=channels, kernel=(kh, kw),
-                                stride=stride, dilation=dilation, input_type=stream.dtype,
-                                depthwise=depthwise)
-    lowering.add(window, source)
+    pointwise = (kh, kw) == (1, 1) and stride == (1, 1) and not depthwise
+    if not pointwise:  # a 1x1 convolution reads the pixels as they stream
+        window = SlidingWindowLayer(name=lowering.layer_name(f"{node.name}_window"),
+                                    ifm=(height, width), channels=channels, kernel=(kh, kw),
+                                    stride=stride, dilation=dilation, input_type=stream.dtype,
+                                    depthwise=depthwise)
+        lowering.add(window, source)
+        source = Stream(stream.dtype, window.out_elements, None, window.name)
     w_scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), value.shape)
     if depthwise:
         # per channel c: columns are the K_h * K_w window positions
@@ -158,9 +162,8 @@ def conv(lowering, node):
                                      dtype=np.float64).reshape(-1)
     out_shape = lowering.shape(node.output[0], node)
     vectors = int(np.prod(out_shape[2:]))
-    windows = Stream(stream.dtype, window.out_elements, None, window.name)
     lowering.pending = Pending(
-        "acc", node.output[0], nhwc_index(out_shape), stream=windows, weights=weights,
+        "acc", node.output[0], nhwc_index(out_shape), stream=source, weights=weights,
         acc_scale=np.tile(colscale, vectors), acc_offset=np.tile(offset, vectors),
         node=node, weight_type=weight_dtype(weights, declared),
         conv={"vectors": vectors, "kernel": (kh, kw), "depthwise": depthwise})
