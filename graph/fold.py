@@ -10,7 +10,9 @@ A streaming pipeline runs at the pace of its slowest layer, so a throughput targ
 ``fps`` frames per second at ``clock_mhz`` gives every layer the same *budget* of
 ``floor(clock_mhz * 1e6 / fps)`` cycles per frame. :func:`fold` gives each layer, from the
 legal values only, the least parallelism that meets the budget: the folding with the most
-cycles per frame within the budget (for an MVAU, the smallest ``PE * SIMD``), ties broken by
+cycles per frame within the budget (for an MVAU, the smallest ``PE * SIMD``; a layer without
+products, such as a threshold, pooling or padding, takes its producer's output lanes instead
+where they meet the budget, so that no width converter sits between them), ties broken by
 the plans' estimates (:meth:`hwgen.resources.Resources.lut_equivalent`: LUTs, flip-flops at
 half a LUT, LUT RAM, block RAM at :data:`BRAM18_LUTS` and DSP slices at
 :data:`hwgen.resources.DSP_LUT_EQUIVALENT`), then by the smaller folding values.
@@ -117,6 +119,24 @@ def _fold_layer(layer, budget):
     return min(scored, key=lambda item: item[:2])[2]
 
 
+def _matching(network, layer, budget):
+    """For a layer that only moves or compares elements (no products) with one parallelism
+    parameter: its producer's output lanes, when they are legal and meet the budget, so that
+    no width converter sits between them (or None)."""
+    keys = [key for key in layer.fold_choices() if key in PARALLEL_KEYS]
+    if layer.products or len(keys) != 1 or layer.inputs[0] == "input":
+        return None
+    producer = network.layer(layer.inputs[0])
+    if hasattr(producer, "fold_for"):
+        return None
+    lanes = producer.plan().output_format.lanes
+    (key,) = keys
+    if lanes in layer.fold_choices()[key][0] and \
+            layer.plan(**{key: lanes}).cycles_per_frame <= budget:
+        return {key: lanes}
+    return None
+
+
 def fold(network, target_fps=None, clock_mhz=100.0):
     """Choose PE and SIMD of every layer for a throughput target.
 
@@ -156,7 +176,7 @@ def fold(network, target_fps=None, clock_mhz=100.0):
         if hasattr(layer, "fold_for"):
             folding = layer.fold_for(network.consumers(layer.name)[0], budget)
         else:
-            folding = _fold_layer(layer, budget)
+            folding = _matching(network, layer, budget) or _fold_layer(layer, budget)
         if folding is None:
             best = least_cycles(network, layer)
             fps = clock_mhz * 1e6 / best

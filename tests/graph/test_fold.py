@@ -46,9 +46,14 @@ def test_least_parallelism_meeting_the_target(budget):
                         if layer_cycles(layer, pe=pe, simd=simd) <= budget)
             assert layer.pe * layer.simd == least
         else:
+            # the least parallelism, or the producer's lanes (no width converter between)
             assert layer.channels % layer.pe == 0
-            assert layer.pe == min(pe for pe in divisors(layer.channels)
-                                   if layer.channels // pe <= budget)
+            least = min(pe for pe in divisors(layer.channels) if layer.channels // pe <= budget)
+            source = layer.inputs[0]
+            lanes = None if source == "input" else \
+                folded.layer(source).plan().output_format.lanes
+            assert layer.pe == (lanes if lanes in divisors(layer.channels) and
+                                layer.channels // lanes <= budget else least)
     assert all(layer.pe == 1 for layer in network.layers)       # input not modified
 
 
