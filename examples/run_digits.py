@@ -1,6 +1,9 @@
-"""Compile and verify both bundled digits MLPs over the whole held-out split.
+"""Compile and verify the bundled digits models over the whole held-out split.
 
-For each model (``digits_w1a1.onnx``, ``digits_w2a2.onnx``): ``hwgen compile`` to Verilog,
+The models: two MLPs (``digits_w1a1.onnx``, ``digits_w2a2.onnx``, from ``train_digits.py``)
+and three W2A2 CNNs (``digits_cnn.onnx``, ``digits_cnn_residual.onnx`` with a skip
+connection, ``digits_cnn_dw.onnx`` depthwise-separable, from ``train_digits_cnn.py``).
+For each model: ``hwgen compile`` to Verilog,
 then ``hwgen verify``: the ONNX reference (qonnx), the integer IR in numpy and a cocotb
 simulation of the Verilog on Verilator under random back-pressure must agree on all 360
 images. Prints the agreement counts, the accuracy and the simulated frames/s per model::
@@ -14,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("digits_w1a1", "digits_w2a2")
+MODELS = ("digits_w1a1", "digits_w2a2", "digits_cnn", "digits_cnn_residual", "digits_cnn_dw")
 
 
 def main(argv=None):
@@ -44,10 +47,10 @@ def main(argv=None):
                 print(f"{name}: FAILED: {error}")
                 return 1
             rows.append((name, result))
-    print(f"{'model':12} {'frames':>6} {'ONNX==IR':>9} {'RTL==IR':>8} {'accuracy':>8} "
+    print(f"{'model':20} {'frames':>6} {'ONNX==IR':>9} {'RTL==IR':>8} {'accuracy':>8} "
           f"{'sim fps':>10} {'est fps':>10}")
     for name, r in rows:
-        print(f"{name:12} {r['frames']:6} {r['onnx_agree']:9} {r['rtl_agree']:8} "
+        print(f"{name:20} {r['frames']:6} {r['onnx_agree']:9} {r['rtl_agree']:8} "
               f"{r['accuracy']:8.1%} {r['sim_fps']:10,.0f} {r['est_fps']:10,.0f}")
     return 0
 

@@ -147,6 +147,81 @@ def _thresholded(lowering):
     """Thresholds (MVAU or standalone) for a chain that ends in quantized levels."""
     pending = lowering.pending
     f, low, high = _integer_domain(pending)
+    geometry = _pixel_geometry(lowering, pending, low, high)
+    result = None
+    if geometry is not None:
+        # a feature map: one staircase per channel, checked equal on every pixel
+        pixels, channels = geometry
+        try:
+            result = _staircase(pending, _one_pixel(f, pixels, channels), low[:channels],
+                                high[:channels])
+        except _PixelsDiffer:
+            result = None
+        if result is not None:
+            low, high = low[:channels], high[:channels]
+    if result is None:
+        geometry = None
+        result = _staircase(pending, f, low, high)
+    sign, s_high, steps, grid, thresholds, table = result
+    identity = pending.source == "stream" and _identity(grid, steps, low, high)
+    if geometry is not None:
+        pixels = geometry[0]
+        sign, s_high, thresholds, table = (np.tile(a, (pixels,) + (1,) * (a.ndim - 1))
+                                           for a in (sign, s_high, thresholds, table))
+    if identity:
+        stream = Stream(pending.stream.dtype, pending.channels,
+                        table_values(table, dtype_range(grid.dtype)[0]), pending.stream.edge)
+        lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
+        return stream
+    dtype = grid.dtype
+    bias = 0 if dtype == "BIPOLAR" else grid.low
+    if thresholds.shape[1] == 0:
+        thresholds = (s_high + 1)[:, None]
+        dtype = smallest_dtype(grid.low, grid.low + 1)
+    layer, index, order = _threshold_layer(lowering, thresholds, bias, dtype, sign)
+    stream = Stream(dtype, pending.channels, _level_values(grid, table, dtype), layer.name)
+    lowering.record(layer.name, pending.tensor, stream, order)
+    lowering.pending = Pending("stream", pending.tensor, index, stream=stream)
+    return stream
+
+
+class _PixelsDiffer(Exception):
+    """The pixels of a feature map do not share their channels' functions."""
+
+
+def _pixel_geometry(lowering, pending, low, high):
+    """``(pixels, channels)`` when the pending tensor is a feature map whose elements (in the
+    order ``f`` takes them) are pixel-major with uniform ranges per channel, else None."""
+    if pending.source == "acc":
+        if pending.conv is None:
+            return None
+        channels = pending.weights.shape[0]
+    else:
+        channels = _map_channels(lowering, pending)
+        if channels is None:
+            return None
+    pixels = len(low) // channels
+    if pixels <= 1 or np.any(np.tile(low[:channels], pixels) != low) or \
+            np.any(np.tile(high[:channels], pixels) != high):
+        return None
+    return pixels, channels
+
+
+def _one_pixel(f, pixels, channels):
+    """``f`` of a feature map as a function of one pixel's channels: every pixel gets the
+    same integers, and must give the same values (else :class:`_PixelsDiffer`)."""
+    def per_channel_f(x):
+        y = np.asarray(f(np.tile(x, (1, pixels))))
+        grid = y.reshape(len(x), pixels, channels)
+        if not np.array_equal(grid, np.broadcast_to(grid[:, :1], grid.shape)):
+            raise _PixelsDiffer()
+        return grid[:, 0]
+    return per_channel_f
+
+
+def _staircase(pending, f, low, high):
+    """``(sign, s_high, steps, grid, thresholds, table)`` of the chain ``f`` on
+    ``[low, high]`` per element (rows where it decreases negated)."""
     down = f(low[None])[0] > f(high[None])[0]
     if pending.source != "acc" and down.any():
         raise node_error(pending.steps[-1].node, "decreases with its integer input stream",
@@ -162,21 +237,7 @@ def _thresholded(lowering):
     steps, grid = _levels(last, increasing, s_low, s_high)
     thresholds = grid.thresholds([s for s, _ in steps], s_high)
     table = grid.table([v for _, v in steps])
-    if pending.source == "stream" and _identity(grid, steps, low, high):
-        stream = Stream(pending.stream.dtype, pending.channels,
-                        table_values(table, dtype_range(grid.dtype)[0]), pending.stream.edge)
-        lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
-        return stream
-    dtype = grid.dtype
-    bias = 0 if dtype == "BIPOLAR" else grid.low
-    if thresholds.shape[1] == 0:
-        thresholds = (s_high + 1)[:, None]
-        dtype = smallest_dtype(grid.low, grid.low + 1)
-    layer, index, order = _threshold_layer(lowering, thresholds, bias, dtype, sign)
-    stream = Stream(dtype, pending.channels, _level_values(grid, table, dtype), layer.name)
-    lowering.record(layer.name, pending.tensor, stream, order)
-    lowering.pending = Pending("stream", pending.tensor, index, stream=stream)
-    return stream
+    return sign, s_high, steps, grid, thresholds, table
 
 
 def _integer_domain(pending):
