@@ -13,6 +13,25 @@ if str(_ROOT) in sys.path:
 sys.path.insert(0, str(_ROOT))
 
 
+def hwgen_compile(model, out, target_fps=None, clock_mhz=None):
+    """Run ``hwgen compile`` in a fresh process (the time includes Python start-up and
+    imports); returns the seconds it took. Exits with its last error line on failure."""
+    import subprocess
+    import time
+    command = [sys.executable, "-m", "hwgen.cli", "compile", str(model), "-o", str(out)]
+    if target_fps:
+        command += ["--target-fps", str(target_fps)]
+    if clock_mhz:
+        command += ["--clock-mhz", str(clock_mhz)]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=_ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"hwgen compile {model} failed: "
+                         f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return seconds
+
+
 def progress(*args):
     """Print a progress line on stderr (stdout stays for the table)."""
     print(*args, file=sys.stderr, flush=True)

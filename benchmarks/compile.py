@@ -24,15 +24,13 @@ executions agree).
 """
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import format_table, progress, write_json, _ROOT
+from _common import format_table, hwgen_compile, progress, write_json, _ROOT
 
 FINN = "finn.custom_op.general"
 MODELS = ("digits_w1a1", "digits_w2a2", "lfc-w1a1", "lfc-w1a1-100k")
@@ -68,19 +66,6 @@ def _model_and_inputs(name, work, frames):
     return path, np.load(_ROOT / "examples" / "digits_test_x.npy")[:frames]
 
 
-def _compile(model, out, target_fps):
-    command = [sys.executable, "-m", "hwgen.cli", "compile", str(model), "-o", str(out)]
-    if target_fps:
-        command += ["--target-fps", str(target_fps)]
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=_ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"benchmarks/compile.py: hwgen compile {model} failed: "
-                         f"{done.stderr.strip().splitlines()[-1]}")
-    return seconds
-
-
 def run(models, frames, lfc_frames, target_fps):
     from graph.compile import read_report
     from graph.verify import verify
@@ -95,7 +80,7 @@ def run(models, frames, lfc_frames, target_fps):
                 continue
             out = work / name
             progress(f"{name}: hwgen compile")
-            seconds = _compile(model, out, target_fps or TARGETS.get(name))
+            seconds = hwgen_compile(model, out, target_fps or TARGETS.get(name))
             report = read_report(out)
             progress(f"{name}: compiled in {seconds:.1f} s; verifying {len(x)} frames")
             result = verify(out, x, progress=lambda line: progress(f"  {line}"))

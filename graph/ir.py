@@ -166,8 +166,66 @@ def _kernel_plan(layer, params):
         raise GraphError(f"{layer.kind} layer {layer.name!r}: {error}") from None
 
 
+class DotLayer:
+    """What :class:`MVAULayer` and :class:`graph.maplayers.VVAULayer` share: ``rows`` dot
+    products of ``terms`` weights each (``weights`` ``(rows, terms)``), then thresholds or
+    the raw accumulators (plus ``offsets``). A subclass defines ``rows``, ``terms`` and
+    ``names`` (their names in messages, e.g. ``("mh", "mw")``)."""
+
+    def _check_dot(self, where):
+        rows, terms = self.rows, self.terms
+        row_name, term_name = self.names
+        self.weights = _int_array(where, "weights", self.weights, 2)
+        if self.weights.shape != (rows, terms):
+            raise GraphError(f"{where}: weights of shape {self.weights.shape} are not "
+                             f"({row_name}, {term_name}) = ({rows}, {terms})")
+        _check_values(where, "weights", self.weights, self.weight_type)
+        dtype_range(self.input_type)
+        dtype_range(self.output_type)
+        if self.thresholds is not None:
+            self.thresholds = _int_array(where, "thresholds", self.thresholds, 2)
+            _check_thresholds(where, self.thresholds, rows)
+        if self.offsets is not None:
+            if self.thresholds is not None:
+                raise GraphError(f"{where}: offsets need a raw layer (no thresholds)")
+            self.offsets = _int_array(where, "offsets", self.offsets, 1)
+            if self.offsets.shape != (rows,):
+                raise GraphError(f"{where}: offsets of shape {self.offsets.shape} are not "
+                                 f"({row_name},) = ({rows},)")
+        self.bias = int(self.bias)
+
+    def accumulator_range(self):
+        """``(acc_min, acc_max)``: int64 arrays of shape ``(rows,)``, the accumulator bounds
+        (offsets included) over every input vector of ``input_type``."""
+        low, high = dtype_range(self.input_type)
+        w = self.weights
+        offsets = 0 if self.offsets is None else self.offsets
+        return (np.minimum(w * low, w * high).sum(axis=1) + offsets,
+                np.maximum(w * low, w * high).sum(axis=1) + offsets)
+
+    def _check_widths(self):
+        where = f"{self.kind} layer {self.name!r}"
+        for what, dtype in (("input", self.input_type), ("weight", self.weight_type)):
+            if dtype != "BIPOLAR" and not 1 <= dtype_bits(dtype) <= 8:
+                raise GraphError(f"{where}: {what} datatype {dtype} is wider than the "
+                                 f"{self.kind.upper()}'s 8 bits; supported: BIPOLAR, BINARY, "
+                                 f"INT2..INT8, UINT2..UINT8")
+
+    def fold_choices(self):
+        """Per folding parameter, ``(legal values, the rule they follow)`` (see the module
+        documentation)."""
+        from hwgen.kernels.mvau import MEM_STYLES, valid_datapaths
+        rows, terms = self.names
+        return {"pe": (divisors(self.rows), f"{rows.upper()}={self.rows}"),
+                "simd": (divisors(self.terms), f"{terms.upper()}={self.terms}"),
+                "datapath": (valid_datapaths(shape_of(self.weight_type),
+                                             shape_of(self.input_type)),
+                             f"for {self.input_type} inputs and {self.weight_type} weights"),
+                "mem_style": (MEM_STYLES, None)}
+
+
 @dataclass
-class MVAULayer:
+class MVAULayer(DotLayer):
     """Matrix-vector-activation unit (``hwgen.kernels.mvau``): ``acc = W @ x``, then an activation.
 
     Parameters
@@ -225,35 +283,12 @@ class MVAULayer:
     #: Folding-JSON keys (see :func:`graph.fold.apply_folding_json`).
     fold_keys = ("pe", "simd", "datapath", "mem_style")
 
-    def __post_init__(self):
-        where = f"MVAU layer {self.name!r}"
-        self.weights = _int_array(where, "weights", self.weights, 2)
-        if self.weights.shape != (self.mh, self.mw):
-            raise GraphError(f"{where}: weights of shape {self.weights.shape} are not "
-                             f"(mh, mw) = ({self.mh}, {self.mw})")
-        _check_values(where, "weights", self.weights, self.weight_type)
-        dtype_range(self.input_type)
-        dtype_range(self.output_type)
-        if self.thresholds is not None:
-            self.thresholds = _int_array(where, "thresholds", self.thresholds, 2)
-            _check_thresholds(where, self.thresholds, self.mh)
-        if self.offsets is not None:
-            if self.thresholds is not None:
-                raise GraphError(f"{where}: offsets need a raw layer (no thresholds)")
-            self.offsets = _int_array(where, "offsets", self.offsets, 1)
-            if self.offsets.shape != (self.mh,):
-                raise GraphError(f"{where}: offsets of shape {self.offsets.shape} are not "
-                                 f"(mh,) = ({self.mh},)")
-        self.bias = int(self.bias)
+    names = ("mh", "mw")
+    rows = property(lambda self: self.mh)
+    terms = property(lambda self: self.mw)
 
-    def accumulator_range(self):
-        """``(acc_min, acc_max)``: int64 arrays of shape ``(mh,)``, the accumulator bounds
-        (offsets included) over every input vector of ``input_type``."""
-        low, high = dtype_range(self.input_type)
-        w = self.weights
-        offsets = 0 if self.offsets is None else self.offsets
-        return (np.minimum(w * low, w * high).sum(axis=1) + offsets,
-                np.maximum(w * low, w * high).sum(axis=1) + offsets)
+    def __post_init__(self):
+        self._check_dot(f"MVAU layer {self.name!r}")
 
     def execute(self, x):
         """Encoded outputs ``(N, vectors * mh)`` for encoded inputs ``(N, vectors * mw)``
@@ -273,26 +308,10 @@ class MVAULayer:
                 + ("" if self.thresholds is None else f" ({self.thresholds.shape[1]} thresholds)")
                 + ("" if self.offsets is None else " (+ offsets)"))
 
-    def fold_choices(self):
-        """Per folding parameter, ``(legal values, the rule they follow)`` (see the module
-        documentation)."""
-        from hwgen.kernels.mvau import MEM_STYLES, valid_datapaths
-        return {"pe": (divisors(self.mh), f"MH={self.mh}"),
-                "simd": (divisors(self.mw), f"MW={self.mw}"),
-                "datapath": (valid_datapaths(shape_of(self.weight_type),
-                                             shape_of(self.input_type)),
-                             f"for {self.input_type} inputs and {self.weight_type} weights"),
-                "mem_style": (MEM_STYLES, None)}
-
     def plan(self, **options):
         """The :class:`hwgen.kernels.mvau.MVAUPlan` of this layer at its folding (``options``:
         more MVAU keywords, or folding parameters to try instead)."""
-        where = f"{self.kind} layer {self.name!r}"
-        for what, dtype in (("input", self.input_type), ("weight", self.weight_type)):
-            if dtype != "BIPOLAR" and not 1 <= dtype_bits(dtype) <= 8:
-                raise GraphError(f"{where}: {what} datatype {dtype} is wider than the MVAU's "
-                                 f"8 bits; supported: BIPOLAR, BINARY, INT2..INT8, "
-                                 f"UINT2..UINT8")
+        self._check_widths()
         params = dict(mw=self.mw, mh=self.mh, pe=self.pe, simd=self.simd,
                       weights=self.weights, input_shape=shape_of(self.input_type),
                       weight_shape=shape_of(self.weight_type), thresholds=self.thresholds,

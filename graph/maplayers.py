@@ -27,8 +27,8 @@ import numpy as np
 from sim import golden
 
 from .errors import GraphError
-from .ir import (_check_thresholds, _check_values, _int_array, _kernel_plan, decode, divisors,
-                 dtype_bits, dtype_range, element_shape, encode, shape_of, smallest_dtype)
+from .ir import (DotLayer, _check_values, _kernel_plan, decode, divisors, dtype_range,
+                 element_shape, encode, shape_of, smallest_dtype)
 
 __all__ = ["SlidingWindowLayer", "VVAULayer", "PadLayer", "MaxPoolLayer", "AvgPoolLayer",
            "GlobalAccPoolLayer", "AddLayer", "ConcatLayer", "pair", "window_output"]
@@ -219,7 +219,7 @@ class SlidingWindowLayer(_Layer):
 
 
 @dataclass
-class VVAULayer(_Layer):
+class VVAULayer(DotLayer, _Layer):
     """Vector-vector-activation unit (``hwgen.kernels.vvau``): depthwise convolution.
 
     Per pixel and channel ``c``: ``acc = weights[c] @ window[c]`` on decoded inputs, then
@@ -266,21 +266,13 @@ class VVAULayer(_Layer):
     kind = "vvau"
     fold_keys = ("pe", "simd", "datapath", "mem_style")
 
+    names = ("channels", "K_h*K_w")
+    rows = property(lambda self: self.channels)
+    terms = property(lambda self: self.window)
+
     def __post_init__(self):
         self.kernel = pair(self.where, "kernel", self.kernel)
-        self.weights = _int_array(self.where, "weights", self.weights, 2)
-        if self.weights.shape != (self.channels, self.window):
-            raise GraphError(f"{self.where}: weights of shape {self.weights.shape} are not "
-                             f"(C, K_h*K_w) = ({self.channels}, {self.window})")
-        _check_values(self.where, "weights", self.weights, self.weight_type)
-        dtype_range(self.input_type)
-        dtype_range(self.output_type)
-        if self.thresholds is not None:
-            self.thresholds = _int_array(self.where, "thresholds", self.thresholds, 2)
-            _check_thresholds(self.where, self.thresholds, self.channels)
-        if self.offsets is not None:
-            self.offsets = _int_array(self.where, "offsets", self.offsets, 1)
-        self.bias = int(self.bias)
+        self._check_dot(self.where)
 
     @property
     def window(self):
@@ -312,14 +304,6 @@ class VVAULayer(_Layer):
     def products(self):
         return self.vectors * self.channels * self.window
 
-    def accumulator_range(self):
-        """``(acc_min, acc_max)`` per channel over every window of ``input_type``."""
-        low, high = dtype_range(self.input_type)
-        w = self.weights
-        offsets = 0 if self.offsets is None else self.offsets
-        return (np.minimum(w * low, w * high).sum(axis=1) + offsets,
-                np.maximum(w * low, w * high).sum(axis=1) + offsets)
-
     def execute(self, x):
         """Encoded outputs ``(N, vectors * C)`` for the depthwise window stream
         (:func:`sim.golden.vvau`)."""
@@ -336,21 +320,9 @@ class VVAULayer(_Layer):
                 + ("" if self.thresholds is None else f" ({self.thresholds.shape[1]} "
                                                       f"thresholds)"))
 
-    def fold_choices(self):
-        from hwgen.kernels.vvau import MEM_STYLES, valid_datapaths
-        return {"pe": (divisors(self.channels), f"channels={self.channels}"),
-                "simd": (divisors(self.window), f"K_h*K_w={self.window}"),
-                "datapath": (valid_datapaths(shape_of(self.weight_type),
-                                             shape_of(self.input_type)),
-                             f"for {self.input_type} inputs and {self.weight_type} weights"),
-                "mem_style": (MEM_STYLES, None)}
-
     def plan(self, **options):
         """The :class:`hwgen.kernels.vvau.VVAUPlan` at the layer's folding."""
-        for what, dtype in (("input", self.input_type), ("weight", self.weight_type)):
-            if dtype != "BIPOLAR" and not 1 <= dtype_bits(dtype) <= 8:
-                raise GraphError(f"{self.where}: {what} datatype {dtype} is wider than the "
-                                 f"VVAU's 8 bits")
+        self._check_widths()
         params = dict(channels=self.channels, kernel=self.kernel, weights=self.weights,
                       pe=self.pe, simd=self.simd, input_shape=shape_of(self.input_type),
                       weight_shape=shape_of(self.weight_type), thresholds=self.thresholds,
