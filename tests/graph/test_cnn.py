@@ -130,3 +130,43 @@ def _ceil_pool():
     b = Builder((1, 4, 5, 5), "UINT2")
     return b.build(b.node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1,
                           name="pool"))
+
+
+def _geometry_model(rank, stride, dilation, transpose_flatten):
+    """A conv (stride, dilation, asymmetric padding) on a 1-D or 2-D map, a max pool, then
+    Transpose + Reshape (FINN's NHWC flatten) or Flatten before the classifier."""
+    rng = np.random.default_rng(7)
+    shape = (1, 2, 9) if rank == 1 else (1, 2, 9, 8)
+    b = Builder(shape)
+    x = b.quant("x", 1.0, 3, signed=0)
+    kernel = 3 if rank == 1 else (3, 2)
+    pads = [1, 0] if rank == 1 else [1, 0, 0, 1]
+    x = quant_conv(b, x, rng, 2, 4, kernel=(kernel,) if rank == 1 else kernel,
+                   strides=[stride] * rank, dilations=[dilation] * rank, pads=pads,
+                   name="conv", bias=True)
+    x = b.node("Relu", [x])
+    x = b.quant(x, 0.5, 2, signed=0, name="act")
+    x = b.node("MaxPool", [x], kernel_shape=[2] * rank, strides=[1] * rank, name="pool")
+    if transpose_flatten:
+        x = b.node("Transpose", [x], perm=[0, 2, 1] if rank == 1 else [0, 2, 3, 1])
+        x = b.node("Reshape", [x, b.const([1, -1], np_type=np.int64)])
+    else:
+        x = b.node("Flatten", [x], axis=1)
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+    wrapped = ModelWrapper(b.build(x)).transform(InferShapes())
+    width = int(np.prod(wrapped.get_tensor_shape(x)[1:]))
+    x = b.quant_matmul(x, rng.integers(-2, 2, size=(width, 3)), 0.5, 2, name="fc")
+    return b.build(x), shape
+
+
+@pytest.mark.parametrize("rank, stride, dilation, transpose_flatten", [
+    (2, 2, 1, False), (2, 1, 2, True), (1, 2, 1, True), (1, 1, 2, False)])
+def test_conv_geometry_end_to_end(rank, stride, dilation, transpose_flatten):
+    model, shape = _geometry_model(rank, stride, dilation, transpose_flatten)
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 8, size=(30,) + shape[1:]).astype(np.float32)
+    network, _, _ = run_both(model, x)
+    accelerator = Accelerator(fold(network))
+    simulate(accelerator, network.quantize_input(x[:4]), seed=9, valid_prob=0.7,
+             ready_prob=0.6)

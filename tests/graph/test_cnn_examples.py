@@ -26,4 +26,4 @@ def test_cnn_example_verifies_on_the_whole_split(tmp_path, name, kinds, min_accu
                     os.path.join(EXAMPLES, "digits_test_y.npy"), progress=lambda *a, **k: None)
     assert result["frames"] == result["onnx_agree"] == result["rtl_agree"] == 360
     assert result["accuracy"] >= min_accuracy
-    assert result["sim_fps"] == pytest.approx(result["est_fps"], rel=0.07)
+    assert result["sim_fps"] == pytest.approx(result["est_fps"], rel=0.01)
