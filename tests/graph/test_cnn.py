@@ -170,3 +170,40 @@ def test_conv_geometry_end_to_end(rank, stride, dilation, transpose_flatten):
     accelerator = Accelerator(fold(network))
     simulate(accelerator, network.quantize_input(x[:4]), seed=9, valid_prob=0.7,
              ready_prob=0.6)
+
+
+def _qdq_cnn():
+    """A CNN as standard QDQ tools write it: QuantizeLinear/DequantizeLinear pairs around
+    the activations (uint8, zero point 0 after the Relu), int8 weights dequantized."""
+    rng = np.random.default_rng(11)
+    b = Builder((1, 2, 6, 6))
+    u8 = lambda v: b.const(v, np_type=np.uint8)  # noqa: E731
+
+    def qdq(x, scale, name):
+        q = b.node("QuantizeLinear", [x, b.const(np.float32(scale)), u8(0)], name=name)
+        return b.node("DequantizeLinear", [q, b.const(np.float32(scale)), u8(0)])
+
+    def weights(shape, scale):
+        return b.node("DequantizeLinear", [b.const(rng.integers(-8, 8, size=shape),
+                                                   np_type=np.int8),
+                                           b.const(np.float32(scale)),
+                                           b.const(np.int8(0), np_type=np.int8)])
+    x = qdq("x", 0.0625, "q_in")
+    x = b.node("Conv", [x, weights((4, 2, 3, 3), 0.03125)], name="conv", pads=[1, 1, 1, 1],
+               kernel_shape=[3, 3])
+    x = b.node("Relu", [x])
+    x = qdq(x, 0.125, "q_conv")
+    x = b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2], name="pool")
+    x = b.node("Flatten", [x], axis=1)
+    x = b.node("MatMul", [x, weights((36, 3), 0.0625)], name="fc")
+    return b.build(x)
+
+
+def test_qdq_cnn_end_to_end():
+    model = _qdq_cnn()
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 160, size=(40, 2, 6, 6)).astype(np.float32) / 10
+    network, _, _ = run_both(model, x)
+    assert network.input_type == "UINT8"
+    simulate(Accelerator(fold(network)), network.quantize_input(x[:4]), seed=13,
+             valid_prob=0.7, ready_prob=0.6)
