@@ -254,12 +254,12 @@ def apply_folding_json(network, folding):
 
 def _apply(layer, where, key, value):
     valid, rule = layer.fold_choices()[key]
-    if key in PARALLEL_KEYS:
+    if all(isinstance(v, int) for v in valid):  # divisors
         if value not in valid or not isinstance(value, int) or isinstance(value, bool):
             raise GraphError(f"{where}: {key.upper()}={value!r} must divide {rule}; valid "
                              f"{key.upper()}: {', '.join(map(str, valid))}")
     elif value not in valid:
         why = f" {rule}" if rule else ""
         raise GraphError(f"{where}: {key}={value!r} is not valid{why}; valid {key}: "
-                         f"{', '.join(valid)}")
+                         f"{', '.join(map(str, valid))}")
     setattr(layer, key, value)

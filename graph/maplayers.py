@@ -120,7 +120,12 @@ class SlidingWindowLayer(_Layer):
     inputs: tuple = None
 
     kind = "sliding_window"
-    fold_keys = ("simd", "window_simd", "parallel", "mem_style")
+
+    @property
+    def fold_keys(self):
+        """Folding-JSON keys: ``simd``, ``window_simd`` (depthwise) or ``parallel``,
+        ``mem_style``."""
+        return tuple(self.fold_choices())
 
     def __post_init__(self):
         self.ifm = pair(self.where, "ifm", self.ifm)

@@ -207,3 +207,29 @@ def test_qdq_cnn_end_to_end():
     assert network.input_type == "UINT8"
     simulate(Accelerator(fold(network)), network.quantize_input(x[:4]), seed=13,
              valid_prob=0.7, ready_prob=0.6)
+
+
+@pytest.mark.parametrize("folding, message", [
+    ({"conv1_window": {"window_simd": 2}},
+     r"^folding of sliding_window layer 'conv1_window': unknown key 'window_simd'; valid "
+     r"keys: simd, parallel, mem_style$"),
+    ({"dw1_window": {"window_simd": 2}},
+     r"^folding of sliding_window layer 'dw1_window': WINDOW_SIMD=2 must divide "
+     r"K_h\*K_w=9; valid WINDOW_SIMD: 1, 3, 9$"),
+    ({"pool": {"pe": 3}}, r"^folding of maxpool layer 'pool': PE=3 must divide channels=4; "
+                          r"valid PE: 1, 2, 4$"),
+    ({"conv0_pad": {"pe": 1}}, r"^folding of pad layer 'conv0_pad': unknown key 'pe'; valid "
+                               r"keys: simd$"),
+])
+def test_folding_json_errors_on_cnn_layers(folding, message):
+    model = _model("depthwise" if "dw1_window" in folding else "plain")
+    with pytest.raises(GraphError, match=message):
+        apply_folding_json(graph.import_model(model), folding)
+
+
+def test_folding_json_overrides_a_cnn_layer():
+    network = apply_folding_json(graph.import_model(_model("plain")),
+                                 {"conv1_window": {"simd": 2, "parallel": "row"},
+                                  "pool": {"pe": 4}})
+    assert (network.layer("conv1_window").simd, network.layer("conv1_window").parallel,
+            network.layer("pool").pe) == (2, "row", 4)
