@@ -166,7 +166,7 @@ def batchnorm(b, x, rng, channels, name=None):
 
 def qonnx_cnn(rng, size=6, channels=(1, 4, 4), classes=3, pad=1, pool="MaxPool",
               bn=True, depthwise=False, residual=False, output="scores", res_convs=1,
-              concat=False):
+              concat=False, pool_scale=None):
     """A small QONNX CNN on a ``(1, C, size, size)`` UINT4-quantized input: conv (padding
     ``pad``) [+ BN] + Relu + Quant, [a depthwise conv, a residual block], pooling, Flatten,
     MatMul."""
@@ -207,6 +207,13 @@ def qonnx_cnn(rng, size=6, channels=(1, 4, 4), classes=3, pad=1, pool="MaxPool",
     elif pool == "GlobalAveragePool":
         x = b.node("GlobalAveragePool", [x], name="pool")
         x = b.quant(x, 0.25, 3, signed=0, name="act_pool")
+    elif pool == "AveragePool":
+        x = b.node("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2], name="pool")
+        x = b.node("Relu", [x])
+        x = b.quant(x, 0.25, 3, signed=0, name="act_pool")
+    if pool_scale is not None:  # a positive per-channel scale after the pooling
+        x = b.node("Mul", [x, np.asarray(pool_scale, np.float32).reshape(1, -1, 1, 1)],
+                   name="pool_scale")
     x = b.node("Flatten", [x], axis=1, name="flatten")
     features = int(np.prod(_cnn_out(size, pad, depthwise, residual, pool, c2)))
     x = b.quant_matmul(x, rng.integers(-2, 2, size=(features, classes)), 0.5, 2, name="fc")
@@ -218,7 +225,7 @@ def qonnx_cnn(rng, size=6, channels=(1, 4, 4), classes=3, pad=1, pool="MaxPool",
 
 def _cnn_out(size, pad, depthwise, residual, pool, channels):
     side = size + 2 * pad - 2 - 2      # conv0 (3x3, pad), conv1 (3x3, no pad)
-    if pool == "MaxPool":
+    if pool in ("MaxPool", "AveragePool"):
         side //= 2
     elif pool == "GlobalAveragePool":
         side = 1

@@ -28,6 +28,8 @@ VARIANTS = {
     "residual_long": {"residual": True, "res_convs": 3},
     "concat": {"concat": True},
     "global_avg_pool": {"pool": "GlobalAveragePool", "output": "argmax"},
+    "avg_pool": {"pool": "AveragePool"},
+    "max_pool_then_scale": {"pool_scale": [2.0, 0.5, 1.0, 4.0]},
 }
 
 
