@@ -100,13 +100,15 @@ def _check_clock(clock_mhz):
         raise GraphError(f"clock_mhz={clock_mhz!r} must be a positive number of MHz")
 
 
-def _fold_layer(layer, budget):
+def _fold_layer(layer, budget, tied=None):
     """The folding of ``layer`` with the least parallelism that meets ``budget`` (see the
-    module documentation), or None."""
+    module documentation), or None. ``tied``: a producer folded in this layer's order
+    (a depthwise sliding window), which must meet the budget too."""
     candidates = []
     for folding in _foldings(layer):
         plan = layer.plan(**folding)
-        if plan.cycles_per_frame <= budget:
+        if plan.cycles_per_frame <= budget and (tied is None or _tied_meets(
+                tied, layer, folding, budget)):
             candidates.append((plan.cycles_per_frame, folding, plan))
     if not candidates:
         return None
@@ -117,6 +119,24 @@ def _fold_layer(layer, budget):
     scored = [(plan.estimate().lut_equivalent(bram18=BRAM18_LUTS), tuple(folding.values()),
                folding) for folding, plan in least]
     return min(scored, key=lambda item: item[:2])[2]
+
+
+def _tied_meets(tied, layer, folding, budget):
+    trial = copy.copy(layer)
+    for key, value in folding.items():
+        setattr(trial, key, value)
+    return tied.fold_for(trial, budget) is not None
+
+
+def _tied_producer(network, layer):
+    """The producer that folds in ``layer``'s own order (a depthwise window), or None."""
+    source = layer.inputs[0] if layer.inputs else "input"
+    if source == "input":
+        return None
+    producer = network.layer(source)
+    if hasattr(producer, "fold_for") and getattr(producer, "depthwise", False):
+        return producer
+    return None
 
 
 def _matching(network, layer, budget):
@@ -176,14 +196,17 @@ def fold(network, target_fps=None, clock_mhz=100.0):
         if hasattr(layer, "fold_for"):
             folding = layer.fold_for(network.consumers(layer.name)[0], budget)
         else:
-            folding = _matching(network, layer, budget) or _fold_layer(layer, budget)
+            folding = _matching(network, layer, budget) or \
+                _fold_layer(layer, budget, _tied_producer(network, layer))
         if folding is None:
             best = least_cycles(network, layer)
             fps = clock_mhz * 1e6 / best
+            goal = ("the default folding" if target_fps is None else
+                    f"target of {target_fps:g} frames/s at {clock_mhz:g} MHz")
             raise GraphError(
-                f"target of {target_fps:g} frames/s at {clock_mhz:g} MHz is unreachable: it "
-                f"leaves {budget} cycles per frame, and layer {layer.name!r} needs at least "
-                f"{best} (fully unfolded), i.e. at most {fps:.6g} frames/s")
+                f"{goal} is unreachable: it leaves {budget} cycles per frame, and layer "
+                f"{layer.name!r} needs at least {best} (fully unfolded), i.e. at most "
+                f"{fps:.6g} frames/s")
         for key, value in folding.items():
             setattr(layer, key, value)
     return network

@@ -80,6 +80,10 @@ __all__ = ["MVAU", "MVAUPlan", "BIPOLAR", "DATAPATHS", "MEM_STYLES", "DSP_LUT_EQ
            "valid_datapaths"]
 
 
+
+#: The deepest input buffer kept in LUT RAM (deeper ones go to block RAM).
+MAX_LUTRAM_BUFFER = 256
+
 class MVAUPlan(DotUnitPlan):
     """The analysis of :class:`MVAU` (same parameters): validation, datapath choice,
     timing, memory layout and cost."""
@@ -142,18 +146,27 @@ class MVAUPlan(DotUnitPlan):
                                    word))
         return writes
 
+    @property
+    def input_buffer_style(self):
+        """Memory of the input buffer: LUT RAM up to :data:`MAX_LUTRAM_BUFFER` words, block
+        RAM above (Yosys cannot map a 512-deep single-port LUT RAM of UltraScale+)."""
+        return "lutram" if self.sf <= MAX_LUTRAM_BUFFER else "bram"
+
     def _issue_estimate(self):
-        """The input buffer (single-port LUT RAM, one cell per bit per 64 words, plus the
-        fold-0 register and 2:1 multiplexer) and the synapse and neuron fold counters."""
-        luts, ffs, lutram = 0, 0, 0
+        """The input buffer (single-port LUT RAM, one cell per bit per 64 words, or block
+        RAM for deep buffers; plus the fold-0 register and 2:1 multiplexer) and the synapse
+        and neuron fold counters."""
+        buffer = Resources()
+        luts, ffs = 0, 0
         in_width = self.input_format.width
         if self.nf > 1:
             ffs += in_width
             luts += -(-in_width // 2)
             if self.sf > 1:
-                lutram += memory_cost(self.sf, in_width, "lutram", ports="single").lutram
+                buffer = memory_cost(self.sf, in_width, self.input_buffer_style,
+                                     ports="single")
         counters = counter_bits(self.sf) + counter_bits(self.nf)
-        return Resources(luts=luts + counters, ffs=ffs + counters, lutram=lutram)
+        return buffer + Resources(luts=luts + counters, ffs=ffs + counters)
 
     def out_times(self, in_times):
         """Output beat cycles (see :class:`~hwgen.kernel.StreamKernel`): fold 0 issues one
@@ -295,6 +308,8 @@ class MVAU(MVAUPlan, DotUnit):
                 m.d.sync += replay.eq(self.i.payload.as_value())
         else:
             buffer = memory.Memory(shape=unsigned(width), depth=self.sf, init=[])
+            if self.input_buffer_style == "bram":
+                buffer.attrs["ram_style"] = "block"
             m.submodules.input_buffer = buffer
             read, write = buffer.read_port(), buffer.write_port()
             m.d.comb += [
