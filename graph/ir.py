@@ -172,6 +172,9 @@ class DotLayer:
     the raw accumulators (plus ``offsets``). A subclass defines ``rows``, ``terms`` and
     ``names`` (their names in messages, e.g. ``("mh", "mw")``)."""
 
+    #: Folding-JSON keys (see :func:`graph.fold.apply_folding_json`).
+    fold_keys = ("pe", "simd", "datapath", "mem_style")
+
     def _check_dot(self, where):
         rows, terms = self.rows, self.terms
         row_name, term_name = self.names
@@ -280,8 +283,6 @@ class MVAULayer(DotLayer):
     inputs: tuple = None
 
     kind = "mvau"
-    #: Folding-JSON keys (see :func:`graph.fold.apply_folding_json`).
-    fold_keys = ("pe", "simd", "datapath", "mem_style")
 
     names = ("mh", "mw")
     rows = property(lambda self: self.mh)

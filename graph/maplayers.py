@@ -269,7 +269,6 @@ class VVAULayer(DotLayer, _Layer):
     inputs: tuple = None
 
     kind = "vvau"
-    fold_keys = ("pe", "simd", "datapath", "mem_style")
 
     names = ("channels", "K_h*K_w")
     rows = property(lambda self: self.channels)
@@ -485,6 +484,12 @@ class MaxPoolLayer(_MapLayer):
         return _kernel_plan(self, {**params, **options})
 
 
+def _sum_type(input_type, count):
+    """The datatype of sums of ``count`` encoded elements of ``input_type``."""
+    low, high = dtype_range("BINARY" if input_type == "BIPOLAR" else input_type)
+    return smallest_dtype(count * low, count * high)
+
+
 @dataclass
 class AvgPoolLayer(MaxPoolLayer):
     """Window *sums* of an NHWC map (``hwgen.kernels.pool.AvgPool``; ONNX ``AveragePool``
@@ -496,9 +501,7 @@ class AvgPoolLayer(MaxPoolLayer):
 
     @property
     def output_type(self):
-        low, high = dtype_range("BINARY" if self.input_type == "BIPOLAR" else self.input_type)
-        count = self.kernel[0] * self.kernel[1]
-        return smallest_dtype(count * low, count * high)
+        return _sum_type(self.input_type, self.kernel[0] * self.kernel[1])
 
     def _reduce(self, maps):
         return golden.avgpool_sums(maps, self.kernel, self.stride)
@@ -532,9 +535,7 @@ class GlobalAccPoolLayer(_MapLayer):
 
     @property
     def output_type(self):
-        low, high = dtype_range("BINARY" if self.input_type == "BIPOLAR" else self.input_type)
-        count = self.ifm[0] * self.ifm[1]
-        return smallest_dtype(count * low, count * high)
+        return _sum_type(self.input_type, self.ifm[0] * self.ifm[1])
 
     def execute(self, x):
         maps = self._maps(x, self.ifm, self.channels)
