@@ -235,3 +235,35 @@ def test_folding_json_overrides_a_cnn_layer():
                                   "pool": {"pe": 4}})
     assert (network.layer("conv1_window").simd, network.layer("conv1_window").parallel,
             network.layer("pool").pe) == (2, "row", 4)
+
+
+def _finn_onnx_cnn():
+    """A binarized CNN as FINN-ONNX writes it after streamlining: Conv with BIPOLAR-annotated
+    weights, per-channel MultiThreshold activations (bipolar out), MaxPool, Transpose +
+    Reshape, MatMul, TopK."""
+    rng = np.random.default_rng(14)
+    b = Builder((1, 3, 6, 6), "UINT4")
+    x = b.multithreshold("x", np.array([[8.0]], np.float32), "BIPOLAR", out_scale=2.0,
+                         out_bias=-1.0, name="binarize")
+    w = b.const(rng.choice([-1.0, 1.0], size=(8, 3, 3, 3)).astype(np.float32), "BIPOLAR")
+    x = b.node("Conv", [x, w], name="conv", kernel_shape=[3, 3])
+    x = b.multithreshold(x, rng.integers(-5, 6, size=(8, 1)).astype(np.float32), "BIPOLAR",
+                         out_scale=2.0, out_bias=-1.0, name="act")
+    x = b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2], name="pool")
+    x = b.node("Transpose", [x], perm=[0, 2, 3, 1])
+    x = b.node("Reshape", [x, b.const([1, -1], np_type=np.int64)])
+    w = b.const(rng.choice([-1.0, 1.0], size=(32, 4)).astype(np.float32), "BIPOLAR")
+    x = b.node("MatMul", [x, w], name="fc")
+    from onnx import TensorProto
+    _, labels = b.node("TopK", [x, b.const([1], np_type=np.int64)], outputs=2, name="top")
+    return b.build(labels, TensorProto.INT64)
+
+
+def test_finn_onnx_cnn_end_to_end():
+    model = _finn_onnx_cnn()
+    rng = np.random.default_rng(15)
+    x = rng.integers(0, 16, size=(40, 3, 6, 6)).astype(np.float32)
+    network, _, _ = run_both(model, x)
+    assert network.input_type == "UINT4" and network.output.kind == "label"
+    simulate(Accelerator(fold(network)), network.quantize_input(x[:4]), seed=16,
+             valid_prob=0.7, ready_prob=0.6)
