@@ -4,6 +4,11 @@
                                 [--boards icebreaker,ulx3s-85f] [--baud 1000000]
     python benchmarks/boards.py --json OUT.json --stand-in      # no compiled model needed
 
+``results/boards_cnv.json`` is FINN's CNV-W1A1 (``benchmarks/cnv_model.py``) compiled with
+``hwgen compile cnv.onnx -o cnv-w1a1 --target-fps 3020`` and built for the ULX3S-85F (ECP5,
+a device FINN cannot target): ``python benchmarks/boards.py --json OUT.json cnv-w1a1
+--boards ulx3s-85f``.
+
 Each ``MODEL_DIR`` is a directory written by ``hwgen compile`` (for example the digits MLPs of
 the graph work); its accelerator comes from ``graph.load_accelerator(MODEL_DIR)`` and the
 model's name is the directory's name. ``--stand-in`` adds a small thresholding kernel
