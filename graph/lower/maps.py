@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import node_error
 
-__all__ = ["nhwc_index", "map_geometry", "map_values", "per_channel"]
+__all__ = ["nhwc_index", "map_geometry", "map_channels", "map_values", "per_channel",
+           "stream_order"]
 
 
 def nhwc_index(shape):
@@ -25,6 +26,23 @@ def nhwc_index(shape):
     pixels = int(np.prod(spatial, dtype=np.int64))
     index = np.arange(pixels * channels).reshape(pixels, channels).T
     return index.reshape(shape)
+
+
+def stream_order(index):
+    """The debug order of a stream with ONNX-element -> stream-element ``index``
+    (``values[:, order]`` puts stream values in the tensor's C order), or None when the
+    stream already is in that order."""
+    flat = index.ravel()
+    return None if np.array_equal(flat, np.arange(flat.size)) else flat
+
+
+def map_channels(index):
+    """The channels of a feature map whose pending ``index`` is its NHWC layout, or None
+    (not a map, or reordered)."""
+    shape = index.shape
+    if len(shape) in (3, 4) and shape[0] == 1 and np.array_equal(index, nhwc_index(shape)):
+        return shape[1]
+    return None
 
 
 def map_geometry(lowering, node, tensor=None):
@@ -42,7 +60,7 @@ def map_geometry(lowering, node, tensor=None):
     if len(shape) not in (3, 4) or shape[0] != 1:
         raise node_error(node, f"has an input of shape {shape}",
                          "feature maps of shape (1, C, H, W) or (1, C, L)")
-    if not np.array_equal(pending.index.reshape(shape), nhwc_index(shape)):
+    if map_channels(pending.index.reshape(shape)) is None:
         raise node_error(node, "reads a feature map whose stream is not in NHWC order (a "
                          "Transpose or Reshape before it reorders the data stream, which "
                          "needs a frame buffer)", "maps in their NCHW layout (streamed as "

@@ -15,7 +15,7 @@ from ..errors import GraphError, node_error
 from ..ir import InputQuantizer, MVAULayer, ThresholdLayer, dtype_range, smallest_dtype
 from ..levels import FLOAT_KEY_MAX, fit_grid, key_float, staircase
 from .constants import weight_dtype
-from .maps import nhwc_index, per_channel
+from .maps import map_channels, per_channel, stream_order
 from .pending import Pending, Stream, bipolar_fixed, table_values
 
 __all__ = ["materialize", "materialize_for", "raw_mvau"]
@@ -101,7 +101,7 @@ def raw_mvau(lowering):
         low, high = layer.accumulator_range()
         layer.output_type = smallest_dtype(min(low.min(), -1), high.max())
         stream = Stream(layer.output_type, pending.channels, pending.evaluate, layer.name)
-        lowering.record(layer.name, pending.tensor, stream, _order(pending.index))
+        lowering.record(layer.name, pending.tensor, stream, stream_order(pending.index))
         lowering.pending = Pending("stream", pending.tensor, pending.index, stream=stream)
         return stream
     weights = pending.weights[pending.index.ravel()]  # rows in tensor element order
@@ -117,13 +117,6 @@ def raw_mvau(lowering):
     lowering.pending = Pending("stream", pending.tensor,
                                np.arange(layer.mh).reshape(pending.index.shape), stream=stream)
     return stream
-
-
-def _order(index):
-    """The debug order of a stream (``values[:, order]``: stream order), or None for the C
-    order of its tensor."""
-    flat = index.ravel()
-    return None if np.array_equal(flat, np.arange(flat.size)) else flat
 
 
 def _dot_layer(lowering, weights, weight_type, output_type, thresholds, bias):
@@ -197,7 +190,7 @@ def _pixel_geometry(lowering, pending, low, high):
             return None
         channels = pending.weights.shape[0]
     else:
-        channels = _map_channels(lowering, pending)
+        channels = map_channels(pending.index)
         if channels is None:
             return None
     pixels = len(low) // channels
@@ -277,7 +270,7 @@ def _threshold_layer(lowering, thresholds, bias, dtype, sign):
         weights = pending.weights * row_sign[:, None]
         layer = _dot_layer(lowering, weights, weight_dtype(weights, pending.weight_type),
                            dtype, _compress(row_thresholds), bias)
-        return layer, pending.index, _order(pending.index)
+        return layer, pending.index, stream_order(pending.index)
     if pending.source == "acc":
         weights = pending.weights[pending.index.ravel()] * sign[:, None]
         layer = MVAULayer(name=lowering.layer_name(pending.node.name), mw=weights.shape[1],
@@ -290,7 +283,7 @@ def _threshold_layer(lowering, thresholds, bias, dtype, sign):
     node = pending.steps[-1].node
     index = pending.index
     channels, vectors = pending.channels, 1
-    geometry = _map_channels(lowering, pending)
+    geometry = map_channels(pending.index)
     if geometry is not None:
         rows = per_channel(thresholds, index.size // geometry, geometry)
         if rows is not None:
@@ -299,16 +292,7 @@ def _threshold_layer(lowering, thresholds, bias, dtype, sign):
                            thresholds=_compress(thresholds), bias=bias,
                            input_type=pending.stream.dtype, output_type=dtype, vectors=vectors)
     lowering.add(layer)
-    return layer, index, _order(index)
-
-
-def _map_channels(lowering, pending):
-    """The channels of a pending feature map in NHWC order, or None."""
-    shape = pending.index.shape
-    if len(shape) in (3, 4) and shape[0] == 1 and \
-            np.array_equal(pending.index, nhwc_index(shape)):
-        return shape[1]
-    return None
+    return layer, index, stream_order(index)
 
 
 def _input_quantizer(lowering):

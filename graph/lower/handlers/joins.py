@@ -9,14 +9,12 @@ refused, naming both scales. ``Concat`` of feature maps along the channels keeps
 input's affine values in its channels (:class:`~graph.maplayers.ConcatLayer`).
 """
 
-import math
-
 import numpy as np
 
 from ...errors import node_error
 from ...maplayers import AddLayer, ConcatLayer
 from ..declared import attributes
-from ..maps import map_geometry, nhwc_index
+from ..maps import map_geometry, nhwc_index, stream_order
 from ..pending import Pending, Stream
 from ..registry import join
 from ..thresholds import materialize_for
@@ -100,14 +98,8 @@ def residual_add(lowering, node, inputs):
     def values(y):
         return unit * y + offset
     out = Stream(layer.output_type, layer.out_elements, values, layer.name)
-    lowering.record(layer.name, node.output[0], out,
-                    None if math.prod(p0.index.shape) == 0 else _order(p0.index))
+    lowering.record(layer.name, node.output[0], out, stream_order(p0.index))
     lowering.pending = Pending("stream", node.output[0], p0.index.copy(), stream=out)
-
-
-def _order(index):
-    flat = index.ravel()
-    return None if np.array_equal(flat, np.arange(flat.size)) else flat
 
 
 @join("Concat")
@@ -150,5 +142,5 @@ def concat(lowering, node, inputs):
     index = nhwc_index(out_shape) if len(out_shape) in (3, 4) else \
         np.arange(int(np.prod(out_shape))).reshape(out_shape)
     out = Stream(layer.output_type, layer.out_elements, values, layer.name)
-    lowering.record(layer.name, node.output[0], out, _order(index))
+    lowering.record(layer.name, node.output[0], out, stream_order(index))
     lowering.pending = Pending("stream", node.output[0], index, stream=out)
