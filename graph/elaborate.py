@@ -60,6 +60,7 @@ every stage with each kernel's own output schedule (no stalls, FIFOs never full)
 
 import re
 
+import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import data
 
@@ -249,16 +250,16 @@ class Pipeline(StreamKernel):
     def _size_fifos(self):
         """Set every FIFO's depth (see the module documentation)."""
         period = self.cycles_per_frame
-        frames = [self._schedule(list(range(self.in_beats_per_frame)))]
+        times = self._schedule(list(range(self.in_beats_per_frame)))
         for fifo in self.stages:
             if fifo.link is None:
                 continue
             consumer, port = fifo.link
             waiting = 0
             if len(consumer.plan.inputs) > 1:
-                arrivals = self._times(frames[0], fifo.sources["i"])
+                arrivals = self._times(times, fifo.sources["i"])
                 taken = consumer.plan.take_times(
-                    {p: self._times(frames[0], source)
+                    {p: self._times(times, source)
                      for p, source in consumer.sources.items()})[port]
                 waiting = _most_waiting(arrivals, taken, period)
             plan = fifo.plan
@@ -344,7 +345,6 @@ class Pipeline(StreamKernel):
 def _most_waiting(arrivals, taken, period, frames=SIZING_FRAMES):
     """The most beats waiting in a FIFO whose beats arrive at ``arrivals`` and leave at
     ``taken`` (one frame each), over ``frames`` frames ``period`` cycles apart."""
-    import numpy as np
     arrivals = np.sort(np.concatenate([np.asarray(arrivals) + f * period
                                        for f in range(frames)]))
     taken = np.concatenate([np.asarray(taken) + f * period for f in range(frames)])
