@@ -27,8 +27,9 @@ from amaranth.lib import data
 from . import stream_io
 from .stream_io import ENV_REPORT, ENV_VECTORS
 
-__all__ = ["pack_beats", "unpack_beats", "port_format", "beats_to_words", "words_to_beats",
-           "write_stream_vectors", "run_stream_test", "ENV_VECTORS", "ENV_REPORT"]
+__all__ = ["pack_beats", "unpack_beats", "pack_words", "words_to_ints", "port_format",
+           "beats_to_words", "words_to_beats", "write_stream_vectors", "run_stream_test",
+           "ENV_VECTORS", "ENV_REPORT"]
 
 _CHUNK = 4096
 
@@ -63,6 +64,28 @@ def pack_beats(values, elem_width, signed=None):
     list of int
         One non-negative word per beat, ``< 2**(lanes*w)``.
     """
+    arr, w = _checked_elements(values, elem_width, signed)
+    beats, lanes = arr.shape
+    if arr.size == 0:
+        return [0] * beats
+    if w > 64 or arr.dtype.kind == "O":
+        mask = (1 << w) - 1
+        words = []
+        for row in arr:
+            word = 0
+            for k, v in enumerate(row):
+                word |= (int(v) & mask) << (k * w)
+            words.append(word)
+        return words
+    words = []
+    for start in range(0, beats, _CHUNK):
+        packed = _byte_rows(arr[start:start + _CHUNK], w)
+        words += [int.from_bytes(row.tobytes(), "little") for row in packed]
+    return words
+
+
+def _checked_elements(values, elem_width, signed):
+    """``(arr, w)``: ``values`` as a 2-D integer array whose elements fit ``w`` bits."""
     w = int(elem_width)
     if w < 1:
         raise ValueError(f"elem_width={elem_width!r} must be a positive integer")
@@ -75,38 +98,60 @@ def pack_beats(values, elem_width, signed=None):
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iuO":
         raise TypeError(f"values must be integers, not dtype {arr.dtype}")
+    if arr.size:
+        lo, hi = _range(w, signed)
+        vmin, vmax = int(arr.min()), int(arr.max())
+        if vmin < lo or vmax > hi:
+            bad = np.argwhere((arr < lo) | (arr > hi))[0]
+            kind = {None: "", True: "signed ", False: "unsigned "}[signed]
+            raise ValueError(f"value {arr[tuple(bad)]} at beat {bad[0]}, lane {bad[1]} does not "
+                             f"fit {kind}{w}-bit elements (range {lo}..{hi})")
+    return arr, w
+
+
+def _byte_rows(arr, w):
+    """Rows of little-endian bytes (``uint8``, ``ceil(lanes * w / 8)`` per row) of the beats
+    of ``arr`` (elements of at most 64 bits, checked)."""
+    u = arr.astype(np.uint64) if arr.dtype.kind == "u" else arr.astype(np.int64).view(np.uint64)
+    u = u & np.uint64((1 << w) - 1)
+    bits = ((u[..., None] >> np.arange(w, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bits.reshape(len(arr), arr.shape[1] * w), axis=1, bitorder="little")
+
+
+def pack_words(values, elem_width, n_words, signed=None):
+    """Pack element integers into 32-bit pieces: the compiled harness's beat files.
+
+    Parameters
+    ----------
+    values, elem_width, signed
+        As for :func:`pack_beats` (the same checks).
+    n_words : int
+        32-bit words per beat (``ceil(tdata width / 32)``); the beat is zero-extended.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint32``, shape ``(beats, n_words)``, least significant piece first.
+    """
+    arr, w = _checked_elements(values, elem_width, signed)
     beats, lanes = arr.shape
-    if arr.size == 0:
-        return [0] * beats
-    lo, hi = _range(w, signed)
-    vmin, vmax = int(arr.min()), int(arr.max())
-    if vmin < lo or vmax > hi:
-        bad = np.argwhere((arr < lo) | (arr > hi))[0]
-        kind = {None: "", True: "signed ", False: "unsigned "}[signed]
-        raise ValueError(f"value {arr[tuple(bad)]} at beat {bad[0]}, lane {bad[1]} does not fit "
-                         f"{kind}{w}-bit elements (range {lo}..{hi})")
-    mask = (1 << w) - 1
+    if lanes * w > 32 * n_words:
+        raise ValueError(f"{lanes} lanes x {w} bits do not fit {n_words} 32-bit words")
+    out = np.zeros((beats, 4 * n_words), dtype=np.uint8)
     if w > 64 or arr.dtype.kind == "O":
-        words = []
-        for row in arr:
-            word = 0
-            for k, v in enumerate(row):
-                word |= (int(v) & mask) << (k * w)
-            words.append(word)
-        return words
-    if arr.dtype.kind == "u":
-        u = arr.astype(np.uint64)
+        for n, word in enumerate(pack_beats(arr, w, signed)):
+            out[n] = np.frombuffer(word.to_bytes(4 * n_words, "little"), np.uint8)
     else:
-        u = arr.astype(np.int64).view(np.uint64)
-    u = u & np.uint64(mask)
-    shifts = np.arange(w, dtype=np.uint64)
-    words = []
-    for start in range(0, beats, _CHUNK):
-        chunk = u[start:start + _CHUNK]
-        bits = ((chunk[..., None] >> shifts) & np.uint64(1)).astype(np.uint8)
-        packed = np.packbits(bits.reshape(len(chunk), lanes * w), axis=1, bitorder="little")
-        words += [int.from_bytes(row.tobytes(), "little") for row in packed]
-    return words
+        for start in range(0, beats, _CHUNK):
+            packed = _byte_rows(arr[start:start + _CHUNK], w)
+            out[start:start + len(packed), :packed.shape[1]] = packed
+    return out.view("<u4")
+
+
+def words_to_ints(words):
+    """Python ints of the rows of a :func:`pack_words` array."""
+    return [int.from_bytes(np.ascontiguousarray(row, dtype="<u4").tobytes(), "little")
+            for row in np.atleast_2d(words)]
 
 
 def unpack_beats(words, elem_width, lanes, signed=False):
