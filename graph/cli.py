@@ -87,15 +87,42 @@ def _add_compile(commands):
 
 # --- hwgen verify -------------------------------------------------------------------------------
 
+class _Meter:
+    """A progress bar on stderr: frames checked and simulated cycles per second. On a
+    terminal it redraws one line; otherwise it prints a line every 10 seconds."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.printed = None
+
+    def __call__(self, done, total, cycles, seconds):
+        rate = cycles / seconds if seconds > 0 else 0.0
+        width = 30
+        filled = int(width * done / total) if total else width
+        line = (f"  [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} frames, "
+                f"{cycles:,} cycles, {rate / 1e6:.2f} M cycles/s")
+        if self.tty:
+            end = "\n" if done >= total else ""
+            print(f"\r{line}", end=end, file=self.stream, flush=True)
+        elif done >= total or self.printed is None or seconds - self.printed >= 10:
+            self.printed = seconds
+            print(line, file=self.stream, flush=True)
+
+
 def _verify(args):
     from .verify import verify
     result = verify(args.out, args.inputs, expected=args.expected, sim=args.sim,
-                    seed=args.seed, progress=_progress)
+                    seed=args.seed, progress=_progress, harness=args.harness,
+                    per_layer=args.per_layer, waves=args.waves, meter=_Meter())
     n = result["frames"]
     onnx = ("skipped (no model.onnx)" if result["onnx_agree"] is None
             else f"{result['onnx_agree']}/{n}")
     print(f"{args.out}: {n} frames; ONNX reference == IR: {onnx}; IR == RTL ({args.sim}, "
-          f"random back-pressure): {result['rtl_agree']}/{n}")
+          f"{args.harness} harness, random back-pressure): {result['rtl_agree']}/{n}")
+    if result.get("per_layer"):
+        print(f"per layer: {len(result['per_layer'])} stages of top.v agree with the IR on "
+              f"their own")
     if result["accuracy"] is not None:
         print(f"accuracy against {args.expected}: {result['accuracy']:.4f}")
     print(f"throughput: {result['sim_fps']:,.0f} frames/s simulated "
@@ -110,10 +137,14 @@ def _add_verify(commands):
     parser = commands.add_parser(
         "verify", help="check a compiled accelerator: ONNX reference == IR == RTL simulation",
         description="Run the inputs through the ONNX reference (qonnx execute_onnx on "
-                    "OUT/model.onnx), the folded IR in numpy, and a cocotb simulation of "
-                    "OUT/top.v under random back-pressure; all three must agree on every "
-                    "frame. A second simulation without stalls measures frames/s for "
-                    "comparison with the estimate. Exit status 2 on any disagreement, as on every error.")
+                    "OUT/model.onnx), the folded IR in numpy, and a simulation of OUT/top.v "
+                    "under random back-pressure (by default on the compiled Verilator "
+                    "harness, which checks 10,000 frames in seconds); all three must agree "
+                    "on every frame. A second simulation without stalls measures frames/s "
+                    "for comparison with the estimate. When the RTL disagrees, every layer "
+                    "of top.v is simulated on its own on the IR's intermediate tensors, and "
+                    "the error names the first layer that differs, with the frame, beat and "
+                    "element. Exit status 2 on any disagreement, as on every error.")
     parser.add_argument("out", metavar="OUT", help="a directory written by 'hwgen compile'")
     parser.add_argument("--inputs", required=True, metavar="X.npy",
                         help="model inputs, shape (N, *input shape) or (N, elements), within "
@@ -126,6 +157,18 @@ def _add_verify(commands):
                              "icarus needs iverilog on PATH)")
     parser.add_argument("--seed", type=int, default=1,
                         help="seed of the random back-pressure (default: 1)")
+    parser.add_argument("--harness", choices=("compiled", "cocotb"), default="compiled",
+                        help="simulation harness: compiled (default: a C++ testbench built "
+                             "with Verilator, needs a C++ compiler) or cocotb (the reference "
+                             "testbench, every cycle driven from Python; needed for --sim "
+                             "icarus)")
+    parser.add_argument("--per-layer", action="store_true",
+                        help="also simulate every layer of top.v on its own on the IR's "
+                             "intermediate tensors (done anyway when the RTL disagrees)")
+    parser.add_argument("--waves", action="store_true",
+                        help="when a layer disagrees, write a wave file (FST, or VCD without "
+                             "the lz4 headers) of that layer and the failing frames to "
+                             "OUT/waves/")
     parser.set_defaults(run=_guarded(_verify))
 
 

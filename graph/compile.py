@@ -99,8 +99,8 @@ def compile_model(model_path, out_dir, target_fps=None, clock_mhz=100.0, folding
     progress(f"writing Verilog ({len(accelerator.stages)} stages; large weight memories take "
              f"a few seconds)")
     verilog_start = time.perf_counter()
-    from hwgen.export.verilog import kernel_verilog
-    verilog = kernel_verilog(accelerator, name="top")
+    from .elaborate import stitched_verilog
+    verilog = stitched_verilog(accelerator, name="top")
     (out / "top.v").write_text(verilog)
     progress(f"  {out / 'top.v'}: {len(verilog):,} bytes in "
              f"{time.perf_counter() - verilog_start:.1f} s")

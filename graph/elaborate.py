@@ -61,8 +61,8 @@ every stage with each kernel's own output schedule (no stalls, FIFOs never full)
 import re
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import data
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
+from amaranth.lib import data, wiring
 
 from hwgen.kernel import PlannedComponent, StreamFormat, StreamKernel
 from hwgen.plumbing.fifo import StreamFIFOPlan
@@ -73,7 +73,8 @@ from hwgen.resources import Resources
 from .errors import GraphError
 from .ir import element_shape
 
-__all__ = ["Accelerator", "Pipeline", "elaborate", "fifo_depth", "Stage"]
+__all__ = ["Accelerator", "Pipeline", "elaborate", "fifo_depth", "Stage", "StageInstance",
+           "stage_names", "stage_module", "stitched_verilog"]
 
 
 def fifo_depth(consumer, waiting=0):
@@ -365,23 +366,113 @@ class Accelerator(Pipeline, PlannedComponent):
         A frame is the last layer's output elements, ``out_lanes`` per beat.
     """
 
+    #: When set (by :func:`stitched_verilog`): ``id(stage) -> (module, ports)``, and every
+    #: stage is an instance of its own Verilog module instead of its component.
+    stage_modules = None
+
     # -- hardware -----------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        used = set()
         built = {}
-        for index, stage in enumerate(self.stages):
-            name = f"s{index}_" + re.sub(r"\W", "_", stage.name)
-            while name in used:
-                name += "_"
-            used.add(name)
-            m.submodules[name] = built[id(stage)] = stage.plan.build()
+        for name, stage in zip(stage_names(self.stages), self.stages):
+            if self.stage_modules is None:
+                part = stage.plan.build()
+            else:
+                part = StageInstance(stage.plan, *self.stage_modules[id(stage)])
+            m.submodules[name] = built[id(stage)] = part
         for stage in self.stages:
             for port, (source, source_port) in stage.sources.items():
                 stream = self.i if source is None else getattr(built[id(source)], source_port)
                 _connect(m, stream, getattr(built[id(stage)], port))
         _connect(m, built[id(self.stages[-1])].o, self.o)
         return m
+
+
+def stage_names(stages):
+    """The submodule name of every stage, in order: ``s{index}_{name}`` (non-word characters
+    as ``_``)."""
+    names, used = [], set()
+    for index, stage in enumerate(stages):
+        name = f"s{index}_" + re.sub(r"\W", "_", stage.name)
+        while name in used:
+            name += "_"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def stage_module(top, stage_name):
+    """The Verilog module of a stage in a stitched ``top.v`` (:func:`stitched_verilog`)."""
+    return f"{top}_{stage_name}"
+
+
+class StageInstance(wiring.Component):
+    """A stage of a stitched accelerator: an instance of the stage's own Verilog module
+    (written by :func:`stitched_verilog`), with the ports of the stage's plan. The same
+    wrapper, behind :class:`hwgen.export.axis.AXIStreamShell`, lets one stage of a written
+    ``top.v`` be simulated on its own (:mod:`graph.localize`).
+
+    Parameters
+    ----------
+    plan : hwgen.kernel.StreamKernel
+    module : str
+        The Verilog module's name.
+    ports : dict
+        Its ports, ``{name: (direction, width)}`` (:func:`sim.sources.module_ports`): the
+        plan's members flattened with ``__`` (``i__payload``...), and ``clk``/``rst`` when it
+        has registers.
+    """
+
+    def __init__(self, plan, module, ports):
+        self.plan, self.module, self.ports = plan, module, dict(ports)
+        super().__init__(plan.members())
+
+    def beats_per_frame(self, port):
+        return self.plan.beats_per_frame(port)
+
+    @property
+    def out_beats_per_frame(self):
+        return self.plan.out_beats_per_frame
+
+    def elaborate(self, platform):
+        m = Module()
+        connections = {}
+        for path, member, value in self.signature.flatten(self):
+            name = "__".join(map(str, path))
+            if name not in self.ports:
+                if member.flow == wiring.Out:
+                    raise GraphError(f"module {self.module} has no port {name} for the "
+                                     f"output {'.'.join(map(str, path))} of its stage")
+                continue        # an input the module does not read
+            connections[("i_" if member.flow == wiring.In else "o_") + name] = value
+        if "clk" in self.ports:
+            connections["i_clk"] = ClockSignal()
+        if "rst" in self.ports:
+            connections["i_rst"] = ResetSignal()
+        m.submodules.stage = Instance(self.module, **connections)
+        return m
+
+
+def stitched_verilog(accelerator, name="top"):
+    """The Verilog of an :class:`Accelerator` behind the AXI4-Stream shell, with every stage
+    in a module of its own (``{name}_{stage name}``, :func:`stage_module`) that the top level
+    instantiates. It is the same hardware as :func:`hwgen.export.verilog.kernel_verilog` of
+    the accelerator, but each stage's module has plain port names (``i__payload``,
+    ``o__valid``...), so that one stage of the written file can be simulated on its own."""
+    from hwgen.export.verilog import component_verilog, kernel_verilog
+    from sim.sources import module_ports
+    texts, modules = [], {}
+    for stage_name, stage in zip(stage_names(accelerator.stages), accelerator.stages):
+        module = stage_module(name, stage_name)
+        text = component_verilog(stage.plan.build(), name=module)
+        modules[id(stage)] = (module, module_ports(text, module))
+        texts.append(text)
+    accelerator.stage_modules = modules
+    try:
+        top = kernel_verilog(accelerator, name=name)
+    finally:
+        accelerator.stage_modules = None
+    return "".join([top, *texts])
 
 
 def _connect(m, source, sink):

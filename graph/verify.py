@@ -3,16 +3,24 @@
 1. the ONNX reference (qonnx ``execute_onnx``, :func:`graph.reference`) on the model copied
    into the output directory;
 2. the folded IR's numpy execution (:meth:`graph.ir.Network.execute`);
-3. cocotb simulation of the written ``top.v`` (not a fresh conversion) on Verilator or
-   Icarus, through the generic stream testbench :mod:`sim.stream_tb`, with random input gaps
-   and output stalls.
+3. simulation of the written ``top.v`` (not a fresh conversion) with random input gaps and
+   output stalls, over every frame: by default on the compiled harness (:mod:`sim.harness`,
+   Verilator and a C++ testbench, millions of cycles per second, so whole test sets of
+   10,000 frames), or with ``harness="cocotb"`` through the cocotb testbench
+   :mod:`sim.stream_tb` on Verilator or Icarus (the reference harness; the two agree).
 
 A second simulation without stalls (at least :data:`THROUGHPUT_FRAMES` frames, the inputs
 repeated if needed) measures the steady-state cycles per frame, which the report holds next
 to the estimate: the spacing of the first output beats of the second half of the frames.
+
+When the RTL disagrees with the IR, every layer of ``top.v`` is simulated on its own, fed
+with the IR's intermediate tensors of the frames up to the failing one
+(:mod:`graph.localize`), and the error names the first layer that differs, with the frame,
+beat and element. ``per_layer=True`` runs that check even when the whole design agrees.
 """
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +28,17 @@ import numpy as np
 from .compile import load_network, read_report
 from .errors import GraphError
 
-__all__ = ["verify", "load_inputs", "THROUGHPUT_FRAMES"]
+__all__ = ["verify", "load_inputs", "build_compiled", "RTLMismatch", "THROUGHPUT_FRAMES"]
 
 #: Frames in the throughput run (the inputs are repeated to reach it).
 THROUGHPUT_FRAMES = 8
+#: At most this many frames in the compiled harness's throughput run.
+COMPILED_THROUGHPUT_FRAMES = 256
+#: Frames each stage runs on with ``per_layer`` when the whole design agrees.
+PER_LAYER_FRAMES = 8
+#: Frames up to the first failing one that each stage runs on when localizing (a stage may
+#: keep state from one frame to the next).
+LOCALIZE_FRAMES = 8
 
 
 def load_inputs(inputs, what="inputs"):
@@ -72,21 +87,31 @@ def _on_grid(network, y_int, ref):
     return np.where(same[:, None], ours, ref)
 
 
+def _max_cycles(accelerator, n, in_beats, out_beats, valid_prob, ready_prob):
+    slowest = min(valid_prob, ready_prob)
+    return int(4 * (n + 2) * accelerator.cycles_per_frame / slowest
+               + 4 * accelerator.latency + 20 * (in_beats + out_beats) / slowest + 1000)
+
+
+class RTLMismatch(GraphError):
+    """The RTL simulation disagrees with the IR. ``frame`` is the first frame that differs
+    (None when it cannot be told, for example on a timeout); ``report`` the harness's."""
+
+    def __init__(self, message, frame=None, report=None):
+        super().__init__(message)
+        self.frame, self.report = frame, report
+
+
 def _simulate(out_dir, accelerator, x_int, y_int, *, simulator, valid_prob, ready_prob, seed,
               timeout):
     """Run top.v in cocotb; returns the testbench report."""
     from sim import runner
     from sim.streams import run_stream_test
-    verilog = Path(out_dir) / "top.v"
-    if not verilog.is_file():
-        raise GraphError(f"{out_dir}: no top.v; run 'hwgen compile' first")
-    n = len(x_int)
+    verilog = _top_v(out_dir)
     in_beats = x_int.reshape(-1, accelerator.in_lanes)
     expected = y_int.reshape(-1, accelerator.out_lanes)
-    slowest = min(valid_prob, ready_prob)
-    max_cycles = int(4 * (n + 2) * accelerator.cycles_per_frame / slowest
-                     + 4 * accelerator.latency + 20 * (len(in_beats) + len(expected)) / slowest
-                     + 1000)
+    max_cycles = _max_cycles(accelerator, len(x_int), len(in_beats), len(expected), valid_prob,
+                             ready_prob)
     try:
         return run_stream_test(accelerator, in_beats, expected, verilog=verilog, seed=seed,
                                valid_prob=valid_prob, ready_prob=ready_prob,
@@ -94,11 +119,90 @@ def _simulate(out_dir, accelerator, x_int, y_int, *, simulator, valid_prob, read
                                test_dir=runner.new_test_dir("verify"))
     except runner.TestFailure as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "test failed"
-        raise GraphError(f"RTL simulation ({simulator}) disagrees with the IR: {message}") \
-            from None
+        match = re.search(r"output beat (\d+)", message)
+        frame = int(match[1]) // accelerator.out_beats_per_frame if match else None
+        raise RTLMismatch(f"RTL simulation ({simulator}) disagrees with the IR: {message}",
+                          frame) from None
     except (runner.SimulatorNotFoundError, runner.BuildError, runner.SimulationError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise GraphError(f"RTL simulation ({simulator}) failed: {message}") from None
+
+
+def _top_v(out_dir):
+    verilog = Path(out_dir) / "top.v"
+    if not verilog.is_file():
+        raise GraphError(f"{out_dir}: no top.v; run 'hwgen compile' first")
+    return verilog
+
+
+def build_compiled(out_dir, progress=None, timeout=None, waves=False):
+    """The compiled harness of ``out_dir/top.v`` (built once, then cached)."""
+    from sim import harness
+    try:
+        return harness.build_harness(_top_v(out_dir), waves=waves, progress=progress,
+                                     timeout=timeout)
+    except (harness.HarnessError, harness.SimulatorNotFoundError) as error:
+        raise GraphError(f"building the compiled harness failed: "
+                         f"{str(error).strip().splitlines()[0]}") from None
+
+
+def _simulate_compiled(build, accelerator, x_int, y_int, *, valid_prob, ready_prob, seed,
+                       timeout, meter=None):
+    """Run top.v on the compiled harness; returns its report."""
+    from sim import harness
+    from sim.streams import pack_words, port_format
+    words = {}
+    for port, values, lanes in (("i", x_int, accelerator.in_lanes),
+                                ("o", y_int, accelerator.out_lanes)):
+        w, _, signed = port_format(accelerator, port)
+        prefix = "s_axis" if port == "i" else "m_axis"
+        words[prefix] = pack_words(np.asarray(values).reshape(-1, lanes), w,
+                                   build.words(prefix), signed=signed)
+    n = len(x_int)
+    frame_beats = accelerator.out_beats_per_frame
+
+    def progress(done, total, cycles, seconds):
+        if meter is not None:
+            meter(done // frame_beats, n, cycles, seconds)
+    try:
+        report = harness.run_harness(
+            build, {"s_axis": words["s_axis"]}, {"m_axis": words["m_axis"]},
+            frame_lengths={"m_axis": frame_beats}, seed=seed, valid_prob=valid_prob,
+            ready_prob=ready_prob, timeout=timeout, progress=progress,
+            max_cycles=_max_cycles(accelerator, n, len(words["s_axis"]), len(words["m_axis"]),
+                                   valid_prob, ready_prob))
+    except harness.HarnessFailure as error:
+        mismatch = error.report.get("mismatch")
+        frame = mismatch["beat"] // frame_beats if mismatch else None
+        raise RTLMismatch(f"RTL simulation (verilator, compiled harness) disagrees with the "
+                          f"IR: {error}", frame, error.report) from None
+    except harness.HarnessError as error:
+        raise GraphError(f"RTL simulation (verilator, compiled harness) failed: "
+                         f"{str(error).strip().splitlines()[0]}") from None
+    if meter is not None:
+        meter(n, n, report["simulated_cycles"], report["sim_seconds"])
+    return report
+
+
+def _localize(out_dir, network, x_int, frame, *, waves, seed, valid_prob, ready_prob, timeout,
+              progress, summary=True):
+    """Localize a disagreement ending at ``frame``: a one-line finding; with ``summary``
+    False (on request), every stage's outcome, raising on a stage that differs."""
+    from .localize import format_stage, localize
+    first = max(0, frame - LOCALIZE_FRAMES + 1)
+    stages = localize(out_dir, network, x_int, range(first, frame + 1), seed=seed,
+                      valid_prob=valid_prob, ready_prob=ready_prob, waves=waves,
+                      timeout=timeout, progress=progress)
+    bad = [stage for stage in stages if not stage["passed"]]
+    if not summary:
+        if bad:
+            raise GraphError(f"per-layer check: {format_stage(bad[0])}")
+        return stages
+    if bad:
+        return f"localized: {format_stage(bad[0])}"
+    return (f"every layer of top.v agrees with the IR on its own on frames {first}..{frame}: "
+            f"the disagreement is in the links between them (width converters, FIFOs) or in "
+            f"their timing in the whole pipeline")
 
 
 def _steady_cycles(out_cycles, beats_per_frame):
@@ -112,7 +216,8 @@ def _steady_cycles(out_cycles, beats_per_frame):
 
 
 def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=1,
-           valid_prob=0.7, ready_prob=0.6, timeout=None, progress=print):
+           valid_prob=0.7, ready_prob=0.6, timeout=None, progress=print, harness="compiled",
+           per_layer=False, waves=False, meter=None):
     """Check a ``hwgen compile`` output on inputs: ONNX reference == IR == RTL simulation.
 
     Parameters
@@ -125,6 +230,7 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
         Expected outputs (for example the true labels, ``(N,)`` or ``(N, k)``), for the
         accuracy: not a condition of success.
     sim : ``"verilator"`` or ``"icarus"``
+        Icarus runs only on the cocotb harness.
     model : str or os.PathLike, optional
         The ONNX model for the reference (default ``out_dir/model.onnx``; without either the
         reference is skipped).
@@ -134,6 +240,20 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
         Wall-clock limit per simulation in seconds.
     progress : callable
         Called with one line per step.
+    harness : ``"compiled"`` or ``"cocotb"``
+        The compiled C++ harness (:mod:`sim.harness`, the default: Verilator at the speed of
+        the design, for whole test sets) or the cocotb testbench (:mod:`sim.stream_tb`, the
+        reference, which drives every cycle from Python).
+    per_layer : bool
+        Also localize on request: simulate every stage of ``top.v`` on its own, fed the IR's
+        intermediate tensors (:func:`graph.localize.localize`). A disagreement of the whole
+        design is always localized this way.
+    waves : bool
+        With a localized disagreement, write a wave file of the failing stage and frame
+        (``out_dir/waves/``).
+    meter : callable, optional
+        Called about twice a second during the compiled back-pressure run with
+        ``(frames_checked, frames, cycles, seconds)``.
 
     Returns
     -------
@@ -141,18 +261,25 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
         ``frames``, ``onnx_agree`` (frames where the reference equals the IR, or None),
         ``rtl_agree`` (frames where the simulation equals the IR), ``accuracy`` (or None),
         ``sim_cycles_per_frame``, ``est_cycles_per_frame``, ``sim_fps``, ``est_fps``,
-        ``sim_latency``, ``est_latency``.
+        ``sim_latency``, ``est_latency``, ``harness``, ``sim_cycles_per_second`` (of the
+        back-pressure run), ``per_layer`` (the localization's stages, when it ran).
 
     Raises
     ------
     GraphError
-        Bad inputs (shape or range), or any disagreement, in one line.
+        Bad inputs (shape or range), or any disagreement, in one line; a disagreement of the
+        RTL names the first layer whose RTL differs from the IR.
     """
     from .elaborate import Pipeline
     from .importer import reference
     progress = progress or (lambda *args: None)
     if sim not in ("verilator", "icarus"):
         raise GraphError(f"sim={sim!r} is not supported; supported: verilator, icarus")
+    if harness not in ("compiled", "cocotb"):
+        raise GraphError(f"harness={harness!r} is not supported; supported: compiled, cocotb")
+    if harness == "compiled" and sim != "verilator":
+        raise GraphError(f"the compiled harness runs on Verilator, not {sim}: use the cocotb "
+                         f"harness for {sim} (--harness cocotb)")
     network = load_network(out_dir)
     report = read_report(out_dir)
     clock_mhz = report["clock_mhz"]
@@ -206,19 +333,54 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
 
     accelerator = Pipeline(network)       # its stream formats and timing: top.v is built
     x_int = x_checked
-    progress(f"RTL simulation ({sim}) of top.v on {n} frames with random back-pressure "
-             f"(the first run builds the simulator)")
-    stalled = _simulate(out_dir, accelerator, x_int, y_int, simulator=sim,
-                        valid_prob=valid_prob, ready_prob=ready_prob, seed=seed,
-                        timeout=timeout)
-    result["rtl_agree"] = n
-    progress(f"  RTL == IR on {n}/{n} frames ({stalled['cycles']} cycles)")
-
     repeats = math.ceil(THROUGHPUT_FRAMES / n)
     tx, ty = np.tile(x_int, (repeats, 1)), np.tile(y_int, (repeats, 1))
-    progress(f"RTL simulation ({sim}) of {len(tx)} frames without stalls (throughput)")
-    free = _simulate(out_dir, accelerator, tx, ty, simulator=sim, valid_prob=1.0,
-                     ready_prob=1.0, seed=seed, timeout=timeout)
+    result["harness"] = harness
+    try:
+        if harness == "compiled":
+            progress("building the compiled harness of top.v (Verilator; cached after the "
+                     "first build)")
+            build = build_compiled(out_dir, progress=lambda line: progress(f"  {line}"),
+                                   timeout=timeout)
+            progress(f"RTL simulation (verilator, compiled harness) of top.v on {n} frames "
+                     f"with random back-pressure")
+            stalled = _simulate_compiled(build, accelerator, x_int, y_int,
+                                         valid_prob=valid_prob, ready_prob=ready_prob,
+                                         seed=seed, timeout=timeout, meter=meter)
+            result["sim_cycles_per_second"] = stalled["cycles_per_second"]
+            progress(f"  RTL == IR on {n}/{n} frames ({stalled['cycles']:,} cycles, "
+                     f"{stalled['cycles_per_second'] or 0:,.0f} cycles/s)")
+            progress(f"RTL simulation (verilator, compiled harness) of "
+                     f"{min(len(tx), COMPILED_THROUGHPUT_FRAMES)} frames without stalls "
+                     f"(throughput)")
+            free = _simulate_compiled(build, accelerator, tx[:COMPILED_THROUGHPUT_FRAMES],
+                                      ty[:COMPILED_THROUGHPUT_FRAMES], valid_prob=1.0,
+                                      ready_prob=1.0, seed=seed, timeout=timeout)
+        else:
+            progress(f"RTL simulation ({sim}, cocotb) of top.v on {n} frames with random "
+                     f"back-pressure (the first run builds the simulator)")
+            stalled = _simulate(out_dir, accelerator, x_int, y_int, simulator=sim,
+                                valid_prob=valid_prob, ready_prob=ready_prob, seed=seed,
+                                timeout=timeout)
+            progress(f"  RTL == IR on {n}/{n} frames ({stalled['cycles']:,} cycles)")
+            progress(f"RTL simulation ({sim}, cocotb) of {len(tx)} frames without stalls "
+                     f"(throughput)")
+            free = _simulate(out_dir, accelerator, tx, ty, simulator=sim, valid_prob=1.0,
+                             ready_prob=1.0, seed=seed, timeout=timeout)
+    except RTLMismatch as error:
+        progress(f"  {error}")
+        frame = error.frame if error.frame is not None else 0
+        found = _localize(out_dir, network, x_int, frame, waves=waves, seed=seed,
+                          valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
+                          progress=progress)
+        raise GraphError(f"{error}; {found}") from None
+    result["rtl_agree"] = n
+    if per_layer:
+        frames = min(n, PER_LAYER_FRAMES)
+        stages = _localize(out_dir, network, x_int, frames - 1, waves=waves, seed=seed,
+                           valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
+                           progress=progress, summary=False)
+        result["per_layer"] = stages
     cycles = _steady_cycles(free["out_cycles"], accelerator.out_beats_per_frame)
     result.update(
         sim_cycles_per_frame=cycles, est_cycles_per_frame=accelerator.cycles_per_frame,

@@ -302,6 +302,7 @@ int main(int argc, char** argv) {
     int64_t cycle = 0, end = expected_total == 0 ? drain_cycles : -1;
     auto started = std::chrono::steady_clock::now();
     auto last_progress = started;
+    std::string mismatch = "null";   // the first wrong beat: stream, beat, cycle, seen word
     auto fail = [&](const std::string& message) { if (error.empty()) error = message; };
     std::vector<uint32_t> data;
 
@@ -343,6 +344,10 @@ int main(int argc, char** argv) {
                           << "): expected " << hex(want, s.nw) << ", seen "
                           << hex(s.seen.data(), s.nw);
                         fail(m.str());
+                        mismatch = "{\"stream\": " + json_string(s.name) + ", \"beat\": " +
+                                   std::to_string(n) + ", \"cycle\": " +
+                                   std::to_string(cycle) + ", \"seen\": " +
+                                   json_string(hex(s.seen.data(), s.nw)) + "}";
                         break;
                     }
                     bool want_last = (n + 1) % s.frame_len == 0;
@@ -434,6 +439,7 @@ int main(int argc, char** argv) {
     std::ostringstream r;
     r << "{\"passed\": " << (error.empty() ? "true" : "false")
       << ", \"error\": " << (error.empty() ? "null" : json_string(error))
+      << ", \"mismatch\": " << mismatch
       << ", \"simulated_cycles\": " << cycle << ", \"sim_seconds\": " << seconds
       << ", \"streams\": {";
     bool first = true;

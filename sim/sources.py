@@ -10,7 +10,8 @@ from pathlib import Path
 from .cache import default_cache_dir, write_atomic
 from .toolchain import yosys_share_dir
 
-__all__ = ["design_verilog", "module_names", "xilinx_cells_sim_source"]
+__all__ = ["design_verilog", "module_names", "module_blocks", "module_ports", "module_tree",
+           "xilinx_cells_sim_source"]
 
 _MODULE_RE = re.compile(r"^\s*module\s+(\\\S+|[A-Za-z_][\w$]*)", re.M)
 
@@ -18,6 +19,48 @@ _MODULE_RE = re.compile(r"^\s*module\s+(\\\S+|[A-Za-z_][\w$]*)", re.M)
 def module_names(text):
     """Names of the modules defined in Verilog ``text``, in order (escaped names unescaped)."""
     return [name.lstrip("\\") for name in _MODULE_RE.findall(text)]
+
+
+_DECL_RE = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?"
+                      r"(?:\[(\d+):(\d+)\]\s*)?(\\\S+|[A-Za-z_][\w$]*)\s*;", re.M)
+
+
+def module_blocks(text):
+    """``[(name, "module ... endmodule")]`` of Verilog ``text`` (escaped names unescaped)."""
+    blocks, lines, start = [], text.splitlines(), None
+    for n, line in enumerate(lines):
+        if start is None:
+            m = _MODULE_RE.match(line)
+            if m:
+                start, current = n, m[1].lstrip("\\")
+        elif re.match(r"^\s*endmodule\b", line):
+            blocks.append((current, "\n".join(lines[start:n + 1])))
+            start = None
+    return blocks
+
+
+def module_ports(text, module):
+    """``{port: (direction, width)}`` of module ``module`` in Verilog ``text`` (direction
+    ``"input"``, ``"output"`` or ``"inout"``), in declaration order.
+
+    Raises ``ValueError`` when there is no such module."""
+    for name, block in module_blocks(text):
+        if name == module:
+            return {port.lstrip("\\"): (direction, int(msb) - int(lsb) + 1 if msb else 1)
+                    for direction, msb, lsb, port in _DECL_RE.findall(block)}
+    raise ValueError(f"the Verilog has no module {module!r}")
+
+
+def module_tree(text, module):
+    """The text of module ``module`` and of the modules Amaranth wrote for its submodules
+    (named ``module.sub``...), to simulate it on its own.
+
+    Raises ``ValueError`` when there is no such module."""
+    blocks = [block for name, block in module_blocks(text)
+              if name == module or name.startswith(module + ".")]
+    if not blocks:
+        raise ValueError(f"the Verilog has no module {module!r}")
+    return "\n".join(blocks) + "\n"
 
 
 def design_verilog(design, toplevel=None, platform=None):

@@ -166,10 +166,10 @@ def test_build_is_cached(built):
 
 
 def test_harness_timeout(built):
-    x, y = vectors(2000)
-    with pytest.raises(HarnessError, match=r"ran for more than 1e-06 s"):
-        run(built, np.tile(x, (50, 1)), words(np.tile(y, (50, 1))), max_cycles=10**7,
-            timeout=1e-6)
+    # one expected beat more than the design gives: it would wait for 10**9 cycles
+    x, y = vectors(6)
+    with pytest.raises(HarnessError, match=r"ran for more than 1 s"):
+        run(built, x, words(np.concatenate([y, y[:1]])), max_cycles=10**9, timeout=1)
 
 
 def test_missing_compiler_says_how_to_install(monkeypatch, tmp_path):
