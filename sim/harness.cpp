@@ -299,7 +299,7 @@ int main(int argc, char** argv) {
     dut->ap_rst_n = 1;
 
     std::string error;
-    int64_t cycle = 0, end = expected_total == 0 ? drain_cycles : -1;
+    int64_t cycle = 0, end = -1;
     auto started = std::chrono::steady_clock::now();
     auto last_progress = started;
     std::string mismatch = "null";   // the first wrong beat: stream, beat, cycle, seen word
@@ -364,7 +364,6 @@ int main(int argc, char** argv) {
                     s.cycles.push_back(cycle);
                     s.pending = false;
                     ++received_total;
-                    if (received_total == expected_total) end = cycle + drain_cycles;
                 } else if (!s.pending) {
                     s.pending = true;
                     s.pending_cycle = cycle;
@@ -380,6 +379,13 @@ int main(int argc, char** argv) {
             }
         }
         if (!error.empty()) break;
+        if (end < 0 && received_total == expected_total) {
+            // every output is in: drain once every input beat has been taken too (the tail
+            // of a frame may not be needed for its outputs, e.g. past a strided window)
+            bool inputs_done = true;
+            for (auto& s : inputs) inputs_done = inputs_done && s.next + s.taken >= s.beats;
+            if (inputs_done) end = cycle + drain_cycles;
+        }
         tick(1, cycle);
         // drive for the next cycle
         for (auto& s : inputs) {
@@ -415,16 +421,6 @@ int main(int argc, char** argv) {
                              static_cast<long long>(cycle), received_total, expected_total,
                              std::chrono::duration<double>(now - started).count());
                 std::fflush(stderr);
-            }
-        }
-    }
-    if (error.empty()) {
-        for (auto& s : inputs) {
-            if (s.cycles.size() != s.beats) {
-                std::ostringstream m;
-                m << "every output beat arrived, but " << s.name << " took only "
-                  << s.cycles.size() << " of its " << s.beats << " input beats";
-                fail(m.str());
             }
         }
     }

@@ -30,8 +30,9 @@ What it does, per run:
   the beat, its frame and place in the frame, the cycle, and the expected and seen values;
   checks ``tlast`` on every beat; checks the stream rules on every output (``tvalid`` not
   withdrawn, ``tdata`` stable until taken); fails on output beats beyond the expected ones
-  (watching ``drain_cycles`` more cycles, every output ready), on input beats left untaken,
-  and on a timeout after ``max_cycles``;
+  (watching ``drain_cycles`` more cycles, every output ready, once every input beat has
+  been taken as well), and on a timeout after ``max_cycles`` (also when input beats are
+  left untaken);
 * writes the handshake cycles of every interface as binary files, which come back as numpy
   arrays: nothing is held per cycle or per beat in Python.
 

@@ -143,3 +143,24 @@ def hwgen_verilog(tmp_path, kernel, *options):
     out = tmp_path / f"{kernel}.v"
     assert main(["verilog", kernel, *options, "-o", str(out)]) == 0
     return out.read_text()
+
+
+def assert_compiled_harness_agrees(kernel, in_beats, expected, cocotb_report, *, seed=0,
+                                   valid_prob=0.8, ready_prob=0.8):
+    """The compiled harness (sim.harness) on the same kernel: every beat checked under the
+    given stalls, and without stalls exactly the cocotb report's handshake cycles on every
+    port (``cocotb_report`` from a run without stalls)."""
+    from sim.harness import run_compiled_stream_test
+    def by_prefix(name, value, ports):
+        values = per_port(name, value, ports)
+        return {axis_prefix(port): p for port, p in values.items()}
+    run_compiled_stream_test(kernel, in_beats, expected, seed=seed,
+                             valid_prob=by_prefix("valid_prob", valid_prob, list(in_beats)),
+                             ready_prob=by_prefix("ready_prob", ready_prob, list(expected)))
+    free = run_compiled_stream_test(kernel, in_beats, expected, valid_prob=1.0, ready_prob=1.0)
+    prefixes = {port: axis_prefix(port) for port in list(in_beats) + list(expected)}
+    for key in ("in_cycles", "out_cycles"):
+        cycles = free[key]
+        for port, want in cocotb_report[key].items():
+            seen = cycles[prefixes[port]] if isinstance(cycles, dict) else cycles
+            assert np.asarray(seen).tolist() == list(want), (key, port)

@@ -14,7 +14,8 @@ from hwgen.kernel import StreamFormat, port_format
 from hwgen.kernels.addstreams import AddStreams, AddStreamsPlan
 from hwgen.resources import Resources
 from hwgen.shapes import shape_range
-from multistream_checks import (assert_estimate_matches_yosys, assert_exact_timing,
+from multistream_checks import (assert_compiled_harness_agrees, assert_estimate_matches_yosys,
+                                assert_exact_timing,
                                 draw_channel_fold, draw_shape, hwgen_verilog, onnx_reference,
                                 random_map, run_multistream_test)
 from sim import golden
@@ -173,6 +174,8 @@ def test_cocotb_backpressure_per_port_and_exact_timing():
                          ready_prob=0.6)
     report = run_multistream_test(add, in_beats, expected, valid_prob=1.0, ready_prob=1.0)
     assert_exact_timing(report, add, {port: len(b) for port, b in in_beats.items()})
+    assert_compiled_harness_agrees(add, in_beats, expected, report, seed=6,
+                                   valid_prob={"i0": 0.9, "i1": 0.4}, ready_prob=0.6)
 
 
 def test_hwgen_verilog_addstreams(tmp_path, capsys):

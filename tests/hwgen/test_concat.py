@@ -13,7 +13,8 @@ from onnx import helper
 from hwgen.kernel import StreamFormat, port_format
 from hwgen.plumbing.concat import Concat, ConcatPlan
 from hwgen.resources import Resources
-from multistream_checks import (assert_estimate_matches_yosys, assert_exact_timing,
+from multistream_checks import (assert_compiled_harness_agrees, assert_estimate_matches_yosys,
+                                assert_exact_timing,
                                 draw_shape, hwgen_verilog, onnx_reference, random_map,
                                 run_multistream_test)
 from sim import golden
@@ -141,6 +142,8 @@ def test_cocotb_backpressure_per_port_and_exact_timing():
                          valid_prob={"i0": 0.9, "i1": 0.3, "i2": 0.6}, ready_prob=0.5)
     report = run_multistream_test(cat, in_beats, expected, valid_prob=1.0, ready_prob=1.0)
     assert_exact_timing(report, cat, in_counts(in_beats))
+    assert_compiled_harness_agrees(cat, in_beats, expected, report, seed=7,
+                                   valid_prob={"i0": 0.9, "i1": 0.3, "i2": 0.6}, ready_prob=0.5)
 
 
 def test_hwgen_verilog_concat(tmp_path, capsys):

@@ -14,7 +14,8 @@ from onnx import helper
 from hwgen.kernel import StreamFormat, port_format
 from hwgen.plumbing.duplicate import Duplicate, DuplicatePlan
 from hwgen.resources import Resources
-from multistream_checks import (assert_estimate_matches_yosys, assert_exact_timing,
+from multistream_checks import (assert_compiled_harness_agrees, assert_estimate_matches_yosys,
+                                assert_exact_timing,
                                 draw_channel_fold, draw_shape, hwgen_verilog, onnx_reference,
                                 random_map, run_multistream_test)
 from sim import golden
@@ -169,6 +170,8 @@ def test_cocotb_backpressure_per_branch_and_exact_timing():
                          ready_prob={"o0": 0.9, "o1": 0.3, "o2": 0.6})
     report = run_multistream_test(fork, in_beats, expected, valid_prob=1.0, ready_prob=1.0)
     assert_exact_timing(report, fork, {"i": len(in_beats["i"])})
+    assert_compiled_harness_agrees(fork, in_beats, expected, report, seed=5, valid_prob=0.8,
+                                   ready_prob={"o0": 0.9, "o1": 0.3, "o2": 0.6})
 
 
 def test_cocotb_testbench_names_a_wrong_beat():

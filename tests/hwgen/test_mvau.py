@@ -14,6 +14,7 @@ from hwgen.kernels.mvau import BIPOLAR, MVAU
 from sim import golden
 from sim.amaranth_sim import config_write_read, run_stream_sim, stream_get, stream_put
 from sim.runner import xilinx_cells_sim_source
+from sim.harness import run_compiled_stream_test
 from sim.streams import run_stream_test
 
 
@@ -148,6 +149,13 @@ def test_amaranth_throughput_100_vectors(case):
                             ready_prob=1.0).report
     assert report["latency"] == unit.latency
     check_exact_cycles(unit, report)
+    if not extra:   # the compiled harness: same beats under stalls, same cycles without
+        run_compiled_stream_test(unit, beats, expected, seed=index, valid_prob=0.7,
+                                 ready_prob=0.6)
+        compiled = run_compiled_stream_test(unit, beats, expected, valid_prob=1.0,
+                                            ready_prob=1.0)
+        for key in ("in_cycles", "out_cycles"):
+            assert compiled[key].tolist() == report[key], key
     assert unit.cycles_per_frame == unit.nf * unit.sf * 100
 
 
@@ -177,6 +185,13 @@ def test_cocotb_backpressure(index):
                              extra_sources=extra)
     assert report["latency"] == unit.latency
     check_exact_cycles(unit, report)
+    if not extra:   # the compiled harness: same beats under stalls, same cycles without
+        run_compiled_stream_test(unit, beats, expected, seed=index, valid_prob=0.7,
+                                 ready_prob=0.6)
+        compiled = run_compiled_stream_test(unit, beats, expected, valid_prob=1.0,
+                                            ready_prob=1.0)
+        for key in ("in_cycles", "out_cycles"):
+            assert compiled[key].tolist() == report[key], key
 
 
 def runtime_weights_case(mw=6, mh=4, pe=2, simd=3, vectors=2, mem_style="lutram"):

@@ -22,6 +22,7 @@ from hwgen.shapes import shape_range
 from hwgen.streams import lanes_signature
 from sim import golden
 from sim.amaranth_sim import run_stream_sim
+from sim.harness import run_compiled_stream_test
 from sim.streams import run_stream_test
 
 
@@ -433,6 +434,11 @@ def test_cocotb_backpressure_and_exact_cycles(params):
     run_stream_test(swg, beats, expected, seed=3, valid_prob=0.6, ready_prob=0.5)
     report = run_stream_test(swg, beats, expected, valid_prob=1.0, ready_prob=1.0)
     assert_exact_cycles(report, swg, frames)
+    # the compiled harness: the same beats under stalls, the same cycles without
+    run_compiled_stream_test(swg, beats, expected, seed=3, valid_prob=0.6, ready_prob=0.5)
+    compiled = run_compiled_stream_test(swg, beats, expected, valid_prob=1.0, ready_prob=1.0)
+    for key in ("in_cycles", "out_cycles"):
+        assert compiled[key].tolist() == report[key], key
 
 
 # --- slow tier: long runs under random stalls, synthesis ----------------------------------------
