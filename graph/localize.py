@@ -149,39 +149,53 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
     say(f"per-layer localization: {len(runs)} stages of top.v on their own, frames "
         f"{frames[0]}..{frames[-1]} (building {len(runs)} harnesses)")
     jobs = max(1, os.cpu_count() or 1)
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        builds = list(pool.map(lambda run: harness.build_harness(run[2], "stage", jobs=1,
-                                                                 timeout=timeout), runs))
     results = []
-    for (stage, module, verilog), build in zip(runs, builds):
-        inputs, outputs = _stage_tensors(network, accelerator, stage, edges)
-        found = {"stage": stage.name, "kind": stage.kind, "module": module, "passed": True,
-                 "error": None, "waves": None}
-        try:
-            harness.run_compiled_stream_test(
-                stage.plan, inputs if len(inputs) > 1 else inputs["i"],
-                outputs if len(outputs) > 1 else outputs["o"], verilog=verilog, name="stage",
-                seed=seed, valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout)
-        except harness.HarnessFailure as failure:
-            found.update(passed=False, error=str(failure))
-            mismatch = failure.report.get("mismatch")
-            if mismatch is not None:
-                from hwgen.export.axis import axis_prefix
-                port = next(p for p in stage.plan.outputs if axis_prefix(p) == mismatch["stream"])
-                found.update(_element(stage.plan, port, mismatch["beat"], mismatch["seen"],
-                                      outputs[port], frames[0]))
-            if waves:
-                found["waves"] = _waves(out_dir, stage, verilog, inputs, outputs, seed,
-                                        valid_prob, ready_prob, timeout, say)
-        results.append(found)
-        say(f"  {format_stage(found)}")
-        if not found["passed"] and stop_at_first:
-            break
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        # built in pipeline order, a core each; the ones not needed are cancelled
+        builds = [pool.submit(harness.build_harness, verilog, "stage", jobs=1,
+                              timeout=timeout) for _, _, verilog in runs]
+        for (stage, module, verilog), build in zip(runs, builds):
+            build.result()
+            found = _run_stage(network, accelerator, stage, module, verilog, edges, frames,
+                               seed, valid_prob, ready_prob, timeout)
+            if not found["passed"] and waves:
+                found["waves"] = _waves(out_dir, stage, verilog, edges, network, accelerator,
+                                        seed, valid_prob, ready_prob, timeout, say)
+            results.append(found)
+            say(f"  {format_stage(found)}")
+            if not found["passed"] and stop_at_first:
+                for pending in builds:
+                    pending.cancel()
+                break
     return results
 
 
-def _waves(out_dir, stage, verilog, inputs, outputs, seed, valid_prob, ready_prob, timeout,
-           say):
+def _run_stage(network, accelerator, stage, module, verilog, edges, frames, seed, valid_prob,
+               ready_prob, timeout, waves=None):
+    """One stage on its own: its outcome (an entry of :func:`localize`)."""
+    from hwgen.export.axis import axis_prefix
+    from sim import harness
+    inputs, outputs = _stage_tensors(network, accelerator, stage, edges)
+    found = {"stage": stage.name, "kind": stage.kind, "module": module, "passed": True,
+             "error": None, "waves": None}
+    try:
+        harness.run_compiled_stream_test(
+            stage.plan, inputs if len(inputs) > 1 else inputs["i"],
+            outputs if len(outputs) > 1 else outputs["o"], verilog=verilog, name="stage",
+            seed=seed, valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
+            waves=waves)
+    except harness.HarnessFailure as failure:
+        found.update(passed=False, error=str(failure))
+        mismatch = failure.report.get("mismatch")
+        if mismatch is not None:
+            port = next(p for p in stage.plan.outputs if axis_prefix(p) == mismatch["stream"])
+            found.update(_element(stage.plan, port, mismatch["beat"], mismatch["seen"],
+                                  outputs[port], frames[0]))
+    return found
+
+
+def _waves(out_dir, stage, verilog, edges, network, accelerator, seed, valid_prob, ready_prob,
+           timeout, say):
     """Run the failing stage again with tracing; returns the wave file's path."""
     from sim import harness
     build = harness.build_harness(verilog, "stage", waves=True, timeout=timeout)
@@ -189,12 +203,6 @@ def _waves(out_dir, stage, verilog, inputs, outputs, seed, valid_prob, ready_pro
     folder.mkdir(exist_ok=True)
     path = folder / f"{stage.name.replace('/', '_')}.{build.waves}"
     say(f"  writing waves of {stage.name} to {path}")
-    try:
-        harness.run_compiled_stream_test(
-            stage.plan, inputs if len(inputs) > 1 else inputs["i"],
-            outputs if len(outputs) > 1 else outputs["o"], verilog=verilog, name="stage",
-            seed=seed, valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
-            waves=path)
-    except harness.HarnessFailure:
-        pass
+    _run_stage(network, accelerator, stage, "", verilog, edges, [0], seed, valid_prob,
+               ready_prob, timeout, waves=path)
     return str(path)
