@@ -499,7 +499,7 @@ def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_
     from hwgen.export.axis import AXIStreamShell, axis_prefix
     from hwgen.export.verilog import component_verilog
 
-    from .streams import pack_words, port_format
+    from .streams import pack_words, port_beats
 
     if verilog is None:
         shell = AXIStreamShell(kernel, out_beats_per_frame=out_beats_per_frame)
@@ -527,13 +527,7 @@ def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_
             prefix = axis_prefix(port)
             if prefix not in prefixes:
                 raise ValueError(f"the kernel has no stream port {port!r}")
-            w, lanes, signed = port_format(kernel, port)
-            arr = np.asarray(values)
-            if arr.ndim == 1 and lanes == 1:
-                arr = arr[:, None]
-            if arr.ndim != 2 or arr.shape[1] != lanes:
-                raise ValueError(f"beats for port {port!r} must have shape (beats, {lanes}), "
-                                 f"not {arr.shape}")
+            arr, w, signed = port_beats(kernel, port, values)
             words[prefix] = pack_words(arr, w, build.words(prefix), signed=signed)
         return words
 

@@ -106,18 +106,7 @@ def design_verilog(design, toplevel=None, platform=None):
 
 def _extract_modules(text, names, origin):
     """``{name: "module ... endmodule"}`` for the requested module names."""
-    found = {}
-    lines = text.splitlines()
-    start = None
-    for n, line in enumerate(lines):
-        if start is None:
-            m = _MODULE_RE.match(line)
-            if m:
-                start, current = n, m[1].lstrip("\\")
-        elif re.match(r"^\s*endmodule\b", line):
-            if current in names:
-                found[current] = "\n".join(lines[start:n + 1])
-            start = None
+    found = {name: block for name, block in module_blocks(text) if name in names}
     missing = [name for name in names if name not in found]
     if missing:
         available = module_names(text)

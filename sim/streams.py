@@ -28,8 +28,8 @@ from . import stream_io
 from .stream_io import ENV_REPORT, ENV_VECTORS
 
 __all__ = ["pack_beats", "unpack_beats", "pack_words", "words_to_ints", "port_format",
-           "beats_to_words", "words_to_beats", "write_stream_vectors", "run_stream_test",
-           "ENV_VECTORS", "ENV_REPORT"]
+           "port_beats", "beats_to_words", "words_to_beats", "write_stream_vectors",
+           "run_stream_test", "ENV_VECTORS", "ENV_REPORT"]
 
 _CHUNK = 4096
 
@@ -233,9 +233,9 @@ def port_format(component, port):
     return shape.width, 1, shape.signed
 
 
-def beats_to_words(component, port, beats):
-    """Pack ``beats`` (``(beats, lanes)`` array of elements) for stream port ``port``, checking
-    the lane count and each element against the port's element shape."""
+def port_beats(component, port, beats):
+    """``(arr, elem_width, signed)``: ``beats`` as the ``(beats, lanes)`` element array of
+    stream port ``port``, its lane count checked."""
     w, lanes, signed = port_format(component, port)
     arr = np.asarray(beats)
     if arr.ndim == 1 and lanes == 1:
@@ -243,6 +243,13 @@ def beats_to_words(component, port, beats):
     if arr.ndim != 2 or arr.shape[1] != lanes:
         raise ValueError(f"beats for port {port!r} must have shape (beats, {lanes}), "
                          f"not {arr.shape}")
+    return arr, w, signed
+
+
+def beats_to_words(component, port, beats):
+    """Pack ``beats`` (``(beats, lanes)`` array of elements) for stream port ``port``, checking
+    the lane count and each element against the port's element shape."""
+    arr, w, signed = port_beats(component, port, beats)
     return pack_beats(arr, w, signed=signed)
 
 

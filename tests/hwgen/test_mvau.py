@@ -149,13 +149,6 @@ def test_amaranth_throughput_100_vectors(case):
                             ready_prob=1.0).report
     assert report["latency"] == unit.latency
     check_exact_cycles(unit, report)
-    if not extra:   # the compiled harness: same beats under stalls, same cycles without
-        run_compiled_stream_test(unit, beats, expected, seed=index, valid_prob=0.7,
-                                 ready_prob=0.6)
-        compiled = run_compiled_stream_test(unit, beats, expected, valid_prob=1.0,
-                                            ready_prob=1.0)
-        for key in ("in_cycles", "out_cycles"):
-            assert compiled[key].tolist() == report[key], key
     assert unit.cycles_per_frame == unit.nf * unit.sf * 100
 
 

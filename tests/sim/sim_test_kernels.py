@@ -122,14 +122,7 @@ class ChangesPayload(AddOne):
     """Broken: keeps o.valid until the beat is taken, but changes the payload while waiting."""
 
     def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += self.o.valid.eq(1)
-            for k in range(self.lanes):
-                m.d.sync += self.o.payload[k].eq(self.i.payload[k] + 1)
-        with m.Elif(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.Elif(self.o.valid):
+        m = super().elaborate(platform)
+        with m.If(self.o.valid & ~self.o.ready):
             m.d.sync += self.o.payload[0].eq(self.o.payload[0] + 1)
         return m
