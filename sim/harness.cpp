@@ -3,7 +3,7 @@
 // formats; this file is generic, and the generated header "hwgen_ports.h" names the top
 // level's stream interfaces:
 //
-//   #define HWGEN_TOP Vtop
+//   #define HWGEN_TOP Vharness
 //   #define HWGEN_INPUTS(X)  X(s_axis)
 //   #define HWGEN_OUTPUTS(X) X(m_axis)
 //
@@ -288,15 +288,16 @@ int main(int argc, char** argv) {
 #endif
     };
 
-    // reset: 4 cycles low, every valid and ready low
+    // reset: the design sees 4 cycles of it, every valid and ready low. ap_rst_n reaches it
+    // through a register (sim/harness.py, _reset_wrapper), so it is released an edge early.
     dut->ap_rst_n = 0;
     for (auto& s : inputs) s.set_valid(false);
     for (auto& s : outputs) s.set_ready(false);
     for (int k = 0; k < 4; ++k) {
+        if (k == 3) dut->ap_rst_n = 1;
         tick(0, -1);
         tick(1, -1);
     }
-    dut->ap_rst_n = 1;
 
     std::string error;
     int64_t cycle = 0, end = -1;
