@@ -459,20 +459,20 @@ def stitched_verilog(accelerator, name="top"):
     instantiates. It is the same hardware as :func:`hwgen.export.verilog.kernel_verilog` of
     the accelerator, but each stage's module has plain port names (``i__payload``,
     ``o__valid``...), so that one stage of the written file can be simulated on its own."""
-    from hwgen.export.verilog import component_verilog, kernel_verilog
-    from sim.sources import module_ports
+    from hwgen.export.axis import AXIStreamShell
+    from hwgen.export.verilog import component_rtlil, rtlil_ports, rtlil_to_verilog
     texts, modules = [], {}
     for stage_name, stage in zip(stage_names(accelerator.stages), accelerator.stages):
         module = stage_module(name, stage_name)
-        text = component_verilog(stage.plan.build(), name=module)
-        modules[id(stage)] = (module, module_ports(text, module))
+        text = component_rtlil(stage.plan.build(), name=module)
+        modules[id(stage)] = (module, rtlil_ports(text, module))
         texts.append(text)
     accelerator.stage_modules = modules
     try:
-        top = kernel_verilog(accelerator, name=name)
+        top = component_rtlil(AXIStreamShell(accelerator), name=name)
     finally:
         accelerator.stage_modules = None
-    return "".join([top, *texts])
+    return rtlil_to_verilog(top, *texts)
 
 
 def _connect(m, source, sink):
