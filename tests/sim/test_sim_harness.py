@@ -12,6 +12,7 @@ import pytest
 from hwgen.export.verilog import kernel_verilog
 from sim.amaranth_sim import run_stream_sim
 from sim.harness import (CompilerNotFoundError, HarnessError, HarnessFailure, build_harness,
+                         memories_to_files,
                          find_cxx, run_compiled_stream_test, run_harness, stream_interfaces)
 from sim.streams import pack_beats, pack_words, run_stream_test, words_to_ints
 from sim_test_kernels import AddOne, ChangesPayload, DropsValid
@@ -183,3 +184,17 @@ def test_missing_compiler_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "no-such-compiler")
     with pytest.raises(CompilerNotFoundError, match=r"\(no-such-compiler not on PATH\)"):
         build_harness(kernel_verilog(add_one(), out_beats_per_frame=FRAME))
+
+
+def test_memory_initialisers_become_files(tmp_path):
+    text = ("module m(clk);\n  reg [3:0] mem [3:0];\n  initial begin\n    mem[0] = 4'ha;\n"
+            "    mem[1] = 4'h0;\n    mem[3] = 4'h3;\n  end\n  reg [1:0] \\r$1  [1:0];\n"
+            "  initial begin\n    \\r$1 [0] = 2'h1;\n  end\n  initial begin\n    a[0] = 1'h0;\n"
+            "    b[0] = 1'h0;\n  end\nendmodule")
+    out = memories_to_files(text, tmp_path)
+    assert f'  initial $readmemh("{tmp_path / "memory0.hex"}", mem);' in out
+    assert f'  initial $readmemh("{tmp_path / "memory1.hex"}", \\r$1 );' in out
+    assert (tmp_path / "memory0.hex").read_text() == "@0 a\n0\n@3 3\n"
+    assert (tmp_path / "memory1.hex").read_text() == "@0 1\n"
+    # a block that sets two memories is left as it is
+    assert "    a[0] = 1'h0;\n    b[0] = 1'h0;\n" in out and "mem[0] =" not in out
