@@ -16,4 +16,10 @@ The cocotb tier:
 * :mod:`sim.sources`: the Verilog of a design, and Yosys's models of Xilinx primitives;
 * :mod:`sim.stream_tb`: the generic stream testbench, run inside the simulator;
 * :mod:`sim.stream_io`: its vectors and report files, shared with the pytest side.
+
+The compiled tier:
+
+* :mod:`sim.harness`: the same stream test as a C++ testbench built with Verilator
+  (:file:`sim/harness.cpp`), at the speed of the design, for whole test sets; the cocotb
+  testbench stays the reference, and both see the same cycles.
 """

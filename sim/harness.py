@@ -39,7 +39,9 @@ What it does, per run:
 Files of a run (in its test directory): ``config.txt`` (``key=value`` lines), per interface
 ``PREFIX.in`` or ``PREFIX.expected`` (each beat as ``ceil(tdata width / 32)`` little-endian
 32-bit words, least significant first: :func:`sim.streams.pack_words`), and, written by the
-harness, ``result.json`` and ``PREFIX.cycles`` (int64 handshake cycles).
+harness, ``result.json`` and ``PREFIX.cycles`` (int64 handshake cycles); then
+``report.json``, the report of :mod:`sim.stream_tb` (the cycles listed up to
+:data:`JSON_CYCLES_LIMIT` handshakes, else named by their files).
 
 Builds are cached like the cocotb builds (:mod:`sim.cache`), keyed by the Verilog, the
 harness source, Verilator's version and the flags. The harness's top module wraps the
@@ -497,9 +499,35 @@ def run_harness(build, in_words, expected_words, *, frame_lengths, seed=0, valid
                      offered=offered)
     report["test_dir"] = str(test_dir)
     report["waves"] = str(waves) if waves is not None else None
+    _write_json_report(test_dir / "report.json", report, build)
     if not report["passed"] and raise_on_failure:
         raise HarnessFailure(report["error"], report)
     return report
+
+
+#: Up to this many handshakes, ``report.json`` lists every handshake's cycle, as the cocotb
+#: testbench's does; beyond, it names the binary files that hold them.
+JSON_CYCLES_LIMIT = 1 << 20
+
+
+def _write_json_report(path, report, build):
+    """The run's report as :mod:`sim.stream_tb` writes it (:func:`sim.stream_io.make_report`
+    keys), the handshake cycles listed or, for bulk runs, named by their files."""
+    from .stream_io import write_report
+
+    def listed(cycles, prefix):
+        return cycles.tolist() if total <= JSON_CYCLES_LIMIT else \
+            {"file": f"{prefix}.cycles", "dtype": "int64"}
+    data = dict(report)
+    total = 0
+    for key in ("in_cycles", "out_cycles"):
+        value = data[key]
+        total += sum(map(len, value.values())) if isinstance(value, dict) else len(value)
+    for key, prefixes in (("in_cycles", build.inputs), ("out_cycles", build.outputs)):
+        value = data[key]
+        data[key] = ({p: listed(c, p) for p, c in value.items()} if isinstance(value, dict)
+                     else listed(value, prefixes[0]))
+    write_report(path, data)
 
 
 def _report(build, result, cycles, *, seed, valid, ready, offered):

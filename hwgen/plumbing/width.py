@@ -113,14 +113,30 @@ class WidthConverterPlan(StreamKernel):
             times.append(previous)
         return times
 
+    @property
+    def _gathers(self):
+        """Whether an output beat is a whole number (more than one) of input beats: the
+        converter is then a shift register."""
+        return self._out_lanes > self._in_lanes and self._out_lanes % self._in_lanes == 0
+
     def estimate(self):
-        """Analytic :class:`~hwgen.resources.Resources` on UltraScale+: the buffer's registers, the chunk counter, and per buffer bit a multiplexer
-        of its sources (hold, shift, input positions): none for two sources (the flip-flop's
+        """Analytic :class:`~hwgen.resources.Resources` on UltraScale+. When an output beat
+        is a whole number of input beats, a shift register and the beat counter. Otherwise
+        the buffer's registers, the chunk counter, and per buffer bit a multiplexer of its
+        sources (hold, shift, input positions): none for two sources (the flip-flop's
         enable does it), else ``ceil(log2(sources))`` LUTs. Against Yosys
         (``synth_xilinx -family xcup``) this is exact for dividing ratios and up to ~1.8x
         high for wide barrel shifts (e.g. 16 -> 49)."""
         chunk_bits = self.chunk * self._elem_shape.width
         in_chunks, out_chunks = self._in_lanes // self.chunk, self._out_lanes // self.chunk
+        if self._gathers:
+            # a shift register: every bit's flip-flop takes its neighbour, enabled by the
+            # input handshake; only the beat counter needs LUTs (Yosys: 5 LUTs for 2 and 3
+            # bits, 7 for 7 bits)
+            beats = self._out_lanes // self._in_lanes
+            count_bits = beats.bit_length()
+            return Resources(luts=count_bits + 2,
+                             ffs=beats * self._in_lanes * self._elem_shape.width + count_bits)
         slots = in_chunks + out_chunks - 1
         count_bits = slots.bit_length()
         luts = 3 * count_bits + 2
@@ -161,6 +177,8 @@ class WidthConverter(WidthConverterPlan, PlannedComponent):
 
     # -- hardware ---------------------------------------------------------------------------
     def elaborate(self, platform):
+        if self._gathers:
+            return self._elaborate_shift()
         m = Module()
         chunk = self.chunk
         chunk_bits = chunk * self._elem_shape.width
@@ -192,6 +210,31 @@ class WidthConverter(WidthConverterPlan, PlannedComponent):
                     with m.Case(position):
                         m.d.sync += [buffer[position + k].eq(in_parts[k])
                                      for k in range(in_chunks)]
+        return m
+
+    def _elaborate_shift(self):
+        """An output beat of ``n`` input beats: each input beat shifts into the top of one
+        register of the output's width, so after ``n`` of them the first is at the bottom
+        (the same handshakes and cycles as the general buffer, with no position
+        multiplexers; and one wide shift per beat in a simulator)."""
+        m = Module()
+        beats = self._out_lanes // self._in_lanes
+        in_bits = self._in_lanes * self._elem_shape.width
+        buffer = Signal(beats * in_bits)
+        count = Signal(range(beats + 1))
+        base = Signal(range(beats + 1))
+        take_out, take_in = Signal(), Signal()
+        m.d.comb += [
+            self.o.valid.eq(count == beats),
+            self.o.payload.eq(buffer),
+            take_out.eq(self.o.valid & self.o.ready),
+            base.eq(count - (take_out * beats)),
+            self.i.ready.eq(base < beats),
+            take_in.eq(self.i.valid & self.i.ready),
+        ]
+        m.d.sync += count.eq(base + take_in)
+        with m.If(take_in):
+            m.d.sync += buffer.eq(Cat(buffer[in_bits:], self.i.payload.as_value()))
         return m
 
 

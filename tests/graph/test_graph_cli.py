@@ -129,7 +129,8 @@ def test_bad_option_values(capsys, tmp_path):
 
 @pytest.mark.parametrize("command, options", [
     ("compile", ["--target-fps", "--clock-mhz", "--folding", "-o"]),
-    ("verify", ["--inputs", "--expected", "--sim", "--seed"]),
+    ("verify", ["--inputs", "--expected", "--sim", "--seed", "--harness", "--per-layer",
+                "--waves"]),
     ("report", ["OUT"]),
 ])
 def test_help(capsys, command, options):

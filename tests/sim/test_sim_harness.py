@@ -6,6 +6,8 @@ The design is the one the cocotb tests use (AddOne, 12 lanes x signed 7 bits: 84
 88-bit tdata, three 32-bit words, so Verilator's wide-port code is exercised), exported once
 and built once (cached)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -157,6 +159,10 @@ def test_written_verilog_and_errors(tmp_path):
                                       out_beats_per_frame=FRAME, test_dir=tmp_path / "run")
     assert report["out_beats"] == 8 and report["test_dir"] == str(tmp_path / "run")
     assert (tmp_path / "run" / "m_axis.cycles").stat().st_size == 8 * 8
+    written = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert written["out_cycles"] == report["out_cycles"].tolist()
+    assert {"cycles", "in_beats", "out_beats", "latency", "in_cycles", "seed", "valid_prob",
+            "ready_prob", "expected_out_beats", "passed", "error"} <= set(written)
     with pytest.raises(HarnessError, match=r"the Verilog has no module 'nope'"):
         stream_interfaces(path.read_text(), "nope")
     with pytest.raises(ValueError, match=r"platform= only applies .* not with verilog="):
