@@ -173,3 +173,24 @@ def test_harness_errors(compiled, capsys, monkeypatch, tmp_path):
                                           r"PATH\).*apt-get install g\+\+.*--harness cocotb",
                                           errors[0])
     assert "RTL simulation" not in err          # nothing was simulated, by no harness
+
+
+@pytest.mark.slow
+def test_fault_on_a_residual_branch_is_localized(tmp_path):
+    """The residual digits CNN (a fork, two convolutions on one branch, a join): with the
+    weights of the branch's second convolution changed in network.json, the stages before it
+    (the duplicate included) agree and it is the one named."""
+    model = os.path.join(EXAMPLES, "digits_cnn_residual.onnx")
+    out = tmp_path / "out"
+    assert main(["compile", model, "-o", str(out)]) == 0
+    data = json.loads((out / "network.json").read_text())
+    layer = next(layer for layer in data["layers"] if layer["name"] == "res_conv1")
+    layer["weights"] = (-1 - np.asarray(layer["weights"])).tolist()   # INT2 stays INT2
+    (out / "network.json").write_text(json.dumps(data))
+    (out / "model.onnx").unlink()
+    lines = []
+    with pytest.raises(GraphError, match=r"localized: layer res_conv1 \(mvau, module "
+                                         r"top_s20_res_conv1\) differs from the IR: frame \d+"):
+        verify(out, np.load(TEST_X)[:6], progress=lines.append)
+    assert any("duplicate conv0.fork (duplicate, module top_s6_conv0_fork) agrees" in line
+               for line in lines)
