@@ -17,6 +17,7 @@ index of every feature map is the NHWC layout of its NCHW tensor
 """
 
 import numpy as np
+import onnx
 
 from ..errors import GraphError, node_error
 from ..ir import Network, OutputSpec, dtype_range
@@ -158,7 +159,8 @@ class Lowering:
             index = nhwc_index(self.input_shape)
             if not np.array_equal(index.ravel(), np.arange(index.size)):
                 self.input_order = np.argsort(index.ravel()).tolist()
-        declared = annotation(self.graph, self.input_name)
+        declared = _input_datatype(self.input_name, inputs[0],
+                                   annotation(self.graph, self.input_name))
         if declared is None or declared in ("FLOAT32", "FLOAT16"):
             self.input_type = None
             self.pending = Pending("input", self.input_name, index)
@@ -265,3 +267,36 @@ class Lowering:
 def _reader(fork):
     """A reader's own pending tensor on a forked stream."""
     return Pending("stream", fork.tensor, fork.index.copy(), stream=fork.stream)
+
+
+#: ONNX integer element types and the datatype each one is.
+INTEGER_ELEMENT_TYPES = {
+    onnx.TensorProto.BOOL: "BINARY", onnx.TensorProto.UINT8: "UINT8",
+    onnx.TensorProto.INT8: "INT8", onnx.TensorProto.UINT16: "UINT16",
+    onnx.TensorProto.INT16: "INT16", onnx.TensorProto.UINT32: "UINT32",
+    onnx.TensorProto.INT32: "INT32",
+}
+
+
+def _input_datatype(name, value_info, declared):
+    """The datatype of the graph input ``name``: its ``finn_datatype`` annotation
+    ``declared``, or the datatype its integer element type is. An annotation on an integer
+    input must fit the element type (``UINT4`` on ``uint8``); a wider one is an error."""
+    elem_type = value_info.type.tensor_type.elem_type
+    if elem_type not in INTEGER_ELEMENT_TYPES:
+        return declared
+    natural = INTEGER_ELEMENT_TYPES[elem_type]
+    if declared is None or declared in ("FLOAT32", "FLOAT16"):
+        return natural
+    try:
+        low, high = dtype_range(declared)
+    except GraphError:
+        return declared                 # named as unsupported by the caller
+    lo, hi = dtype_range(natural)
+    type_name = onnx.TensorProto.DataType.Name(elem_type).lower()
+    if low < lo or high > hi:
+        raise GraphError(f"graph input '{name}': finn_datatype {declared} ({low}..{high}) is "
+                         f"wider than its element type {type_name} ({lo}..{hi}); annotate a "
+                         f"datatype within {natural}, or none (the element type is then the "
+                         f"datatype)")
+    return declared

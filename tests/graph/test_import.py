@@ -8,6 +8,7 @@ import pytest
 from onnx import TensorProto
 
 import graph
+from graph.errors import GraphError
 from graph.ir import MVAULayer, ThresholdLayer, LabelSelectLayer
 
 from graph_checks import run_both
@@ -277,3 +278,54 @@ def test_classifier_bias_with_integer_weights_and_ties():
     inputs = np.array(list(itertools.product(range(-4, 4), repeat=3)), np.float32)
     network, _, _ = run_both(model, inputs)
     assert network.layers[0].offsets.tolist() == [0, 3, -1, 2]
+
+
+@pytest.mark.parametrize("elem_type, low, high", [(TensorProto.UINT8, 0, 256),
+                                                  (TensorProto.INT8, -128, 128)])
+def test_integer_typed_input_needs_no_annotation(elem_type, low, high):
+    """A graph input whose element type is an integer type is that datatype: uint8 into a
+    QLinearMatMul, int8 into a MatMulInteger, with constant weights."""
+    r = rng(31)
+    b = Builder((1, 8), elem_type=elem_type)
+    if elem_type == TensorProto.UINT8:
+        u8 = lambda v: b.const(np.uint8(v), np_type=np.uint8)  # noqa: E731
+        weights = b.const(r.integers(0, 4, size=(8, 5)), np_type=np.uint8)
+        y = b.node("QLinearMatMul", ["x", b.const(np.float32(1.0)), u8(0), weights,
+                                     b.const(np.float32(0.5)), u8(1), b.const(np.float32(64.0)),
+                                     u8(7)], name="qlmm")
+        model = b.build(y, TensorProto.UINT8)
+    else:
+        acc = b.node("MatMulInteger", ["x", b.const(r.integers(-3, 4, size=(8, 5)),
+                                                    np_type=np.int8)], name="mmi")
+        y = b.node("Cast", [acc], to=TensorProto.FLOAT)
+        model = b.build(y)
+    network = graph.import_model(model)
+    assert network.input_type == ("UINT8" if elem_type == TensorProto.UINT8 else "INT8")
+    x = r.integers(low, high, size=(300, 8)).astype(np.float32)
+    run_both(model, x)
+
+
+@pytest.mark.parametrize("annotation, accepted", [("UINT4", True), ("UINT8", True),
+                                                  ("UINT16", False), ("INT4", False)])
+def test_annotation_on_an_integer_input(annotation, accepted):
+    r = rng(32)
+    b = Builder((1, 8), input_dtype=annotation, elem_type=TensorProto.UINT8)
+    acc = b.node("MatMulInteger", ["x", b.const(r.integers(-3, 4, size=(8, 5)),
+                                                np_type=np.int8)], name="mmi")
+    model = b.build(b.node("Cast", [acc], to=TensorProto.FLOAT))
+    if accepted:
+        assert graph.import_model(model).input_type == annotation
+    else:
+        with pytest.raises(GraphError, match=rf"^graph input 'x': finn_datatype {annotation} "
+                                             rf"\(-?\d+\.\.\d+\) is wider than its element "
+                                             rf"type uint8 \(0\.\.255\); annotate a datatype "
+                                             rf"within UINT8, or none"):
+            graph.import_model(model)
+
+
+def test_float_input_without_quantizer_is_an_error():
+    b = Builder((1, 8))
+    acc = b.node("MatMul", ["x", b.const(np.ones((8, 5), np.float32))], name="mm")
+    with pytest.raises(GraphError, match=r"^graph input 'x': has no integer datatype "
+                                         r"annotation \(finn_datatype\) and no quantizer"):
+        graph.import_model(b.build(acc))
