@@ -466,7 +466,7 @@ def stitched_verilog(accelerator, name="top"):
         module = stage_module(name, stage_name)
         text = component_rtlil(stage.plan.build(), name=module)
         modules[id(stage)] = (module, rtlil_ports(text, module))
-        texts.append(text)
+        texts.append(text.replace("attribute \\top 1\n", "", 1))   # one top: the shell
     accelerator.stage_modules = modules
     try:
         top = component_rtlil(AXIStreamShell(accelerator), name=name)
