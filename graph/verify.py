@@ -369,10 +369,16 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
                              ready_prob=1.0, seed=seed, timeout=timeout)
     except RTLMismatch as error:
         progress(f"  {error}")
-        frame = error.frame if error.frame is not None else 0
-        found = _localize(out_dir, network, x_int, frame, waves=waves, seed=seed,
-                          valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
-                          progress=progress)
+        # the throughput run repeats the inputs: its frame k is input frame k % n
+        frame = error.frame % n if error.frame is not None else 0
+        from sim.harness import HarnessError, SimulatorNotFoundError
+        try:
+            found = _localize(out_dir, network, x_int, frame, waves=waves, seed=seed,
+                              valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
+                              progress=progress)
+        except (GraphError, HarnessError, SimulatorNotFoundError) as failure:
+            first = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
+            found = f"the layers could not be simulated on their own ({first})"
         raise GraphError(f"{error}; {found}") from None
     result["rtl_agree"] = n
     if per_layer:

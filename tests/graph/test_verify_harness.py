@@ -194,3 +194,20 @@ def test_fault_on_a_residual_branch_is_localized(tmp_path):
         verify(out, np.load(TEST_X)[:6], progress=lines.append)
     assert any("duplicate conv0.fork (duplicate, module top_s6_conv0_fork) agrees" in line
                for line in lines)
+
+
+def test_localization_needs_the_stage_modules(compiled, tmp_path):
+    """A top.v without per-stage modules (an older hwgen's) still gives the disagreement,
+    and says why the layers could not be run on their own."""
+    from graph.elaborate import Accelerator
+    from hwgen.export.verilog import kernel_verilog
+    out = tmp_path / "out"
+    shutil.copytree(compiled, out)
+    (out / "network.json").write_text(json.dumps(corrupted_fc1(out / "network.json")))
+    (out / "model.onnx").unlink()
+    (out / "top.v").write_text(kernel_verilog(Accelerator(load_network(compiled)), name="top"))
+    with pytest.raises(GraphError, match=r"disagrees with the IR: output beat \d+ .*; the "
+                                         r"layers could not be simulated on their own \(.*top.v "
+                                         r"has no module top_s0_binarize_input for stage "
+                                         r"binarize_input: it was written by an older hwgen"):
+        verify(out, np.load(TEST_X)[:20], progress=None)
