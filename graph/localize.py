@@ -160,7 +160,7 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
                                seed, valid_prob, ready_prob, timeout)
             if not found["passed"] and waves:
                 found["waves"] = _waves(out_dir, stage, verilog, edges, network, accelerator,
-                                        seed, valid_prob, ready_prob, timeout, say)
+                                        found, seed, valid_prob, ready_prob, timeout, say)
             results.append(found)
             say(f"  {format_stage(found)}")
             if not found["passed"] and stop_at_first:
@@ -171,7 +171,7 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
 
 
 def _run_stage(network, accelerator, stage, module, verilog, edges, frames, seed, valid_prob,
-               ready_prob, timeout, waves=None):
+               ready_prob, timeout, waves=None, waves_from=0):
     """One stage on its own: its outcome (an entry of :func:`localize`)."""
     from hwgen.export.axis import axis_prefix
     from sim import harness
@@ -183,7 +183,7 @@ def _run_stage(network, accelerator, stage, module, verilog, edges, frames, seed
             stage.plan, inputs if len(inputs) > 1 else inputs["i"],
             outputs if len(outputs) > 1 else outputs["o"], verilog=verilog, name="stage",
             seed=seed, valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
-            waves=waves)
+            waves=waves, waves_from=waves_from)
     except harness.HarnessFailure as failure:
         found.update(passed=False, error=str(failure))
         mismatch = failure.report.get("mismatch")
@@ -191,12 +191,33 @@ def _run_stage(network, accelerator, stage, module, verilog, edges, frames, seed
             port = next(p for p in stage.plan.outputs if axis_prefix(p) == mismatch["stream"])
             found.update(_element(stage.plan, port, mismatch["beat"], mismatch["seen"],
                                   outputs[port], frames[0]))
+            found["frame_cycle"] = _frame_start(stage.plan, failure.report,
+                                                found["frame"] - frames[0])
     return found
 
 
-def _waves(out_dir, stage, verilog, edges, network, accelerator, seed, valid_prob, ready_prob,
-           timeout, say):
-    """Run the failing stage again with tracing; returns the wave file's path."""
+def _frame_start(plan, report, frame):
+    """The cycle of the first input beat of ``frame`` (counted from the run's first) in a
+    stage's run: where its wave file starts."""
+    cycles = report["in_cycles"]
+    starts = []
+    for port in plan.inputs:
+        taken = cycles.get(_prefix(port)) if isinstance(cycles, dict) else cycles
+        beat = frame * plan.beats_per_frame(port)
+        if taken is not None and beat < len(taken):
+            starts.append(int(taken[beat]))
+    return max(0, min(starts) - 1) if starts else 0
+
+
+def _prefix(port):
+    from hwgen.export.axis import axis_prefix
+    return axis_prefix(port)
+
+
+def _waves(out_dir, stage, verilog, edges, network, accelerator, found, seed, valid_prob,
+           ready_prob, timeout, say):
+    """Run the failing stage again with tracing, from the first input beat of the failing
+    frame on (the same seed gives the same cycles); returns the wave file's path."""
     from sim import harness
     build = harness.build_harness(verilog, "stage", waves=True, timeout=timeout)
     folder = Path(out_dir) / "waves"
@@ -204,5 +225,5 @@ def _waves(out_dir, stage, verilog, edges, network, accelerator, seed, valid_pro
     path = folder / f"{stage.name.replace('/', '_')}.{build.waves}"
     say(f"  writing waves of {stage.name} to {path}")
     _run_stage(network, accelerator, stage, "", verilog, edges, [0], seed, valid_prob,
-               ready_prob, timeout, waves=path)
+               ready_prob, timeout, waves=path, waves_from=found.get("frame_cycle", 0))
     return str(path)

@@ -584,14 +584,15 @@ def _frame_length(kernel, port, given):
 def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
                              ready_prob=0.8, verilog=None, name="top", platform=None,
                              out_beats_per_frame=None, max_cycles=None, drain_cycles=8,
-                             timeout=None, waves=None, cache_dir=None, test_dir=None,
-                             progress=None):
+                             timeout=None, waves=None, waves_from=0, cache_dir=None,
+                             test_dir=None, progress=None):
     """:func:`sim.streams.run_stream_test` on the compiled harness: a stream kernel's Verilog
     (or ``verilog`` written for it) behind the shell, against expected outputs.
 
     ``in_beats``/``expected_beats`` are ``(beats, lanes)`` element arrays for a kernel with
     ports ``i`` and ``o``, or dicts by kernel port (``{"i0": ..., "i1": ...}``) for one with
-    several streams. ``waves``: a path to write an FST (or VCD) of the whole run to. The
+    several streams. ``waves``: a path to write an FST (or VCD) of the run to, from cycle
+    ``waves_from`` on. The
     other parameters are those of :func:`sim.streams.run_stream_test`; ``progress`` is that
     of :func:`run_harness`.
 
@@ -647,5 +648,6 @@ def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_
     return run_harness(build, in_words, out_words, frame_lengths=frames, seed=seed,
                        valid_prob=valid_prob, ready_prob=ready_prob, max_cycles=max_cycles,
                        drain_cycles=drain_cycles, test_dir=test_dir, waves=waves,
+                       waves_from=waves_from,
                        timeout=timeout, progress=progress)
 
