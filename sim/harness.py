@@ -446,10 +446,9 @@ def run_harness(build, in_words, expected_words, *, frame_lengths, seed=0, valid
     lines = [f"dir={test_dir.resolve()}", f"seed={int(seed)}", f"max_cycles={int(max_cycles)}",
              f"drain_cycles={int(drain_cycles)}",
              f"progress_seconds={0.5 if progress else 0}"]
-    offered = {}
     for prefix in build.inputs:
-        offered[prefix] = _write_words(test_dir / f"{prefix}.in", in_words[prefix],
-                                       build.words(prefix), f"input {prefix}")
+        _write_words(test_dir / f"{prefix}.in", in_words[prefix], build.words(prefix),
+                     f"input {prefix}")
         lines.append(f"valid_prob.{prefix}={valid[prefix]!r}")
     for prefix in build.outputs:
         _write_words(test_dir / f"{prefix}.expected", expected_words[prefix],
@@ -495,8 +494,7 @@ def run_harness(build, in_words, expected_words, *, frame_lengths, seed=0, valid
     result = json.loads(result_file.read_text())
     cycles = {prefix: np.fromfile(test_dir / f"{prefix}.cycles", dtype="<i8")
               for prefix in build.inputs + build.outputs}
-    report = _report(build, result, cycles, seed=int(seed), valid=valid, ready=ready,
-                     offered=offered)
+    report = _report(build, result, cycles, seed=int(seed), valid=valid, ready=ready)
     report["test_dir"] = str(test_dir)
     report["waves"] = str(waves) if waves is not None else None
     _write_json_report(test_dir / "report.json", report, build)
@@ -530,7 +528,7 @@ def _write_json_report(path, report, build):
     write_report(path, data)
 
 
-def _report(build, result, cycles, *, seed, valid, ready, offered):
+def _report(build, result, cycles, *, seed, valid, ready):
     ins = {p: cycles[p] for p in build.inputs}
     outs = {p: cycles[p] for p in build.outputs}
     last_out = max((int(c[-1]) for c in outs.values() if len(c)), default=None)
