@@ -230,3 +230,20 @@ def _cnn_out(size, pad, depthwise, residual, pool, channels):
     elif pool == "GlobalAveragePool":
         side = 1
     return (channels, side, side)
+
+
+def integer_input_model(r, elem_type):
+    """A model whose graph input is integer-typed, with no annotation: ``uint8`` into a
+    ``QLinearMatMul`` (uint8 output), or ``int8`` into a ``MatMulInteger`` (cast to float),
+    8 inputs, 5 outputs, constant weights."""
+    b = Builder((1, 8), elem_type=elem_type)
+    if elem_type == TensorProto.UINT8:
+        u8 = lambda v: b.const(np.uint8(v), np_type=np.uint8)  # noqa: E731
+        weights = b.const(r.integers(0, 4, size=(8, 5)), np_type=np.uint8)
+        y = b.node("QLinearMatMul", ["x", b.const(np.float32(1.0)), u8(0), weights,
+                                     b.const(np.float32(0.5)), u8(1), b.const(np.float32(64.0)),
+                                     u8(7)], name="qlmm")
+        return b.build(y, TensorProto.UINT8)
+    acc = b.node("MatMulInteger", ["x", b.const(r.integers(-3, 4, size=(8, 5)),
+                                                np_type=np.int8)], name="mmi")
+    return b.build(b.node("Cast", [acc], to=TensorProto.FLOAT))

@@ -12,7 +12,8 @@ from graph.errors import GraphError
 from graph.ir import MVAULayer, ThresholdLayer, LabelSelectLayer
 
 from graph_checks import run_both
-from models import FINN, QONNX, Builder, classifier_with_bias, qonnx_mlp, random_input
+from models import (FINN, QONNX, Builder, classifier_with_bias, integer_input_model,
+                    qonnx_mlp, random_input)
 
 
 def rng(seed=0):
@@ -286,19 +287,7 @@ def test_integer_typed_input_needs_no_annotation(elem_type, low, high):
     """A graph input whose element type is an integer type is that datatype: uint8 into a
     QLinearMatMul, int8 into a MatMulInteger, with constant weights."""
     r = rng(31)
-    b = Builder((1, 8), elem_type=elem_type)
-    if elem_type == TensorProto.UINT8:
-        u8 = lambda v: b.const(np.uint8(v), np_type=np.uint8)  # noqa: E731
-        weights = b.const(r.integers(0, 4, size=(8, 5)), np_type=np.uint8)
-        y = b.node("QLinearMatMul", ["x", b.const(np.float32(1.0)), u8(0), weights,
-                                     b.const(np.float32(0.5)), u8(1), b.const(np.float32(64.0)),
-                                     u8(7)], name="qlmm")
-        model = b.build(y, TensorProto.UINT8)
-    else:
-        acc = b.node("MatMulInteger", ["x", b.const(r.integers(-3, 4, size=(8, 5)),
-                                                    np_type=np.int8)], name="mmi")
-        y = b.node("Cast", [acc], to=TensorProto.FLOAT)
-        model = b.build(y)
+    model = integer_input_model(r, elem_type)
     network = graph.import_model(model)
     assert network.input_type == ("UINT8" if elem_type == TensorProto.UINT8 else "INT8")
     x = r.integers(low, high, size=(300, 8)).astype(np.float32)

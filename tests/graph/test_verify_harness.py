@@ -11,7 +11,9 @@ import re
 import shutil
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto
 
 from graph.compile import load_network
 from graph.elaborate import Pipeline
@@ -21,6 +23,8 @@ from hwgen.cli import main
 from sim.harness import run_compiled_stream_test
 from sim.sources import module_blocks, module_names, module_tree
 from sim.streams import run_stream_test
+
+from models import integer_input_model
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 MODEL = os.path.join(EXAMPLES, "digits_w1a1.onnx")
@@ -211,3 +215,15 @@ def test_localization_needs_the_stage_modules(compiled, tmp_path):
                                          r"has no module top_s0_binarize_input for stage "
                                          r"binarize_input: it was written by an older hwgen"):
         verify(out, np.load(TEST_X)[:20], progress=None)
+
+
+def test_an_integer_typed_input_compiles_and_verifies(tmp_path):
+    """A uint8 graph input into a QLinearMatMul: no annotation, compiled, and verified on the
+    compiled harness against the ONNX reference."""
+    r = np.random.default_rng(31)
+    onnx.save(integer_input_model(r, TensorProto.UINT8), tmp_path / "u8.onnx")
+    out = tmp_path / "out"
+    assert main(["compile", str(tmp_path / "u8.onnx"), "-o", str(out)]) == 0
+    x = r.integers(0, 256, size=(500, 8)).astype(np.float32)
+    result = verify(out, x, progress=None)
+    assert result["onnx_agree"] == result["rtl_agree"] == 500
