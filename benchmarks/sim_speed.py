@@ -101,20 +101,15 @@ def _beats(network, accelerator, x_int, y_int, frames):
     return xi.reshape(-1, accelerator.in_lanes), yi.reshape(-1, accelerator.out_lanes)
 
 
-def _max_cycles(accelerator, frames, n_in, n_out, slowest):
-    """The budget of graph.verify's simulations."""
-    return int(4 * (frames + 2) * accelerator.cycles_per_frame / slowest
-               + 4 * accelerator.latency + 20 * (n_in + n_out) / slowest + 1000)
-
-
 def _run_both(accelerator, verilog, in_beats, expected, frames, harness_cache, which):
+    from graph.verify import cycle_budget
     from sim.harness import run_compiled_stream_test
     from sim.streams import run_stream_test
     out = {}
     for label, (valid, ready) in STALLS.items():
         kwargs = dict(verilog=verilog, valid_prob=valid, ready_prob=ready, seed=1,
-                      max_cycles=_max_cycles(accelerator, frames, len(in_beats),
-                                             len(expected), min(valid, ready)))
+                      max_cycles=cycle_budget(accelerator, frames, len(in_beats),
+                                              len(expected), valid, ready))
         start = time.perf_counter()
         if which == "cocotb":
             report = run_stream_test(accelerator, in_beats, expected, **kwargs)

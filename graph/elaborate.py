@@ -427,13 +427,6 @@ class StageInstance(wiring.Component):
         self.plan, self.module, self.ports = plan, module, dict(ports)
         super().__init__(plan.members())
 
-    def beats_per_frame(self, port):
-        return self.plan.beats_per_frame(port)
-
-    @property
-    def out_beats_per_frame(self):
-        return self.plan.out_beats_per_frame
-
     def elaborate(self, platform):
         m = Module()
         connections = {}

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .elaborate import Pipeline, StageInstance, stage_module, stage_names
+from hwgen.export.axis import axis_prefix
+
+from .elaborate import StageInstance, stage_module, stage_names
 from .errors import GraphError
 
 __all__ = ["localize", "format_stage"]
@@ -31,7 +33,7 @@ __all__ = ["localize", "format_stage"]
 LINK_KINDS = ("width", "fifo")
 
 
-def _stage_tensors(network, accelerator, stage, edges):
+def _stage_tensors(stage, edges):
     """``(inputs, outputs)``: kernel port -> ``(beats, lanes)`` element array of ``stage``
     from the IR's tensors ``edges`` (edge name -> ``(frames, elements)``)."""
     plan = stage.plan
@@ -49,16 +51,17 @@ def _stage_tensors(network, accelerator, stage, edges):
             {p: np.asarray(v).reshape(shape[p]) for p, v in outputs.items()})
 
 
-def _stage_verilog(top_text, module, plan):
-    """The shell around ``module`` of ``top_text`` alone, and the module's text."""
+def _stage_verilog(blocks, module, plan):
+    """The shell around ``module`` alone, and the module's text (taken from ``blocks``, the
+    :func:`sim.sources.module_blocks` of ``top.v``)."""
     from hwgen.export.axis import AXIStreamShell
     from hwgen.export.verilog import component_verilog
     from sim.sources import module_ports, module_tree
-    ports = module_ports(top_text, module)
-    shell = AXIStreamShell(StageInstance(plan, module, ports),
+    tree = module_tree(blocks, module)
+    shell = AXIStreamShell(StageInstance(plan, module, module_ports(tree, module)),
                            out_beats_per_frame={port: plan.beats_per_frame(port)
                                                 for port in plan.outputs})
-    return component_verilog(shell, name="stage") + module_tree(top_text, module)
+    return component_verilog(shell, name="stage") + tree
 
 
 def _element(plan, port, beat_index, seen_hex, expected_beats, first_frame):
@@ -94,7 +97,7 @@ def format_stage(found):
     return text
 
 
-def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_prob=0.6,
+def localize(out_dir, accelerator, x_int, frames, *, seed=1, valid_prob=0.7, ready_prob=0.6,
              waves=False, timeout=None, progress=None, stop_at_first=True):
     """Simulate the layer stages of ``out_dir/top.v`` one by one on the IR's tensors.
 
@@ -102,8 +105,9 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
     ----------
     out_dir : path
         A ``hwgen compile`` output.
-    network : graph.ir.Network
-        The IR to compare with (its intermediate tensors feed the stages).
+    accelerator : graph.elaborate.Pipeline
+        The pipeline of the IR to compare with (its network's intermediate tensors feed the
+        stages; its stages name the modules of ``top.v``).
     x_int : numpy.ndarray
         Encoded network inputs ``(N, elements)``.
     frames : range or sequence of int
@@ -128,9 +132,10 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
     top = Path(out_dir) / "top.v"
     if not top.is_file():
         raise GraphError(f"{out_dir}: no top.v; run 'hwgen compile' first")
-    top_text = top.read_text()
+    from sim.sources import module_blocks
+    blocks = module_blocks(top.read_text())      # split once: top.v may be many MB
     frames = list(frames)
-    accelerator = Pipeline(network)
+    network = accelerator.network
     _, edges = network.execute(x_int[frames[0]:frames[-1] + 1], intermediates=True)
     edges["input"] = np.asarray(x_int[frames[0]:frames[-1] + 1])
     runs = []
@@ -139,7 +144,7 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
             continue
         module = stage_module("top", name)
         try:
-            verilog = _stage_verilog(top_text, module, stage.plan)
+            verilog = _stage_verilog(blocks, module, stage.plan)
         except ValueError:
             raise GraphError(f"{top} has no module {module} for stage {stage.name}: it was "
                              f"written by an older hwgen or for another network.json; "
@@ -156,11 +161,11 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
                               timeout=timeout) for _, _, verilog in runs]
         for (stage, module, verilog), build in zip(runs, builds):
             build.result()
-            found = _run_stage(network, accelerator, stage, module, verilog, edges, frames,
-                               seed, valid_prob, ready_prob, timeout)
+            found = _run_stage(stage, module, verilog, edges, frames, seed, valid_prob,
+                               ready_prob, timeout)
             if not found["passed"] and waves:
-                found["waves"] = _waves(out_dir, stage, verilog, edges, network, accelerator,
-                                        found, seed, valid_prob, ready_prob, timeout, say)
+                found["waves"] = _waves(out_dir, stage, verilog, edges, found, seed,
+                                        valid_prob, ready_prob, timeout, say)
             results.append(found)
             say(f"  {format_stage(found)}")
             if not found["passed"] and stop_at_first:
@@ -170,12 +175,11 @@ def localize(out_dir, network, x_int, frames, *, seed=1, valid_prob=0.7, ready_p
     return results
 
 
-def _run_stage(network, accelerator, stage, module, verilog, edges, frames, seed, valid_prob,
-               ready_prob, timeout, waves=None, waves_from=0):
+def _run_stage(stage, module, verilog, edges, frames, seed, valid_prob, ready_prob, timeout,
+               waves=None, waves_from=0):
     """One stage on its own: its outcome (an entry of :func:`localize`)."""
-    from hwgen.export.axis import axis_prefix
     from sim import harness
-    inputs, outputs = _stage_tensors(network, accelerator, stage, edges)
+    inputs, outputs = _stage_tensors(stage, edges)
     found = {"stage": stage.name, "kind": stage.kind, "module": module, "passed": True,
              "error": None, "waves": None}
     try:
@@ -202,20 +206,14 @@ def _frame_start(plan, report, frame):
     cycles = report["in_cycles"]
     starts = []
     for port in plan.inputs:
-        taken = cycles.get(_prefix(port)) if isinstance(cycles, dict) else cycles
+        taken = cycles.get(axis_prefix(port)) if isinstance(cycles, dict) else cycles
         beat = frame * plan.beats_per_frame(port)
         if taken is not None and beat < len(taken):
             starts.append(int(taken[beat]))
     return max(0, min(starts) - 1) if starts else 0
 
 
-def _prefix(port):
-    from hwgen.export.axis import axis_prefix
-    return axis_prefix(port)
-
-
-def _waves(out_dir, stage, verilog, edges, network, accelerator, found, seed, valid_prob,
-           ready_prob, timeout, say):
+def _waves(out_dir, stage, verilog, edges, found, seed, valid_prob, ready_prob, timeout, say):
     """Run the failing stage again with tracing, from the first input beat of the failing
     frame on (the same seed gives the same cycles); returns the wave file's path."""
     from sim import harness
@@ -224,6 +222,6 @@ def _waves(out_dir, stage, verilog, edges, network, accelerator, found, seed, va
     folder.mkdir(exist_ok=True)
     path = folder / f"{stage.name.replace('/', '_')}.{build.waves}"
     say(f"  writing waves of {stage.name} to {path}")
-    _run_stage(network, accelerator, stage, "", verilog, edges, [0], seed, valid_prob,
-               ready_prob, timeout, waves=path, waves_from=found.get("frame_cycle", 0))
+    _run_stage(stage, "", verilog, edges, [0], seed, valid_prob, ready_prob, timeout,
+               waves=path, waves_from=found.get("frame_cycle", 0))
     return str(path)

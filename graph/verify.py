@@ -28,7 +28,8 @@ import numpy as np
 from .compile import load_network, read_report
 from .errors import GraphError
 
-__all__ = ["verify", "load_inputs", "build_compiled", "RTLMismatch", "THROUGHPUT_FRAMES"]
+__all__ = ["verify", "load_inputs", "build_compiled", "cycle_budget", "RTLMismatch",
+           "THROUGHPUT_FRAMES"]
 
 #: Frames in the throughput run (the inputs are repeated to reach it).
 THROUGHPUT_FRAMES = 8
@@ -87,7 +88,9 @@ def _on_grid(network, y_int, ref):
     return np.where(same[:, None], ours, ref)
 
 
-def _max_cycles(accelerator, n, in_beats, out_beats, valid_prob, ready_prob):
+def cycle_budget(accelerator, n, in_beats, out_beats, valid_prob, ready_prob):
+    """The cycle limit of a simulation of ``n`` frames (``in_beats``/``out_beats`` beats)
+    of ``accelerator`` under the given stalls: four times the work, and then some."""
     slowest = min(valid_prob, ready_prob)
     return int(4 * (n + 2) * accelerator.cycles_per_frame / slowest
                + 4 * accelerator.latency + 20 * (in_beats + out_beats) / slowest + 1000)
@@ -110,7 +113,7 @@ def _simulate(out_dir, accelerator, x_int, y_int, *, simulator, valid_prob, read
     verilog = _top_v(out_dir)
     in_beats = x_int.reshape(-1, accelerator.in_lanes)
     expected = y_int.reshape(-1, accelerator.out_lanes)
-    max_cycles = _max_cycles(accelerator, len(x_int), len(in_beats), len(expected), valid_prob,
+    max_cycles = cycle_budget(accelerator, len(x_int), len(in_beats), len(expected), valid_prob,
                              ready_prob)
     try:
         return run_stream_test(accelerator, in_beats, expected, verilog=verilog, seed=seed,
@@ -150,14 +153,10 @@ def _simulate_compiled(build, accelerator, x_int, y_int, *, valid_prob, ready_pr
                        timeout, meter=None):
     """Run top.v on the compiled harness; returns its report."""
     from sim import harness
-    from sim.streams import pack_words, port_format
-    words = {}
-    for port, values, lanes in (("i", x_int, accelerator.in_lanes),
-                                ("o", y_int, accelerator.out_lanes)):
-        w, _, signed = port_format(accelerator, port)
-        prefix = "s_axis" if port == "i" else "m_axis"
-        words[prefix] = pack_words(np.asarray(values).reshape(-1, lanes), w,
-                                   build.words(prefix), signed=signed)
+    in_beats = x_int.reshape(-1, accelerator.in_lanes)
+    out_beats = y_int.reshape(-1, accelerator.out_lanes)
+    words = {**harness.stream_words(accelerator, build, in_beats, "i"),
+             **harness.stream_words(accelerator, build, out_beats, "o")}
     n = len(x_int)
     frame_beats = accelerator.out_beats_per_frame
 
@@ -169,7 +168,7 @@ def _simulate_compiled(build, accelerator, x_int, y_int, *, valid_prob, ready_pr
             build, {"s_axis": words["s_axis"]}, {"m_axis": words["m_axis"]},
             frame_lengths={"m_axis": frame_beats}, seed=seed, valid_prob=valid_prob,
             ready_prob=ready_prob, timeout=timeout, progress=progress,
-            max_cycles=_max_cycles(accelerator, n, len(words["s_axis"]), len(words["m_axis"]),
+            max_cycles=cycle_budget(accelerator, n, len(words["s_axis"]), len(words["m_axis"]),
                                    valid_prob, ready_prob))
     except harness.HarnessFailure as error:
         mismatch = error.report.get("mismatch")
@@ -184,13 +183,13 @@ def _simulate_compiled(build, accelerator, x_int, y_int, *, valid_prob, ready_pr
     return report
 
 
-def _localize(out_dir, network, x_int, frame, *, waves, seed, valid_prob, ready_prob, timeout,
-              progress, summary=True):
+def _localize(out_dir, accelerator, x_int, frame, *, waves, seed, valid_prob, ready_prob,
+              timeout, progress, summary=True):
     """Localize a disagreement ending at ``frame``: a one-line finding; with ``summary``
     False (on request), every stage's outcome, raising on a stage that differs."""
     from .localize import format_stage, localize
     first = max(0, frame - LOCALIZE_FRAMES + 1)
-    stages = localize(out_dir, network, x_int, range(first, frame + 1), seed=seed,
+    stages = localize(out_dir, accelerator, x_int, range(first, frame + 1), seed=seed,
                       valid_prob=valid_prob, ready_prob=ready_prob, waves=waves,
                       timeout=timeout, progress=progress)
     bad = [stage for stage in stages if not stage["passed"]]
@@ -373,7 +372,7 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
         frame = error.frame % n if error.frame is not None else 0
         from sim.harness import HarnessError, SimulatorNotFoundError
         try:
-            found = _localize(out_dir, network, x_int, frame, waves=waves, seed=seed,
+            found = _localize(out_dir, accelerator, x_int, frame, waves=waves, seed=seed,
                               valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
                               progress=progress)
         except (GraphError, HarnessError, SimulatorNotFoundError) as failure:
@@ -383,7 +382,7 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
     result["rtl_agree"] = n
     if per_layer:
         frames = min(n, PER_LAYER_FRAMES)
-        stages = _localize(out_dir, network, x_int, frames - 1, waves=waves, seed=seed,
+        stages = _localize(out_dir, accelerator, x_int, frames - 1, waves=waves, seed=seed,
                            valid_prob=valid_prob, ready_prob=ready_prob, timeout=timeout,
                            progress=progress, summary=False)
         result["per_layer"] = stages

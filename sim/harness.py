@@ -44,17 +44,18 @@ harness, ``result.json`` and ``PREFIX.cycles`` (int64 handshake cycles); then
 :data:`JSON_CYCLES_LIMIT` handshakes, else named by their files).
 
 Builds are cached like the cocotb builds (:mod:`sim.cache`), keyed by the Verilog, the
-harness source, Verilator's version and the flags. The harness's top module wraps the
-design and passes ``ap_rst_n`` through a register (released an edge earlier, so the design
-sees the same reset cycles): Verilator re-evaluates all logic that depends on a top-level
-input at every ``eval()``, and through the synchronous reset that is most of the design,
-so this halves the work per cycle (1.8x the cycles per second on an LFC-size MLP). Verilator optimizes with ``-O3``,
-``--x-assign fast`` and ``--x-initial fast``, splits large designs (``--output-split``) and
-compiles with ``make -j`` on every core. The memory initialisers Amaranth writes for
-weights and thresholds (``initial`` blocks of one assignment per word: 766,000 lines of
-CNV-W1A1's 21.7 MB) become ``$readmemh`` files (:func:`memories_to_files`), so Verilator
-neither parses nor compiles them: CNV-W1A1's harness builds in 14 s instead of 105 s. The
-rest of the initialisation code is compiled without optimization (``OPT_SLOW=-O0``).
+harness source, Verilator's version and the flags. The harness's top module wraps the design
+and passes ``ap_rst_n`` through a register (released an edge earlier, so the design sees the
+same reset cycles): Verilator re-evaluates all logic that depends on a top-level input at
+every ``eval()``, and through the synchronous reset that is most of the design, so this
+halves the work per cycle (1.8x the cycles per second on an LFC-size MLP). Verilator
+optimizes with ``-O3``, ``--x-assign fast`` and ``--x-initial fast``, splits large designs
+(``--output-split``) and compiles with ``make -j`` on every core. The memory initialisers
+Amaranth writes for weights and thresholds (``initial`` blocks of one assignment per word:
+766,000 lines of CNV-W1A1's 21.7 MB) become ``$readmemh`` files (:func:`memories_to_files`),
+so Verilator neither parses nor compiles them: CNV-W1A1's harness builds in 14 s instead of
+105 s. The rest of the initialisation code is compiled without optimization
+(``OPT_SLOW=-O0``).
 """
 
 import dataclasses
@@ -73,12 +74,12 @@ import numpy as np
 
 from .cache import cached_build, default_cache_dir, new_test_dir
 from .sources import design_verilog, module_ports
-from .stream_io import default_max_cycles
+from .stream_io import default_max_cycles, per_port, work_cycles
 from .toolchain import SimulatorNotFoundError, find_simulator, have_lz4_header
 
 __all__ = ["build_harness", "run_harness", "run_compiled_stream_test", "HarnessBuild",
            "HarnessFailure", "HarnessError", "CompilerNotFoundError", "find_cxx",
-           "stream_interfaces", "memories_to_files", "HARNESS_SOURCE"]
+           "stream_interfaces", "stream_words", "memories_to_files", "HARNESS_SOURCE"]
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.cpp")
 _FORMAT = 2     # bump when the build changes in a way the key does not show
@@ -369,17 +370,6 @@ def build_harness(verilog, toplevel="top", *, waves=False, cache_dir=None, jobs=
                         outputs, widths, wave_format, seconds)
 
 
-def _per_interface(name, value, prefixes):
-    values = dict(value) if isinstance(value, dict) else {p: value for p in prefixes}
-    if set(values) != set(prefixes):
-        raise ValueError(f"{name} must name the interfaces {sorted(prefixes)}, "
-                         f"not {sorted(values)}")
-    for prefix, p in values.items():
-        if not 0.0 < float(p) <= 1.0:
-            raise ValueError(f"{name}[{prefix!r}]={p!r} must be in (0, 1]")
-    return {p: float(v) for p, v in values.items()}
-
-
 def _write_words(path, words, nw, what):
     arr = np.ascontiguousarray(words, dtype="<u4")
     if arr.ndim == 1 and nw == 1:
@@ -433,8 +423,8 @@ def run_harness(build, in_words, expected_words, *, frame_lengths, seed=0, valid
     HarnessError
         The harness could not run (bad files, a crash, or the ``timeout``).
     """
-    valid = _per_interface("valid_prob", valid_prob, build.inputs)
-    ready = _per_interface("ready_prob", ready_prob, build.outputs)
+    valid = per_port("valid_prob", valid_prob, build.inputs)
+    ready = per_port("ready_prob", ready_prob, build.outputs)
     if set(in_words) != set(build.inputs) or set(expected_words) != set(build.outputs):
         raise ValueError(f"the design's interfaces are inputs {list(build.inputs)} and outputs "
                          f"{list(build.outputs)}; given {sorted(in_words)} and "
@@ -513,14 +503,13 @@ def _write_json_report(path, report, build):
     keys), the handshake cycles listed or, for bulk runs, named by their files."""
     from .stream_io import write_report
 
+    data = dict(report)
+    total = sum(sum(map(len, data[key].values())) if isinstance(data[key], dict)
+                else len(data[key]) for key in ("in_cycles", "out_cycles"))
+
     def listed(cycles, prefix):
         return cycles.tolist() if total <= JSON_CYCLES_LIMIT else \
             {"file": f"{prefix}.cycles", "dtype": "int64"}
-    data = dict(report)
-    total = 0
-    for key in ("in_cycles", "out_cycles"):
-        value = data[key]
-        total += sum(map(len, value.values())) if isinstance(value, dict) else len(value)
     for key, prefixes in (("in_cycles", build.inputs), ("out_cycles", build.outputs)):
         value = data[key]
         data[key] = ({p: listed(c, p) for p, c in value.items()} if isinstance(value, dict)
@@ -559,6 +548,28 @@ def _report(build, result, cycles, *, seed, valid, ready):
     return report
 
 
+def stream_words(kernel, build, beats, side):
+    """The word files' contents of one side (``"i"`` or ``"o"``) of ``kernel``: interface
+    prefix -> :func:`sim.streams.pack_words` array. ``beats`` is a ``(beats, lanes)``
+    element array when that side has one stream, else a dict by kernel port."""
+    from hwgen.export.axis import axis_prefix
+
+    from .streams import pack_words, port_beats
+    prefixes = build.inputs if side == "i" else build.outputs
+    if not isinstance(beats, dict):
+        if len(prefixes) != 1:
+            raise ValueError(f"the kernel has several {side} streams: give a dict by port")
+        beats = {side: beats}
+    words = {}
+    for port, values in beats.items():
+        prefix = axis_prefix(port)
+        if prefix not in prefixes:
+            raise ValueError(f"the kernel has no stream port {port!r}")
+        arr, w, signed = port_beats(kernel, port, values)
+        words[prefix] = pack_words(arr, w, build.words(prefix), signed=signed)
+    return words
+
+
 def _output_ports(kernel):
     if hasattr(kernel, "outputs") and isinstance(kernel.outputs, dict):
         return list(kernel.outputs)
@@ -569,14 +580,12 @@ def _output_ports(kernel):
 
 
 def _frame_length(kernel, port, given):
-    """Beats per frame of output ``port`` (as :class:`AXIStreamShell` counts them)."""
+    """Beats per frame of output ``port``: ``given`` (one number or a dict by port), else as
+    :class:`AXIStreamShell` counts them."""
+    from hwgen.export.axis import frame_length
     if isinstance(given, dict):
         return int(given[port])
-    if given is not None:
-        return int(given)
-    if port != "o" and callable(getattr(kernel, "beats_per_frame", None)):
-        return int(kernel.beats_per_frame(port))
-    return int(getattr(kernel, "out_beats_per_frame", 1) or 1)
+    return int(given) if given is not None else int(frame_length(kernel, port))
 
 
 def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_prob=0.8,
@@ -601,8 +610,6 @@ def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_
     from hwgen.export.axis import AXIStreamShell, axis_prefix
     from hwgen.export.verilog import component_verilog
 
-    from .streams import pack_words, port_beats
-
     if verilog is None:
         shell = AXIStreamShell(kernel, out_beats_per_frame=out_beats_per_frame)
         verilog = component_verilog(shell, name=name, platform=platform)
@@ -619,26 +626,11 @@ def run_compiled_stream_test(kernel, in_beats, expected_beats, *, seed=0, valid_
         frames = {prefix: _frame_length(kernel, ports.get(prefix, "o"), out_beats_per_frame)
                   for prefix in build.outputs}
 
-    def by_port(beats, prefixes, side):
-        if not isinstance(beats, dict):
-            if len(prefixes) != 1:
-                raise ValueError(f"the kernel has several {side} streams: give a dict by port")
-            beats = {side: beats}
-        words = {}
-        for port, values in beats.items():
-            prefix = axis_prefix(port)
-            if prefix not in prefixes:
-                raise ValueError(f"the kernel has no stream port {port!r}")
-            arr, w, signed = port_beats(kernel, port, values)
-            words[prefix] = pack_words(arr, w, build.words(prefix), signed=signed)
-        return words
-
-    in_words = by_port(in_beats, build.inputs, "i")
-    out_words = by_port(expected_beats, build.outputs, "o")
+    in_words = stream_words(kernel, build, in_beats, "i")
+    out_words = stream_words(kernel, build, expected_beats, "o")
     if max_cycles is None:
         slowest_v = min(valid_prob.values()) if isinstance(valid_prob, dict) else valid_prob
         slowest_r = min(ready_prob.values()) if isinstance(ready_prob, dict) else ready_prob
-        from .stream_io import work_cycles
         n_out = max(len(w) for w in out_words.values())
         work = work_cycles(kernel, n_out) if len(out_words) == 1 else 0
         max_cycles = default_max_cycles(sum(map(len, in_words.values())), n_out, slowest_v,

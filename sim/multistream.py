@@ -30,7 +30,7 @@ from amaranth.sim import Simulator
 
 from hwgen.export.axis import stream_ports
 
-from .stream_io import default_max_cycles
+from .stream_io import default_max_cycles, per_port
 from .streams import beats_to_words, words_to_beats
 
 __all__ = ["run_multistream_sim", "MultiStreamResult", "per_port", "expected_beat_counts"]
@@ -41,18 +41,6 @@ CLOCK_PERIOD = 10e-9
 class MultiStreamResult(typing.NamedTuple):
     beats: dict     # output port -> (beats, lanes) array of the elements received
     report: dict    # cycles, latency, in_cycles/out_cycles per port, seed, probabilities
-
-
-def per_port(name, value, ports):
-    """``{port: p}`` from one probability for every port or a dict naming each port;
-    each must be in (0, 1]."""
-    values = dict(value) if isinstance(value, dict) else {port: value for port in ports}
-    if set(values) != set(ports):
-        raise ValueError(f"{name} must name the ports {sorted(ports)}, not {sorted(values)}")
-    for port, p in values.items():
-        if not 0.0 < float(p) <= 1.0:
-            raise ValueError(f"{name}[{port!r}]={p!r} must be in (0, 1]")
-    return {port: float(p) for port, p in values.items()}
 
 
 def expected_beat_counts(kernel, in_counts, outputs):

@@ -53,10 +53,12 @@ def module_ports(text, module):
 
 def module_tree(text, module):
     """The text of module ``module`` and of the modules Amaranth wrote for its submodules
-    (named ``module.sub``...), to simulate it on its own.
+    (named ``module.sub``...), to simulate it on its own. ``text`` may also be the
+    :func:`module_blocks` of the Verilog, to take several modules from one large file.
 
     Raises ``ValueError`` when there is no such module."""
-    blocks = [block for name, block in module_blocks(text)
+    blocks = module_blocks(text) if isinstance(text, str) else text
+    blocks = [block for name, block in blocks
               if name == module or name.startswith(module + ".")]
     if not blocks:
         raise ValueError(f"the Verilog has no module {module!r}")

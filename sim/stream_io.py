@@ -19,12 +19,24 @@ import json
 import os
 
 __all__ = ["ENV_VECTORS", "ENV_REPORT", "write_vectors", "read_vectors", "make_report",
-           "write_report", "default_max_cycles", "work_cycles"]
+           "write_report", "default_max_cycles", "work_cycles", "per_port"]
 
 ENV_VECTORS = "HWGEN_STREAM_VECTORS"
 ENV_REPORT = "HWGEN_STREAM_REPORT"
 
 _FORMAT = 1
+
+
+def per_port(name, value, ports):
+    """``{port: p}`` from one probability for every port or a dict naming each port;
+    each must be in (0, 1]."""
+    values = dict(value) if isinstance(value, dict) else {port: value for port in ports}
+    if set(values) != set(ports):
+        raise ValueError(f"{name} must name the ports {sorted(ports)}, not {sorted(values)}")
+    for port, p in values.items():
+        if not 0.0 < float(p) <= 1.0:
+            raise ValueError(f"{name}[{port!r}]={p!r} must be in (0, 1]")
+    return {port: float(p) for port, p in values.items()}
 
 
 def default_max_cycles(n_in, n_out, valid_prob=1.0, ready_prob=1.0, work=0):

@@ -57,7 +57,7 @@ from amaranth.lib.wiring import In, Out
 from ..checks import check_int
 
 __all__ = ["AXIStreamShell", "padded_width", "stream_payload_width", "axis_prefix",
-           "stream_ports"]
+           "stream_ports", "frame_length"]
 
 _STREAM_PORT = re.compile(r"([io])([0-9]*)")
 
@@ -114,7 +114,7 @@ def stream_ports(component):
     return inputs, outputs
 
 
-def _frame_length(kernel, port):
+def frame_length(kernel, port):
     """Beats per frame on output ``port``: the kernel contract's ``beats_per_frame(port)``
     for ``o0``, ``o1``..., the ``out_beats_per_frame`` property (or 1) for ``o``."""
     if port != "o" and callable(getattr(kernel, "beats_per_frame", None)):
@@ -193,7 +193,7 @@ class AXIStreamShell(wiring.Component):
     def _frame_lengths(self, out_beats_per_frame):
         if out_beats_per_frame is None:
             return {port: check_int(f"beats_per_frame({port!r})",
-                                    _frame_length(self.kernel, port), 1)
+                                    frame_length(self.kernel, port), 1)
                     for port in self.outputs}
         if isinstance(out_beats_per_frame, Mapping):
             if set(out_beats_per_frame) != set(self.outputs):

@@ -2,7 +2,7 @@
 
 import re
 
-from amaranth.back import rtlil, verilog
+from amaranth.back import rtlil
 
 from .axis import AXIStreamShell
 
@@ -13,7 +13,7 @@ __all__ = ["kernel_verilog", "component_verilog", "component_rtlil", "rtlil_port
 def component_verilog(component, *, name="top", platform=None):
     """Verilog text of an Amaranth component, without source-location attributes (so the
     output does not depend on where hwgen is installed)."""
-    return verilog.convert(component, name=name, platform=platform, emit_src=False)
+    return rtlil_to_verilog(component_rtlil(component, name=name, platform=platform))
 
 
 def kernel_verilog(kernel, *, name="top", platform=None, out_beats_per_frame=None):
