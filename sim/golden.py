@@ -9,6 +9,7 @@ __all__ += ["duplicate", "add_streams", "concat", "channelwise", "CHANNELWISE_OP
 __all__ += ["pad", "maxpool", "avgpool_sums", "global_sum"]
 __all__ += ["depthwise_windows", "depthwise_conv2d", "vvau", "depthwise_beats"]
 __all__ += ["im2col", "sliding_window", "conv2d"]
+__all__ += ["requantize"]
 
 
 def popcount(bits):
@@ -586,3 +587,32 @@ def channelwise(x, constants, op):
     x, constants = _exact(x, constants, bound=bound)
     result = CHANNELWISE_OPS[op](x, constants)
     return result if op in ("add", "mul") else result.astype(np.int64)
+
+
+def requantize(x, multiplier, offset=0, shift=0, low=None, high=None, bias=0, zero_point=0):
+    """``clamp(((x + b) * M + R) >> S, low, high) + zero_point`` per element, with ``M``,
+    ``R``, ``S`` and ``b`` scalars or ``(C,)`` arrays broadcast along the last axis of ``x``
+    (channels of NHWC maps), ``>>`` the floor of the division by ``2**S``. Exact: Python
+    integers inside, int64 out."""
+    x = _integers("x", x)
+    channels = x.shape[-1] if x.ndim else 1
+
+    def column(name, value):
+        array = np.asarray(value, dtype=object).reshape(-1)
+        if array.shape[0] not in (1, channels):
+            raise ValueError(f"{name} of shape {np.shape(value)} does not fit the channels of "
+                             f"x {x.shape}: need a scalar, (C,) or (1,)")
+        return [int(v) for v in np.broadcast_to(array, (channels,))]
+    m, r, s, b = (column(n, v) for n, v in (("multiplier", multiplier), ("offset", offset),
+                                             ("shift", shift), ("bias", bias)))
+    flat = np.asarray(x, dtype=object).reshape(-1, channels)
+    out = np.empty(flat.shape, dtype=object)
+    for c in range(channels):
+        values = [((int(v) + b[c]) * m[c] + r[c]) >> s[c] for v in flat[:, c]]
+        if low is not None:
+            values = [max(v, low) for v in values]
+        if high is not None:
+            values = [min(v, high) for v in values]
+        out[:, c] = [v + zero_point for v in values]
+    return out.reshape(x.shape).astype(np.int64)
+

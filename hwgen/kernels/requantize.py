@@ -1,0 +1,542 @@
+"""Requantize: exact multiply-shift requantization of accumulators, per channel.
+
+``y = clamp(((acc + b) * M + R) >> S, lo, hi) + zero_point`` for every element ``acc`` of a
+stream of ``channels`` channels, ``pe`` per beat, ``vectors`` pixels per frame, with integer
+``M >= 0`` (``multiplier``), ``R`` (``offset``), ``S >= 0`` (``shift``) and ``b`` (``bias``)
+per channel or shared, ``>>`` the arithmetic shift (``floor`` of the division by ``2**S``).
+It replaces the 255 thresholds per channel of an 8-bit output by a handful of constants; the
+graph (:mod:`graph.requant`) derives them so that the function equals the thresholds exactly
+on the whole accumulator range.
+
+Normal form. The hardware computes one product and one sum per element::
+
+    u = acc - min(input_shape)               # unsigned: a signed input's sign bit flipped
+    t = u * M' + R'                          # M' = M << (S - S_c)   (S: the largest shift)
+    y = clamp(t >> S, lo + zero_point, hi + zero_point)
+
+with ``R' = (R + b * M) << (S - S_c) + zero_point << S + min(input_shape) * M'``, which is
+the same function exactly (``floor(z / 2**s) == floor(z * 2**k / 2**(s + k))``). So channels
+with different shifts share one shift, and the bias and zero point cost nothing.
+
+Datapaths (``datapath``):
+
+- ``dsp``: one multiplier per lane. On UltraScale(+) (``target="xilinx"``, or ``"auto"``
+  on such a platform) it is a :class:`~hwgen.vendor.xilinx.dsp48e2.DSP48E2` computing
+  ``P = A * B + C`` with its A, M, C and P registers; where every channel has the same
+  ``M'`` and the lanes are narrow, several lanes share one slice (``A = u0 + u1 << k``,
+  ``k`` = the product width: unsigned products cannot carry into each other), and their
+  offsets are added in the fabric. Elsewhere a plain ``*``, which Yosys maps to a DSP48E2
+  (``synth_xilinx``), a MULT18X18D (``synth_ecp5``) or an SB_MAC16 (``synth_ice40 -dsp``).
+- ``lut``: the product in the fabric: for a lane whose ``M'`` is one constant, the
+  shift-and-add of its canonical signed digits; for multipliers read from a table, the sum
+  of ``u << j`` over the set bits ``j`` of ``M'``.
+- ``auto``: the one whose :meth:`~RequantizePlan.estimate` is smaller in LUT-equivalents
+  (a DSP slice counting :data:`~hwgen.resources.DSP_LUT_EQUIVALENT` LUTs).
+
+Constants table: each lane sees one ``(M', R')`` per fold ``f`` (channel ``f * pe + l``);
+when every lane's pair is the same in all folds the constants are in the logic, otherwise
+they form a read-only table of ``channels / pe`` words (:func:`hwgen.memory.read_only_memory`,
+style ``mem_style``), addressed by the fold of the incoming beat.
+
+Timing: four register stages that advance together (a
+:class:`~hwgen.control.StallPipeline`): the input and the constants read, the product, the
+sum, the clamped result. Latency 4, one beat per cycle, no bubbles; back-pressure freezes
+every stage.
+"""
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+
+from ..arith.netlist import resolve_architecture
+from ..checks import check_int, check_one_of, check_shape
+from ..control import StallPipeline, fold_counter
+from ..featuremap import ChannelFold
+from ..kernel import PlannedComponent, StreamFormat, StreamKernel, pipelined_times
+from ..memory import auto_style, read_only_memory
+from ..resources import Resources, memory_cost
+from ..shapes import shape_for_range, shape_range
+
+__all__ = ["Requantize", "RequantizePlan", "DATAPATHS", "MEM_STYLES", "TARGETS",
+           "MAX_MULTIPLIER_BITS", "MAX_SHIFT", "LATENCY"]
+
+DATAPATHS = ("auto", "dsp", "lut")
+MEM_STYLES = ("auto", "registers", "lutram", "bram")
+TARGETS = ("auto", "generic", "xilinx")
+PRIMITIVES = ("auto", "instance", "behavioural")
+#: ``multiplier`` values are below ``2**MAX_MULTIPLIER_BITS``.
+MAX_MULTIPLIER_BITS = 32
+#: The largest ``shift``.
+MAX_SHIFT = 62
+#: Register stages from input to output.
+LATENCY = 4
+#: Unsigned operand widths of one DSP48E2 multiplier (27 x 18 signed).
+_DSP_A, _DSP_B, _DSP_P = 26, 17, 47
+
+
+def _per_channel(name, value, channels, *, low=None, high=None):
+    """``value`` (an int, or an array of shape ``(channels,)`` or ``(1,)``) as a list of
+    ``channels`` Python ints."""
+    array = np.asarray(value, dtype=object)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.shape not in ((channels,), (1,)):
+        raise ValueError(f"{name} must be an integer or have shape (channels,) = ({channels},) "
+                         f"or (1,), not {array.shape}")
+    values = []
+    for index, item in enumerate(array.tolist()):
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            if isinstance(item, float) and item.is_integer():
+                item = int(item)
+            else:
+                raise ValueError(f"{name} must be integers; {name}[{index}] is {item!r}")
+        item = int(item)
+        if (low is not None and item < low) or (high is not None and item > high):
+            raise ValueError(f"{name}[{index}] = {item} is out of range: must be in "
+                             f"[{low}, {high}]")
+        values.append(item)
+    return values * channels if len(values) == 1 else values
+
+
+def _csd(value):
+    """Canonical signed digits of ``value >= 0``: ``[(bit, +1 or -1), ...]``."""
+    digits, bit = [], 0
+    while value:
+        if value & 1:
+            digit = 2 - (value & 3)          # +1 when value % 4 == 1, -1 when 3
+            digits.append((bit, digit))
+            value -= digit
+        value >>= 1
+        bit += 1
+    return digits
+
+
+class RequantizePlan(ChannelFold, StreamKernel):
+    """The analysis of :class:`Requantize` (same parameters): validation, the normal form,
+    widths, datapath choice, timing and cost."""
+
+    def __init__(self, *, channels, pe=1, input_shape, multiplier, offset=0, shift=0,
+                 low, high, bias=0, zero_point=0, vectors=1, datapath="auto",
+                 mem_style="auto", target="auto", primitives="auto"):
+        self._set_channel_fold(channels, pe, vectors)
+        self._input_shape = check_shape("input_shape", input_shape, max_width=64)
+        c = self._channels
+        self._multiplier = _per_channel("multiplier", multiplier, c, low=0,
+                                        high=(1 << MAX_MULTIPLIER_BITS) - 1)
+        self._offset = _per_channel("offset", offset, c, low=-(1 << 96), high=1 << 96)
+        self._shift = _per_channel("shift", shift, c, low=0, high=MAX_SHIFT)
+        self._bias = _per_channel("bias", bias, c, low=-(1 << 64), high=1 << 64)
+        self._low = check_int("low", low)
+        self._high = check_int("high", high)
+        if self._high < self._low:
+            raise ValueError(f"high={high} must be >= low={low}")
+        self._zero_point = check_int("zero_point", zero_point)
+        self._datapath_asked = check_one_of("datapath", datapath, DATAPATHS)
+        self._mem_style_asked = check_one_of("mem_style", mem_style, MEM_STYLES)
+        self._target = check_one_of("target", target, TARGETS)
+        self._primitives = check_one_of("primitives", primitives, PRIMITIVES)
+        self._normalize()
+        if self._datapath_asked == "dsp":
+            reason = self._dsp_unfit()
+            if reason:
+                raise ValueError(f"datapath='dsp' cannot take {reason}; use 'lut'")
+        self._datapath = (self._datapath_asked if self._datapath_asked != "auto"
+                          else self._choose_datapath())
+        super().__init__()
+
+    # -- the normal form ----------------------------------------------------------------------
+    def _normalize(self):
+        shift = max(self._shift)
+        in_low = shape_range(self._input_shape)[0]
+        zp = self._zero_point
+        self._common_shift = shift
+        self._m = [mul << (shift - s) for mul, s in zip(self._multiplier, self._shift)]
+        self._r = [((r + b * mul) << (shift - s)) + (zp << shift) + in_low * m
+                   for r, b, mul, s, m in zip(self._offset, self._bias, self._multiplier,
+                                              self._shift, self._m)]
+        self._clamp = (self._low + zp, self._high + zp)
+        span = (1 << self._input_shape.width) - 1
+        self._t_range = (min(self._r), max(r + span * m for r, m in zip(self._r, self._m)))
+        lo, hi = self._clamp
+        q_low = [min(max(r >> shift, lo), hi) for r in self._r]
+        q_high = [min(max((r + span * m) >> shift, lo), hi) for r, m in zip(self._r, self._m)]
+        self._output_range = (min(q_low), max(q_high))
+
+    # -- parameters ---------------------------------------------------------------------------
+    input_shape = property(lambda self: self._input_shape)
+    low = property(lambda self: self._low)
+    high = property(lambda self: self._high)
+    zero_point = property(lambda self: self._zero_point)
+    datapath = property(lambda self: self._datapath, doc="The datapath in use (``auto`` "
+                        "resolved).")
+    multiplier = property(lambda self: list(self._multiplier), doc="``M`` per channel.")
+    offset = property(lambda self: list(self._offset), doc="``R`` per channel.")
+    shift = property(lambda self: list(self._shift), doc="``S`` per channel.")
+    bias = property(lambda self: list(self._bias), doc="``b`` per channel.")
+
+    @property
+    def normal_form(self):
+        """``(M', R', S, (lo, hi))``: per channel multipliers and offsets on the unsigned
+        input ``u = acc - min(input_shape)``, the common shift and the output clamp, with
+        ``y = clamp((u * M' + R') >> S, lo, hi)``."""
+        return list(self._m), list(self._r), self._common_shift, self._clamp
+
+    @property
+    def output_range(self):
+        """``(lo, hi)``: the smallest and largest output over the input range (the clamp,
+        narrowed to what the constants reach)."""
+        return self._output_range
+
+    @property
+    def output_shape(self):
+        """The narrowest shape holding every output."""
+        return shape_for_range(*self._output_range)
+
+    @property
+    def input_format(self):
+        return StreamFormat(self._input_shape, self._pe)
+
+    @property
+    def output_format(self):
+        return StreamFormat(self.output_shape, self._pe)
+
+    @property
+    def multiplier_width(self):
+        """Bits of the largest ``M'`` (at least 1)."""
+        return max(1, max(self._m).bit_length())
+
+    @property
+    def product_width(self):
+        """Bits of ``u * M'``."""
+        return self._input_shape.width + self.multiplier_width
+
+    @property
+    def sum_shape(self):
+        """Shape of ``t = u * M' + R'``."""
+        return shape_for_range(*self._t_range)
+
+    @property
+    def offset_shape(self):
+        """Shape of the ``R'`` constants."""
+        return shape_for_range(min(min(self._r), 0), max(max(self._r), 0))
+
+    @property
+    def table(self):
+        """The ``(M', R')`` pairs per fold: ``depth`` rows of ``pe`` pairs, ``depth`` being
+        :attr:`fold`, or 1 when every lane's pair is the same in all folds."""
+        pairs = [[(self._m[f * self._pe + lane], self._r[f * self._pe + lane])
+                  for lane in range(self._pe)] for f in range(self.fold)]
+        return pairs[:1] if all(row == pairs[0] for row in pairs) else pairs
+
+    @property
+    def table_depth(self):
+        return len(self.table)
+
+    @property
+    def mem_style(self):
+        """The table's memory: ``mem_style``, with ``"auto"`` resolved by
+        :func:`hwgen.memory.auto_style` (``"registers"`` without a table)."""
+        if self.table_depth == 1:
+            return "registers"
+        if self._mem_style_asked == "auto":
+            return auto_style(self.table_depth)
+        return self._mem_style_asked
+
+    @property
+    def lanes_per_dsp(self):
+        """Lanes that share one DSP48E2 on the ``dsp`` datapath for UltraScale(+): more than
+        one only when every channel has the same ``M'`` and the packed products fit the
+        slice's 27 x 18 multiplier and 48-bit result."""
+        w, mw = self._input_shape.width, self.multiplier_width
+        if len(set(self._m)) > 1 or mw > _DSP_B:
+            return 1
+        k = w + mw
+        lanes = 1
+        while lanes < self._pe and lanes * k + w <= _DSP_A and (lanes + 1) * k <= _DSP_P:
+            lanes += 1
+        return lanes
+
+    def resolved_choices(self):
+        choices = {}
+        if self._datapath_asked == "auto":
+            choices["datapath"] = self._datapath
+        if self._mem_style_asked == "auto":
+            choices["mem_style"] = self.mem_style
+        return choices
+
+    # -- datapath choice ----------------------------------------------------------------------
+    def _dsp_unfit(self):
+        """Why one DSP48E2 per lane cannot hold the product, or None."""
+        w, mw = self._input_shape.width, self.multiplier_width
+        if not ((w <= _DSP_A and mw <= _DSP_B) or (w <= _DSP_B and mw <= _DSP_A)):
+            return (f"a {w}-bit input times a {mw}-bit multiplier (one DSP48E2 multiplies "
+                    f"26 x 17 unsigned bits)")
+        if max(self.sum_shape.width, self.offset_shape.width) > _DSP_P + 1:
+            return f"a {self.sum_shape.width}-bit sum (a DSP48E2 adds 48 bits)"
+        return None
+
+    def _choose_datapath(self):
+        if self._dsp_unfit():
+            return "lut"
+        costs = {d: self._estimate(d).lut_equivalent(ffs=0) for d in ("dsp", "lut")}
+        return "dsp" if costs["dsp"] < costs["lut"] else "lut"
+
+    # -- timing -------------------------------------------------------------------------------
+    @property
+    def latency(self):
+        """Four register stages: input and constants, product, sum, clamped result."""
+        return LATENCY
+
+    def out_times(self, in_times):
+        return pipelined_times(in_times, LATENCY)
+
+    # -- cost ---------------------------------------------------------------------------------
+    def estimate(self):
+        """Analytic :class:`~hwgen.resources.Resources` on UltraScale+, modelled on what Yosys
+        (``synth_xilinx -family xcup``) builds from the generic Verilog: per lane the input,
+        product, sum and output registers, the multiplier (:meth:`lane_multiplier_cost`),
+        the offset adder (on the carry chain; none for a constant offset of zero), the
+        clamp (two comparisons of the shifted sum with constants and a multiplexer per
+        output bit); with a constants table, its memory, the read registers and the fold
+        counter; four valid bits."""
+        return self._estimate(self._datapath)
+
+    def _estimate(self, datapath):
+        pe, w = self._pe, self._input_shape.width
+        t_width = self.sum_shape.width
+        q_width = max(1, t_width - self._common_shift)
+        out_width = self.output_shape.width
+        table = self.table_depth > 1
+        r_width = self.offset_shape.width
+        ffs = pe * (w + self.product_width + t_width + out_width) + LATENCY
+        luts = 0
+        if table or any(self._r):
+            luts += pe * t_width                            # the offset adder
+        clamp_lo, clamp_hi = self._clamp
+        t_lo, t_hi = self._t_range
+        compares = ((t_lo >> self._common_shift) < clamp_lo) + \
+            ((t_hi >> self._common_shift) > clamp_hi)
+        luts += pe * (compares * (-(-q_width // 4) + 1) + (out_width if compares else 0))
+        cost = Resources()
+        for lane in range(pe):
+            cost += self.lane_multiplier_cost(lane, datapath)
+        if datapath == "dsp" and self.lanes_per_dsp > 1:
+            packed = -(-pe // self.lanes_per_dsp)
+            cost = Resources(dsp=packed)
+        if table:
+            stored = pe * (self.multiplier_width + r_width)
+            in_bram = self.mem_style == "bram"
+            cost += memory_cost(self.table_depth, stored, self.mem_style)
+            fold_bits = (self.fold - 1).bit_length()
+            ffs += (0 if in_bram else stored) + pe * r_width + fold_bits
+            luts += -(-fold_bits // 2) + 1
+        return cost + Resources(luts=luts, ffs=ffs)
+
+    def lane_multiplier_cost(self, lane, datapath=None):
+        """:class:`~hwgen.resources.Resources` of lane ``lane``'s product ``u * M'``:
+        ``dsp``, one DSP48E2 (none for a constant ``M'`` that is 0 or a power of two, which
+        is wiring); ``lut``, for a constant ``M'`` one adder of the product width per
+        canonical signed digit after the first, for a table ``M'`` one adder of the input
+        width plus one per multiplier bit after the first."""
+        datapath = datapath or self._datapath
+        column = {row[lane][0] for row in self.table}
+        w = self._input_shape.width
+        if len(column) == 1:
+            digits = len(_csd(column.pop()))
+            if digits <= 1:
+                return Resources()
+            if datapath == "dsp":
+                return Resources(dsp=1)
+            return Resources(luts=(digits - 1) * self.product_width)
+        if datapath == "dsp":
+            return Resources(dsp=1)
+        return Resources(luts=(self.multiplier_width - 1) * (w + 1))
+
+
+class Requantize(RequantizePlan, PlannedComponent):
+    """``y = clamp(((acc + b) * M + R) >> S, lo, hi) + zero_point`` per element (see the
+    module documentation).
+
+    Parameters
+    ----------
+    channels : int
+        Channels per pixel ``C``.
+    pe : int
+        Channels per beat; must divide ``channels``.
+    input_shape : ShapeLike
+        The accumulators: ``signed(w)`` or ``unsigned(w)``, 1 to 64 bits.
+    multiplier : int or array-like of int
+        ``M``: shape ``(C,)``, ``(1,)`` or a scalar; ``0 <= M < 2**32``.
+    offset : int or array-like of int, default 0
+        ``R``, per channel or shared.
+    shift : int or array-like of int, default 0
+        ``S``, per channel or shared; ``0 <= S <= 62``.
+    low, high : int
+        The clamp, before ``zero_point`` is added.
+    bias : int or array-like of int, default 0
+        ``b``, added to the accumulator before the product.
+    zero_point : int, default 0
+        Added after the clamp.
+    vectors : int, default 1
+        Pixels per frame.
+    datapath : ``"auto"`` (default), ``"dsp"`` or ``"lut"``
+    mem_style : ``"auto"`` (default), ``"registers"``, ``"lutram"`` or ``"bram"``
+        Storage of the constants table (unused when the constants need none).
+    target : ``"auto"`` (default), ``"generic"`` or ``"xilinx"``
+        ``xilinx``: DSP48E2 slices (packed where they can be); ``generic``: plain
+        multipliers; ``auto``: by the platform at elaboration.
+    primitives : ``"auto"`` (default), ``"instance"`` or ``"behavioural"``
+        The DSP48E2 as an ``Instance`` or as its bit-exact model.
+
+    Members
+    -------
+    i : In(stream of ``pe`` x ``input_shape``)
+    o : Out(stream of ``pe`` x :attr:`output_shape`)
+
+    Examples
+    --------
+    ::
+
+        # uint8 output of a 20-bit accumulator with one scale for every channel:
+        # y = clamp((acc * 181 + 2**15) >> 16, 0, 255)
+        unit = Requantize(channels=64, pe=8, input_shape=signed(20), multiplier=181,
+                          offset=1 << 15, shift=16, low=0, high=255)
+    """
+
+    def elaborate(self, platform):
+        m = Module()
+        pe = self._pe
+        control = StallPipeline(m, depth=LATENCY, i=self.i, o=self.o)
+        advance = control.advance
+        w = self._input_shape.width
+        table = self.table
+        m_shape = unsigned(self.multiplier_width)
+        r_shape = self.offset_shape
+        if len(table) == 1:
+            mults = [Const(mul, m_shape) for mul, _ in table[0]]
+            offsets = [Const(r, r_shape) for _, r in table[0]]
+            offsets2 = offsets
+        else:
+            fold, _ = fold_counter(m, self.fold, self.i.valid & advance)
+            mults, offsets = self._read_table(m, table, fold, advance)
+            offsets2 = [Signal(r_shape, name=f"offset2_{lane}") for lane in range(pe)]
+            with m.If(advance):
+                m.d.sync += [o2.eq(o1) for o2, o1 in zip(offsets2, offsets)]
+        # u: the input made unsigned (a signed input's sign bit flipped)
+        raw = [Value.cast(self.i.payload[lane]).as_unsigned() for lane in range(pe)]
+        if self._input_shape.signed:
+            raw = [Cat(v[:w - 1], ~v[w - 1]) if w > 1 else ~v for v in raw]
+        target, instance = resolve_architecture(self._target, self._primitives, platform)
+        t_shape = self.sum_shape
+        if self._datapath == "dsp" and target == "xilinx":
+            sums = self._dsp48e2_sums(m, raw, mults, offsets, offsets2, advance, instance)
+        else:
+            sums = self._fabric_sums(m, raw, mults, offsets2, advance)
+        lo, hi = self._clamp
+        out_shape = self.output_shape
+        shift = self._common_shift
+        for lane in range(pe):
+            t = Signal(t_shape, name=f"t{lane}")
+            m.d.comb += t.eq(sums[lane])
+            q = t.as_signed() >> shift if t_shape.signed else t >> shift
+            clamped = Mux(q < lo, Const(lo, out_shape),
+                          Mux(q > hi, Const(hi, out_shape), q))
+            with m.If(advance):
+                m.d.sync += self.o.payload[lane].eq(clamped)
+        return m
+
+    def _read_table(self, m, table, address, enable):
+        """The registered ``(M', R')`` of every lane for the fold at ``address``."""
+        mw, rw = self.multiplier_width, self.offset_shape.width
+        width = mw + rw
+        words = [sum((((r & ((1 << rw) - 1)) << mw) | mul) << (lane * width)
+                     for lane, (mul, r) in enumerate(row)) for row in table]
+        data = read_only_memory(m, "constants", words, unsigned(self._pe * width),
+                                self.mem_style, address, enable)
+        mults = [data[lane * width:lane * width + mw] for lane in range(self._pe)]
+        offsets = [data[lane * width + mw:(lane + 1) * width] for lane in range(self._pe)]
+        if self.offset_shape.signed:
+            offsets = [o.as_signed() for o in offsets]
+        return mults, offsets
+
+    def _fabric_sums(self, m, raw, mults, offsets2, advance):
+        """Per lane the registered sum ``u * M' + R'`` (stage 3): the input register, the
+        product register (a plain ``*``, or the LUT shift-and-add), the sum register."""
+        w = self._input_shape.width
+        constant_m = len(self.table) == 1
+        sums = []
+        for lane, value in enumerate(raw):
+            u = Signal(w, name=f"u{lane}")
+            product = Signal(self.product_width, name=f"p{lane}")
+            total = Signal(self.sum_shape, name=f"s{lane}")
+            with m.If(advance):
+                m.d.sync += u.eq(value)
+            if self._datapath == "lut":
+                if constant_m:
+                    expression = self._csd_product(u, self.table[0][lane][0])
+                else:
+                    expression = sum((Mux(mults[lane][j], u << j, 0)
+                                      for j in range(self.multiplier_width)), Const(0, 1))
+            else:
+                expression = u * mults[lane]
+            with m.If(advance):
+                m.d.sync += [product.eq(expression), total.eq(product + offsets2[lane])]
+            sums.append(total)
+        return sums
+
+    def _csd_product(self, u, constant):
+        """``u * constant`` as a shift-and-add of the constant's canonical signed digits."""
+        digits = _csd(constant)
+        if not digits:
+            return Const(0, 1)
+        plus = [u << bit for bit, digit in digits if digit > 0]
+        minus = [u << bit for bit, digit in digits if digit < 0]
+        result = sum(plus[1:], plus[0])
+        return result - sum(minus[1:], minus[0]) if minus else result
+
+    def _dsp48e2_sums(self, m, raw, mults, offsets, offsets2, advance, instance):
+        """Per lane the sum ``u * M' + R'`` at stage 3 from DSP48E2 slices: one per lane
+        (``P = A * B + C``: A register, multiplier register, C register, P register), or
+        :attr:`lanes_per_dsp` lanes per slice (their products packed in A, the offsets added
+        in the fabric after the P output)."""
+        from ..vendor.xilinx.dsp48e2 import DSP48E2
+        w, pe = self._input_shape.width, self._pe
+        primitives = "instance" if instance else "behavioural"
+        group = self.lanes_per_dsp
+        controls = dict(OPMODEREG=0, INMODEREG=0, ALUMODEREG=0, CARRYINREG=0,
+                        CARRYINSELREG=0, BREG=0, AREG=1, MREG=1, CREG=1,
+                        primitives=primitives)
+        sums = []
+        if group == 1:
+            for lane, value in enumerate(raw):
+                swap = w > _DSP_A or self.multiplier_width > _DSP_B
+                # the input goes through the slice's A (or, swapped, B) register; the
+                # multiplier read with the table arrives a stage later, unregistered
+                regs = dict(AREG=0, BREG=1) if swap else dict(AREG=1, BREG=0)
+                dsp = DSP48E2(PREG=1, **{**controls, **regs})
+                m.submodules[f"dsp{lane}"] = dsp
+                a, b = (mults[lane], value) if swap else (value, mults[lane])
+                m.d.comb += [dsp.A.eq(a), dsp.B.eq(b), dsp.C.eq(offsets[lane]),
+                             dsp.OPMODE.eq(0b11_000_01_01), dsp.CEA2.eq(advance),
+                             dsp.CEB2.eq(advance), dsp.CEM.eq(advance), dsp.CEC.eq(advance),
+                             dsp.CEP.eq(advance)]
+                sums.append(dsp.P[:self.sum_shape.width])
+            return sums
+        k = self.product_width
+        for first in range(0, pe, group):
+            lanes = list(range(first, min(first + group, pe)))
+            dsp = DSP48E2(PREG=0, **controls)
+            m.submodules[f"dsp{first}"] = dsp
+            packed = Cat(*[Cat(raw[lane], Const(0, k - w)) for lane in lanes])
+            m.d.comb += [dsp.A.eq(packed), dsp.B.eq(mults[lanes[0]]),
+                         dsp.OPMODE.eq(0b00_000_01_01), dsp.CEA2.eq(advance),
+                         dsp.CEM.eq(advance)]
+            for index, lane in enumerate(lanes):
+                total = Signal(self.sum_shape, name=f"s{lane}")
+                product = dsp.P.as_unsigned()[index * k:(index + 1) * k]
+                with m.If(advance):
+                    m.d.sync += total.eq(product + offsets2[lane])
+                sums.append(total)
+        return sums
+
+
+RequantizePlan.component = Requantize
