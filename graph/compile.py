@@ -207,7 +207,8 @@ def build_report(accelerator, clock_mhz, target_fps=None, model=None):
 
 _COLUMNS = (("name", "name", "<"), ("kind", "kind", "<"), ("shape", "shape", "<"),
             ("types in/w/out", None, "<"), ("PE", "pe", ">"), ("SIMD", "simd", ">"),
-            ("datapath", "datapath", "<"), ("cycles", "cycles", ">"), ("LUT", "luts", ">"),
+            ("datapath", "datapath", "<"), ("activation", "activation", "<"),
+            ("cycles", "cycles", ">"), ("LUT", "luts", ">"),
             ("FF", "ffs", ">"), ("LUTRAM", "lutram", ">"), ("BRAM18", "bram18", ">"),
             ("DSP", "dsp48e2", ">"))
 
@@ -225,7 +226,7 @@ def format_report(report):
     table = [[title for title, _, _ in _COLUMNS]]
     for row in report["layers"]:
         table.append([_cell(row, key) for _, key, _ in _COLUMNS])
-    total = ["total", "", "", "", "", "", "", str(report["cycles_per_frame"])]
+    total = ["total", "", "", "", "", "", "", "", str(report["cycles_per_frame"])]
     total += [str(report["totals"][key]) for key in _RESOURCES]
     table.append(total)
     widths = [max(len(line[col]) for line in table) for col in range(len(_COLUMNS))]

@@ -173,7 +173,7 @@ class DotLayer:
     ``names`` (their names in messages, e.g. ``("mh", "mw")``)."""
 
     #: Folding-JSON keys (see :func:`graph.fold.apply_folding_json`).
-    fold_keys = ("pe", "simd", "datapath", "mem_style")
+    fold_keys = ("pe", "simd", "datapath", "mem_style", "activation")
 
     def _check_dot(self, where):
         rows, terms = self.rows, self.terms
@@ -217,6 +217,7 @@ class DotLayer:
     def fold_choices(self):
         """Per folding parameter, ``(legal values, the rule they follow)`` (see the module
         documentation)."""
+        from hwgen.kernels.dotunit import ACTIVATIONS
         from hwgen.kernels.mvau import MEM_STYLES, valid_datapaths
         rows, terms = self.names
         return {"pe": (divisors(self.rows), f"{rows.upper()}={self.rows}"),
@@ -224,7 +225,9 @@ class DotLayer:
                 "datapath": (valid_datapaths(shape_of(self.weight_type),
                                              shape_of(self.input_type)),
                              f"for {self.input_type} inputs and {self.weight_type} weights"),
-                "mem_style": (MEM_STYLES, None)}
+                "mem_style": (MEM_STYLES, None),
+                "activation": ((ACTIVATIONS, None) if self.thresholds is not None
+                               else (("auto",), "for a layer without thresholds"))}
 
 
 @dataclass
@@ -254,6 +257,9 @@ class MVAULayer(DotLayer):
         Folding: output rows and input columns processed per cycle (filled in by folding).
     datapath, mem_style : str
         Folding choices for the kernel (``"auto"`` until folded).
+    activation : str
+        With thresholds: ``"thresholds"``, ``"requantize"`` (the same function as an exact
+        multiply-shift) or ``"auto"`` (the cheaper by estimate, resolved when compiled).
     offsets : numpy.ndarray or None
         int64, shape ``(mh,)``: added to the raw accumulators (raw layers only: thresholds
         absorb offsets), for example a classifier's per-class bias before a label select.
@@ -281,6 +287,7 @@ class MVAULayer(DotLayer):
     mem_style: str = "auto"
     offsets: np.ndarray = None
     inputs: tuple = None
+    activation: str = "auto"
 
     kind = "mvau"
 
@@ -317,7 +324,8 @@ class MVAULayer(DotLayer):
                       weights=self.weights, input_shape=shape_of(self.input_type),
                       weight_shape=shape_of(self.weight_type), thresholds=self.thresholds,
                       bias=self.bias, vectors=self.vectors, datapath=self.datapath,
-                      mem_style=self.mem_style, offsets=self.offsets)
+                      mem_style=self.mem_style, offsets=self.offsets,
+                      activation=self.activation)
         return _kernel_plan(self, {**params, **options})
 
     def to_dict(self):
@@ -328,7 +336,7 @@ class MVAULayer(DotLayer):
                 "thresholds": None if self.thresholds is None else self.thresholds.tolist(),
                 "bias": self.bias, "vectors": self.vectors, "pe": self.pe, "simd": self.simd,
                 "datapath": self.datapath, "mem_style": self.mem_style,
-                "inputs": _edges(self.inputs)}
+                "activation": self.activation, "inputs": _edges(self.inputs)}
         if self.offsets is not None:
             data["offsets"] = self.offsets.tolist()
         return data

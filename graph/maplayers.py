@@ -250,6 +250,8 @@ class VVAULayer(DotLayer, _Layer):
         Folding: channels and window positions per cycle; kernel choices.
     offsets : numpy.ndarray or None
         ``(C,)`` added to raw accumulators.
+    activation : str
+        As :class:`graph.ir.MVAULayer`'s: ``"thresholds"``, ``"requantize"`` or ``"auto"``.
     """
     name: str
     channels: int
@@ -267,6 +269,7 @@ class VVAULayer(DotLayer, _Layer):
     mem_style: str = "auto"
     offsets: np.ndarray = None
     inputs: tuple = None
+    activation: str = "auto"
 
     kind = "vvau"
 
@@ -331,7 +334,8 @@ class VVAULayer(DotLayer, _Layer):
                       pe=self.pe, simd=self.simd, input_shape=shape_of(self.input_type),
                       weight_shape=shape_of(self.weight_type), thresholds=self.thresholds,
                       bias=self.bias, vectors=self.vectors, datapath=self.datapath,
-                      mem_style=self.mem_style, offsets=self.offsets)
+                      mem_style=self.mem_style, offsets=self.offsets,
+                      activation=self.activation)
         return _kernel_plan(self, {**params, **options})
 
 

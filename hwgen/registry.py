@@ -23,6 +23,9 @@ from .kernels.addstreams import AddStreamsPlan
 from .kernels.channelwise import MEM_STYLES as CHANNELWISE_MEM_STYLES, OPS as CHANNELWISE_OPS, \
     ChannelwiseOpPlan
 from .kernels.labelselect import LabelSelectPlan
+from .kernels.requantize import DATAPATHS as REQUANT_DATAPATHS, MEM_STYLES as REQUANT_MEM_STYLES, \
+    TARGETS as REQUANT_TARGETS, RequantizePlan
+from .kernels.dotunit import ACTIVATIONS
 from .kernels.mvau import DATAPATHS, MEM_STYLES, MVAUPlan
 from .kernels.popcount import PopcountStreamPlan
 from .kernels.threshold import IMPLS, MEM_STYLES as THRESHOLD_MEM_STYLES, threshold_plan, \
@@ -94,7 +97,7 @@ class KernelEntry:
         ``mw``/``mh`` from its weights).
     report : callable
         ``report(plan) -> dict``: the report columns ``shape``, ``pe``, ``simd``,
-        ``datapath``, ``mem_style`` that apply.
+        ``datapath``, ``mem_style``, ``activation`` that apply.
     layer, golden : str, optional
         ``"module:attribute"`` of the IR layer class and of the golden model.
     """
@@ -156,6 +159,9 @@ def _dot_unit_params(rows, vectors):
             Param("vectors", "int", vectors, default=1),
             Param("datapath", "choice", default="auto", choices=DATAPATHS),
             Param("mem_style", "choice", "weight memory", default="auto", choices=MEM_STYLES),
+            Param("activation", "choice", "fused unit for the thresholds: a thresholding "
+                  "unit, or an exact multiply-shift (requantize)", default="auto",
+                  choices=ACTIVATIONS),
             _TARGET)
 
 
@@ -174,7 +180,7 @@ KERNELS = {entry.name: entry for entry in [
         layer="graph.ir:MVAULayer", golden="sim.golden:mvau",
         report=lambda plan: {"shape": f"{plan.mw}x{plan.mh}", "pe": plan.pe,
                              "simd": plan.simd, "datapath": plan.datapath,
-                             "mem_style": plan.mem_style}),
+                             "mem_style": plan.mem_style, "activation": plan.activation}),
     KernelEntry(
         name="threshold", summary="multi-threshold activation (binary search or unrolled)",
         description="y = bias + #{i : T[c][i] <= x}, PE channels per beat; thresholds from a "
@@ -294,7 +300,7 @@ KERNELS = {entry.name: entry for entry in [
         layer="graph.maplayers:VVAULayer", golden="sim.golden:vvau",
         report=lambda plan: {"shape": f"{plan.channels}ch {plan.kernel[0]}x{plan.kernel[1]}",
                              "pe": plan.pe, "simd": plan.simd, "datapath": plan.datapath,
-                             "mem_style": plan.mem_style}),
+                             "mem_style": plan.mem_style, "activation": plan.activation}),
     # [padding and pooling]
     KernelEntry(
         name="pad", summary="feature-map padding (a constant border)",
@@ -419,6 +425,40 @@ KERNELS = {entry.name: entry for entry in [
                       choices=CHANNELWISE_MEM_STYLES)),
         golden="sim.golden:channelwise",
         report=lambda plan: {"shape": f"{plan.channels} ch {plan.op}", "pe": plan.pe,
+                             "mem_style": plan.mem_style}),
+    KernelEntry(
+        name="requantize", summary="exact multiply-shift requantization per channel",
+        description="y = clamp(((x + BIAS) * MULTIPLIER + OFFSET) >> SHIFT, LOW, HIGH) + "
+                    "ZERO_POINT per element (>>: floor of the division by 2**SHIFT), with "
+                    "MULTIPLIER, OFFSET, SHIFT and BIAS from .npy files of shape (C,) or (1,) "
+                    "(or 0-d); PE channels per beat, latency 4, one beat per cycle.",
+        plan=RequantizePlan,
+        component=RequantizePlan.component,
+        params=(Param("channels", "int", "channels per pixel C", required=True),
+                Param("pe", "int", "channels per beat (divides C)", default=1),
+                Param("input_shape", "shape", "accumulator shape: s<bits> or u<bits>",
+                      required=True, metavar="SHAPE"),
+                Param("multiplier", "npy", "M >= 0 per channel: shape (C,), (1,) or 0-d",
+                      required=True, metavar="M.npy"),
+                Param("offset", "npy", "R per channel", metavar="R.npy"),
+                Param("shift", "npy", "S per channel (0 to 62)", metavar="S.npy"),
+                Param("low", "signed_int", "clamp low (before the zero point)",
+                      required=True),
+                Param("high", "signed_int", "clamp high (before the zero point)",
+                      required=True),
+                Param("bias", "npy", "b per channel, added before the product",
+                      metavar="B.npy"),
+                Param("zero_point", "signed_int", "added after the clamp", default=0),
+                Param("vectors", "int", "pixels per frame", default=1),
+                Param("datapath", "choice", "multiplier", default="auto",
+                      choices=REQUANT_DATAPATHS),
+                Param("mem_style", "choice", "constants table", default="auto",
+                      choices=REQUANT_MEM_STYLES),
+                Param("target", "choice", "xilinx: DSP48E2 slices", default="auto",
+                      choices=REQUANT_TARGETS)),
+        derive=_xilinx_primitives, golden="sim.golden:requantize",
+        report=lambda plan: {"shape": f"{plan.channels} ch >> {max(plan.shift)}",
+                             "pe": plan.pe, "datapath": plan.datapath,
                              "mem_style": plan.mem_style}),
 ]}
 

@@ -66,15 +66,22 @@ from ..checks import check_bool, check_divides, check_int, check_int_array, chec
 from ..control import StallPipeline, fold_counter
 from ..kernel import PlannedComponent, StreamFormat, StreamKernel
 from ..memory import read_only_memory
+from ..requant import fit_thresholds
 from ..resources import Resources, memory_cost
 from ..shapes import BIPOLAR, cast_operand, element_shape, shape_for_range, shape_range
+from .requantize import RequantizePlan
 from .threshold import IMPLS, MEM_STYLES as THRESHOLD_MEM_STYLES, check_thresholds, \
     threshold_plan
 
-__all__ = ["DotUnitPlan", "DotUnit", "DATAPATHS", "MEM_STYLES", "TARGETS", "valid_datapaths",
-           "encode_operands", "counter_bits"]
+__all__ = ["DotUnitPlan", "DotUnit", "DATAPATHS", "MEM_STYLES", "TARGETS", "ACTIVATIONS",
+           "REQUANTIZE_FROM", "valid_datapaths", "encode_operands", "counter_bits"]
 
 DATAPATHS = ("auto", "xnor", "binary-weights", "lut", "dsp")
+#: ``activation`` choices: the fused unit that turns accumulators into outputs.
+ACTIVATIONS = ("auto", "thresholds", "requantize")
+#: ``activation="auto"`` tries a multiply-shift only from this many thresholds per channel
+#: (below, a comparator per bit of the search is cheaper than any multiplier).
+REQUANTIZE_FROM = 16
 MEM_STYLES = ("auto", "lutram", "bram")
 TARGETS = ("auto", "generic", "xilinx")
 _BRAM_FROM_DEPTH = 128
@@ -140,7 +147,8 @@ class DotUnitPlan(StreamKernel):
     def _configure(self, *, rows, terms, names, weights, input_shape, weight_shape, pe=1,
                    simd=1, thresholds=None, bias=0, offsets=None, vectors=1, datapath="auto",
                    mem_style="auto", threshold_impl="auto", threshold_mem_style="auto",
-                   pipeline_every=2, register_reads=False, target="auto", primitives="auto"):
+                   activation="auto", pipeline_every=2, register_reads=False, target="auto",
+                   primitives="auto"):
         """Validate and record the shared parameters (see :class:`~hwgen.kernels.mvau.MVAU`
         and :class:`~hwgen.kernels.vvau.VVAU` for their meaning; the defaults are theirs).
 
@@ -187,6 +195,10 @@ class DotUnitPlan(StreamKernel):
             self._thresholds = check_thresholds(thresholds, rows, self._acc_shape)
         elif self._bias:
             raise ValueError(f"bias={bias} needs thresholds (raw accumulators have no bias)")
+        self._activation_asked = check_one_of("activation", activation, ACTIVATIONS)
+        if activation != "auto" and thresholds is None:
+            raise ValueError(f"activation={activation!r} needs thresholds (without them the raw "
+                             f"dot products come out)")
 
     def _check_weights(self, weights):
         """``weights`` validated: shape ``(rows, terms)``, values in the weight shape's range
@@ -218,16 +230,71 @@ class DotUnitPlan(StreamKernel):
     def _engine(self):
         return self._engine_plan(self._datapath)
 
-    @cached_property
-    def _threshold(self):
-        if self._thresholds is None:
-            return None
+    def _threshold_domain(self):
+        """``(thresholds, low, high)`` in the engine's accumulator domain (for ``xnor`` the
+        agreement count), with the per-channel range of the accumulators that can occur."""
         checked = self._thresholds
         if self._datapath == "xnor":  # compare the agreement count instead
             checked = (checked + self._terms + 1) // 2
+            return checked, np.zeros(self._rows, np.int64), np.full(self._rows, self._terms)
+        xl, xh = shape_range(self._input_shape)
+        w = self._weights
+        return (checked, np.minimum(w * xl, w * xh).sum(axis=1),
+                np.maximum(w * xl, w * xh).sum(axis=1))
+
+    @cached_property
+    def _threshold_unit(self):
+        if self._thresholds is None:
+            return None
+        checked = self._threshold_domain()[0]
         return threshold_plan(channels=self._rows, pe=self._pe,
                               input_shape=self._engine.acc_shape, thresholds=checked,
                               bias=self._bias, vectors=self._vectors, **self._threshold_options)
+
+    @cached_property
+    def _requantize_unit(self):
+        """The :class:`~hwgen.kernels.requantize.RequantizePlan` equal to the thresholds on
+        every accumulator that can occur (:func:`hwgen.requant.fit_thresholds`), or None."""
+        if self._thresholds is None:
+            return None
+        thresholds, low, high = self._threshold_domain()
+        fit = fit_thresholds(thresholds, self._bias, low, high)
+        if fit is None:
+            return None
+        return RequantizePlan(channels=self._rows, pe=self._pe,
+                              input_shape=self._engine.acc_shape, vectors=self._vectors,
+                              target=self._target, primitives=self._primitives, **fit)
+
+    @cached_property
+    def _activation(self):
+        """``"thresholds"``, ``"requantize"`` or None (raw outputs): ``activation``, with
+        ``auto`` resolved by the estimates in LUT-equivalents (``requantize`` only where
+        it is exact, and tried from :data:`REQUANTIZE_FROM` thresholds per channel)."""
+        if self._thresholds is None:
+            return None
+        asked = self._activation_asked
+        if asked == "requantize":
+            if self._requantize_unit is None:
+                raise ValueError("activation='requantize': no multiply-shift with a multiplier "
+                                 "below 2**32 equals these thresholds on every reachable "
+                                 "accumulator; use 'thresholds' or 'auto'")
+            return "requantize"
+        if asked == "thresholds" or self._thresholds.shape[1] < REQUANTIZE_FROM \
+                or self._requantize_unit is None:
+            return "thresholds"
+
+        def cost(plan):
+            return plan.estimate().lut_equivalent(ffs=0)
+        cheaper = cost(self._requantize_unit) < cost(self._threshold_unit)
+        return "requantize" if cheaper else "thresholds"
+
+    @cached_property
+    def _threshold(self):
+        """The fused activation unit's plan (thresholds or requantize), or None."""
+        if self._activation is None:
+            return None
+        return self._requantize_unit if self._activation == "requantize" \
+            else self._threshold_unit
 
     @cached_property
     def _output_shape(self):
@@ -299,7 +366,11 @@ class DotUnitPlan(StreamKernel):
     engine = property(lambda self: self._engine,
                       doc="The dot-product engine's plan (built in ``elaborate()``).")
     threshold = property(lambda self: self._threshold,
-                         doc="The fused thresholding unit's plan, or None.")
+                         doc="The fused activation unit's plan (a thresholding unit or a "
+                             ":class:`~hwgen.kernels.requantize.RequantizePlan`), or None.")
+    activation = property(lambda self: self._activation,
+                          doc="The fused activation: ``\"thresholds\"``, ``\"requantize\"`` "
+                              "(``auto`` resolved), or None for raw outputs.")
 
     @property
     def offsets(self):
@@ -447,7 +518,10 @@ class DotUnitPlan(StreamKernel):
         return self._offsets is not None and bool(np.any(self._offsets))
 
     def resolved_choices(self):
-        return {"datapath": self.datapath, "mem_style": self.mem_style}
+        choices = {"datapath": self.datapath, "mem_style": self.mem_style}
+        if self._activation is not None:
+            choices["activation"] = self._activation
+        return choices
 
 
 class DotUnit(PlannedComponent):

@@ -27,6 +27,7 @@ EXAMPLES = {
     "duplicate": dict(channels=4, pe=2, elem_shape=signed(3), branches=3, vectors=2),
     "addstreams": dict(channels=4, pe=2, input_shape0=signed(4), input_shape1=unsigned(3), shift1=1),
     "concat": dict(channels=(4, 2), pe=2, elem_shapes=(unsigned(3), signed(2)), vectors=2),
+    "requantize": dict(channels=4, pe=2, input_shape=signed(12), multiplier=[3, 5, 7, 9], offset=8, shift=4, low=0, high=15),
     "channelwise": dict(channels=4, pe=2, input_shape=signed(5), op="mul", constants=[3, -1, 2, 0]),
     "sliding_window": dict(ifm=(5, 4), channels=4, kernel=(3, 2), simd=2, elem_shape=unsigned(3)),
     "vvau": dict(channels=4, kernel=3, pe=2, simd=3, weights=np.arange(36).reshape(4, 9) % 5 - 2, input_shape=unsigned(2), weight_shape=signed(3), vectors=2),  # noqa: E501
@@ -60,7 +61,8 @@ def test_plan_and_component_keep_the_contract(name):
     assert built.estimate() == plan.estimate() and built.latency == plan.latency
     assert "module k(" in component_verilog(built, name="k")       # it elaborates
     row = entry.report(plan)
-    assert set(row) <= {"shape", "pe", "simd", "datapath", "mem_style"} and row["shape"]
+    assert set(row) <= {"shape", "pe", "simd", "datapath", "mem_style", "activation"}
+    assert row["shape"]
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))

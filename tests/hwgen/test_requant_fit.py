@@ -1,4 +1,4 @@
-"""graph.requant.multiply_shift: where it finds (M, R, S), the multiply-shift function equals
+"""hwgen.requant.multiply_shift: where it finds (M, R, S), the multiply-shift function equals
 the reference's staircase on every integer of the range (exhaustively, up to 2**20 values);
 where the staircase is no rounded affine function, it finds none."""
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from graph.levels import staircase
-from graph.requant import apply_multiply_shift, multiply_shift
+from hwgen.requant import apply_multiply_shift, multiply_shift
 
 
 def quantize_linear(acc, scale, zero_point, lo, hi):

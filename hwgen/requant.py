@@ -1,4 +1,5 @@
-"""Exact multiply-shift requantization: ``floor((x * M + R) / 2**S)`` in place of thresholds.
+"""Exact multiply-shift requantization: ``floor((x * M + R) / 2**S)`` in place of thresholds
+(the constants of :class:`hwgen.kernels.requantize.Requantize`).
 
 A layer's output levels are a staircase of its accumulator (:func:`graph.levels.staircase`):
 level ``m[i]`` on ``[starts[i], starts[i+1])``. An 8-bit output needs 255 thresholds per
@@ -19,7 +20,7 @@ the first and last ``x`` of a step) leave an ``R`` iff
 
 import numpy as np
 
-__all__ = ["multiply_shift", "apply_multiply_shift", "MAX_SHIFT"]
+__all__ = ["multiply_shift", "apply_multiply_shift", "fit_thresholds", "MAX_SHIFT"]
 
 #: The largest shift tried.
 MAX_SHIFT = 48
@@ -78,18 +79,26 @@ def multiply_shift(starts, levels, high, max_multiplier_bits=32, clamp=(None, No
     rows = np.arange(1 if clamp[0] is not None and m[0] == clamp[0] else 0, len(s))
     cols = np.arange(0, len(s) - (1 if clamp[1] is not None and m[-1] == clamp[1] else 0))
     limit = 1 << max_multiplier_bits
-    for shift in range(MAX_SHIFT + 1):
+
+    def bounds(shift):
         lo, hi = _bounds(s, e, m, shift, rows, cols)
-        if hi is not None and lo > hi:
-            continue
-        if lo >= limit:
-            return None                 # larger shifts only need larger multipliers
-        multiplier = lo
-        offset = max(int(m[i]) * (1 << shift) - int(s[i]) * multiplier for i in rows)
-        top = min((int(m[j]) + 1) * (1 << shift) - 1 - int(e[j]) * multiplier for j in cols)
-        if offset <= top:
-            return multiplier, offset, shift
-    return None
+        return (lo, hi) if hi is None or lo <= hi else None
+    # feasibility only grows with the shift ((M, R) at S gives (2M, 2R) at S + 1): bisect
+    if bounds(MAX_SHIFT) is None:
+        return None
+    low, high_shift = -1, MAX_SHIFT
+    while high_shift - low > 1:
+        mid = (low + high_shift) // 2
+        if bounds(mid) is None:
+            low = mid
+        else:
+            high_shift = mid
+    shift = high_shift
+    multiplier = bounds(shift)[0]
+    if multiplier >= limit:
+        return None                     # larger shifts only need larger multipliers
+    offset = max(int(m[i]) * (1 << shift) - int(s[i]) * multiplier for i in rows)
+    return multiplier, offset, shift
 
 
 def apply_multiply_shift(x, multiplier, offset, shift, clamp=(None, None)):
@@ -101,3 +110,70 @@ def apply_multiply_shift(x, multiplier, offset, shift, clamp=(None, None)):
     low, high = clamp
     return np.clip(y, low if low is not None else y.min(initial=0),
                    high if high is not None else y.max(initial=0))
+
+
+def _staircase_of_thresholds(thresholds, bias, low, high):
+    """``(starts, levels)`` of ``bias + #{t in thresholds : t <= x}`` on ``[low, high]``."""
+    t = np.asarray(thresholds, dtype=np.int64)
+    inner = np.unique(t[(t > low) & (t <= high)])
+    starts = np.concatenate([[low], inner]).astype(np.int64)
+    levels = bias + np.searchsorted(t, starts, side="right")
+    return starts, levels
+
+
+_FITS = {}
+
+
+def fit_thresholds(thresholds, bias, low, high, max_multiplier_bits=32):
+    """Multiply-shift constants equal to a multi-threshold activation on the accumulators'
+    reachable range, or None.
+
+    Parameters
+    ----------
+    thresholds : array of int, shape ``(C, T)`` or ``(1, T)``
+        Sorted per row; the activation is ``bias + #{t : thresholds[c][t] <= x}``.
+    bias : int
+    low, high : array of int, shape ``(C,)``
+        Per channel, the smallest and largest accumulator that can occur.
+    max_multiplier_bits : int
+
+    Returns
+    -------
+    dict or None
+        ``multiplier``, ``offset``, ``shift`` (lists: one entry, or one per channel) and
+        ``low``/``high`` (the output levels ``bias`` and ``bias + T``), the keywords of
+        :class:`hwgen.kernels.requantize.Requantize`, with
+        ``clamp(floor((x * M + R) / 2**S), low, high)`` equal to the activation on every
+        ``x`` in ``[low[c], high[c]]`` of every channel ``c``. Shared thresholds give one
+        fit on the union of the ranges. None where some channel has no fit with
+        ``M < 2**max_multiplier_bits``. Results are kept, so a layer is fitted once however
+        many foldings are tried.
+    """
+    t = np.asarray(thresholds, dtype=np.int64)
+    low = np.asarray(low, dtype=np.int64).reshape(-1)
+    high = np.asarray(high, dtype=np.int64).reshape(-1)
+    key = (t.shape, t.tobytes(), int(bias), low.tobytes(), high.tobytes(), max_multiplier_bits)
+    if key not in _FITS:
+        _FITS[key] = _fit(t, int(bias), low, high, max_multiplier_bits)
+    result = _FITS[key]
+    return None if result is None else {k: list(v) if isinstance(v, list) else v
+                                        for k, v in result.items()}
+
+
+def _fit(t, bias, low, high, max_multiplier_bits):
+    count = t.shape[1]
+    clamp = (bias, bias + count)
+    if t.shape[0] == 1:
+        rows = [(t[0], int(low.min()), int(high.max()))]
+    else:
+        rows = [(t[c], int(low[c]), int(high[c])) for c in range(t.shape[0])]
+    found = []
+    for row, lo, hi in rows:
+        starts, levels = _staircase_of_thresholds(row, bias, lo, hi)
+        fit = multiply_shift(starts, levels, hi, max_multiplier_bits, clamp=clamp)
+        if fit is None:
+            return None
+        found.append(fit)
+    return {"multiplier": [f[0] for f in found], "offset": [f[1] for f in found],
+            "shift": [f[2] for f in found], "low": clamp[0], "high": clamp[1]}
+
