@@ -20,10 +20,13 @@ the first and last ``x`` of a step) leave an ``R`` iff
 
 import numpy as np
 
-__all__ = ["multiply_shift", "apply_multiply_shift", "fit_thresholds", "MAX_SHIFT"]
+__all__ = ["multiply_shift", "multiply_shift_with_exceptions", "apply_multiply_shift",
+           "fit_thresholds", "MAX_SHIFT", "MAX_EXCEPTIONS"]
 
 #: The largest shift tried.
 MAX_SHIFT = 48
+#: The most corrected points per channel (:func:`multiply_shift_with_exceptions`).
+MAX_EXCEPTIONS = 8
 
 
 def _bounds(s, e, m, shift, rows, cols):
@@ -101,6 +104,64 @@ def multiply_shift(starts, levels, high, max_multiplier_bits=32, clamp=(None, No
     return multiplier, offset, shift
 
 
+def multiply_shift_with_exceptions(starts, levels, high, max_multiplier_bits=32,
+                                   clamp=(None, None), max_exceptions=MAX_EXCEPTIONS):
+    """:func:`multiply_shift` with up to ``max_exceptions`` corrected points, or None.
+
+    A staircase computed in float32 (``round(acc * scale)`` after a few float operations)
+    is that of an affine function rounded down except at the rare accumulators where the
+    float result lands within its rounding error of a tie: there a step starts one
+    accumulator early or late. Such a staircase has no exact multiply-shift, but it is one
+    with a correction of ``+1`` or ``-1`` at one accumulator per displaced step.
+
+    The displaced steps are found from the residuals of the step starts against their
+    least-squares line: a floor-affine staircase has all of them within a band narrower
+    than 1, so the steps outside the densest such band are moved by one into it (a step
+    further away means no fit), and :func:`multiply_shift` must then fit the moved
+    staircase exactly. The result is exact by the same argument as there: the function
+    equals the moved staircase everywhere, and the moved staircase differs from the given
+    one exactly at the corrected points.
+
+    Returns
+    -------
+    tuple or None
+        ``(M, R, S, exceptions)``, ``exceptions`` a list of ``(x, delta)`` with ``delta``
+        +1 or -1: the staircase is ``clamp(floor((x * M + R) / 2**S)) + delta`` at those
+        ``x`` and ``clamp(floor((x * M + R) / 2**S))`` elsewhere.
+    """
+    fit = multiply_shift(starts, levels, high, max_multiplier_bits, clamp)
+    if fit is not None:
+        return (*fit, [])
+    s = np.asarray(starts, dtype=np.int64)
+    m = np.asarray(levels, dtype=np.int64)
+    if len(s) < 4 or max_exceptions < 1:
+        return None
+    inner_s, inner_m = s[1:].astype(np.float64), m[1:].astype(np.float64)
+    design = np.vstack([inner_m, np.ones_like(inner_m)]).T
+    coefficients = np.linalg.lstsq(design, inner_s, rcond=None)[0]
+    residual = inner_s - design @ coefficients
+    order = np.sort(residual)
+    ends = np.searchsorted(order, order + (1 - 1e-9), side="right")
+    best = int(np.argmax(ends - np.arange(len(order))))
+    band_low, band_high = order[best], order[ends[best] - 1]
+    moved = s.copy()
+    exceptions = []
+    for k in np.nonzero((residual < band_low) | (residual > band_high))[0]:
+        index = int(k) + 1
+        delta = 1 if residual[k] < band_low else -1
+        if not band_low <= residual[k] + delta <= band_high + 1e-9 and \
+                not band_low - 1e-9 <= residual[k] + delta <= band_high:
+            return None
+        moved[index] += delta
+        # the true staircase, at the one accumulator where the moved one differs from it
+        exceptions.append((int(s[index]), 1) if delta > 0 else (int(s[index]) - 1, -1))
+    if len(exceptions) > max_exceptions or np.any(np.diff(moved) <= 0) or \
+            int(moved[-1]) > int(high):
+        return None
+    fit = multiply_shift(moved, m, high, max_multiplier_bits, clamp)
+    return None if fit is None else (*fit, sorted(exceptions))
+
+
 def apply_multiply_shift(x, multiplier, offset, shift, clamp=(None, None)):
     """``clamp(floor((x * M + R) / 2**S))`` exactly, for int64 ``x`` (Python integers
     inside, so no product overflows)."""
@@ -124,7 +185,8 @@ def _staircase_of_thresholds(thresholds, bias, low, high):
 _FITS = {}
 
 
-def fit_thresholds(thresholds, bias, low, high, max_multiplier_bits=32):
+def fit_thresholds(thresholds, bias, low, high, max_multiplier_bits=32,
+                   max_exceptions=MAX_EXCEPTIONS):
     """Multiply-shift constants equal to a multi-threshold activation on the accumulators'
     reachable range, or None.
 
@@ -141,10 +203,13 @@ def fit_thresholds(thresholds, bias, low, high, max_multiplier_bits=32):
     -------
     dict or None
         ``multiplier``, ``offset``, ``shift`` (lists: one entry, or one per channel) and
-        ``low``/``high`` (the output levels ``bias`` and ``bias + T``), the keywords of
+        ``low``/``high`` (the output levels ``bias`` and ``bias + T``), and where needed
+        ``exceptions`` (per channel a list of ``(x, delta)``,
+        :func:`multiply_shift_with_exceptions`): the keywords of
         :class:`hwgen.kernels.requantize.Requantize`, with
-        ``clamp(floor((x * M + R) / 2**S), low, high)`` equal to the activation on every
-        ``x`` in ``[low[c], high[c]]`` of every channel ``c``. Shared thresholds give one
+        ``clamp(floor((x * M + R) / 2**S), low, high)`` (plus ``delta`` at an exception)
+        equal to the activation on every ``x`` in ``[low[c], high[c]]`` of every channel
+        ``c``. Shared thresholds give one
         fit on the union of the ranges. None where some channel has no fit with
         ``M < 2**max_multiplier_bits``. Results are kept, so a layer is fitted once however
         many foldings are tried.
@@ -152,15 +217,16 @@ def fit_thresholds(thresholds, bias, low, high, max_multiplier_bits=32):
     t = np.asarray(thresholds, dtype=np.int64)
     low = np.asarray(low, dtype=np.int64).reshape(-1)
     high = np.asarray(high, dtype=np.int64).reshape(-1)
-    key = (t.shape, t.tobytes(), int(bias), low.tobytes(), high.tobytes(), max_multiplier_bits)
+    key = (t.shape, t.tobytes(), int(bias), low.tobytes(), high.tobytes(), max_multiplier_bits,
+           max_exceptions)
     if key not in _FITS:
-        _FITS[key] = _fit(t, int(bias), low, high, max_multiplier_bits)
+        _FITS[key] = _fit(t, int(bias), low, high, max_multiplier_bits, max_exceptions)
     result = _FITS[key]
     return None if result is None else {k: list(v) if isinstance(v, list) else v
                                         for k, v in result.items()}
 
 
-def _fit(t, bias, low, high, max_multiplier_bits):
+def _fit(t, bias, low, high, max_multiplier_bits, max_exceptions):
     count = t.shape[1]
     clamp = (bias, bias + count)
     if t.shape[0] == 1:
@@ -170,10 +236,14 @@ def _fit(t, bias, low, high, max_multiplier_bits):
     found = []
     for row, lo, hi in rows:
         starts, levels = _staircase_of_thresholds(row, bias, lo, hi)
-        fit = multiply_shift(starts, levels, hi, max_multiplier_bits, clamp=clamp)
+        fit = multiply_shift_with_exceptions(starts, levels, hi, max_multiplier_bits,
+                                             clamp=clamp, max_exceptions=max_exceptions)
         if fit is None:
             return None
         found.append(fit)
-    return {"multiplier": [f[0] for f in found], "offset": [f[1] for f in found],
-            "shift": [f[2] for f in found], "low": clamp[0], "high": clamp[1]}
+    result = {"multiplier": [f[0] for f in found], "offset": [f[1] for f in found],
+              "shift": [f[2] for f in found], "low": clamp[0], "high": clamp[1]}
+    if any(f[3] for f in found):
+        result["exceptions"] = [f[3] for f in found]
+    return result
 

@@ -589,11 +589,13 @@ def channelwise(x, constants, op):
     return result if op in ("add", "mul") else result.astype(np.int64)
 
 
-def requantize(x, multiplier, offset=0, shift=0, low=None, high=None, bias=0, zero_point=0):
-    """``clamp(((x + b) * M + R) >> S, low, high) + zero_point`` per element, with ``M``,
-    ``R``, ``S`` and ``b`` scalars or ``(C,)`` arrays broadcast along the last axis of ``x``
-    (channels of NHWC maps), ``>>`` the floor of the division by ``2**S``. Exact: Python
-    integers inside, int64 out."""
+def requantize(x, multiplier, offset=0, shift=0, low=None, high=None, bias=0, zero_point=0,
+               exceptions=None):
+    """``clamp((((x + b) * M + R) >> S) + e(x), low, high) + zero_point`` per element, with
+    ``M``, ``R``, ``S`` and ``b`` scalars or ``(C,)`` arrays broadcast along the last axis of
+    ``x`` (channels of NHWC maps), ``>>`` the floor of the division by ``2**S``, and ``e(x)``
+    the ``delta`` of an ``(x, delta)`` pair of the channel's ``exceptions`` (a list per
+    channel, or one for all), else 0. Exact: Python integers inside, int64 out."""
     x = _integers("x", x)
     channels = x.shape[-1] if x.ndim else 1
 
@@ -607,8 +609,13 @@ def requantize(x, multiplier, offset=0, shift=0, low=None, high=None, bias=0, ze
                                              ("shift", shift), ("bias", bias)))
     flat = np.asarray(x, dtype=object).reshape(-1, channels)
     out = np.empty(flat.shape, dtype=object)
+    rows = [[]] * channels if exceptions is None else list(exceptions)
+    if len(rows) == 1:
+        rows = rows * channels
     for c in range(channels):
-        values = [((int(v) + b[c]) * m[c] + r[c]) >> s[c] for v in flat[:, c]]
+        fix = {int(e): int(d) for e, d in rows[c]}
+        values = [(((int(v) + b[c]) * m[c] + r[c]) >> s[c]) + fix.get(int(v), 0)
+                  for v in flat[:, c]]
         if low is not None:
             values = [max(v, low) for v in values]
         if high is not None:

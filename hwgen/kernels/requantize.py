@@ -1,9 +1,12 @@
 """Requantize: exact multiply-shift requantization of accumulators, per channel.
 
-``y = clamp(((acc + b) * M + R) >> S, lo, hi) + zero_point`` for every element ``acc`` of a
-stream of ``channels`` channels, ``pe`` per beat, ``vectors`` pixels per frame, with integer
-``M >= 0`` (``multiplier``), ``R`` (``offset``), ``S >= 0`` (``shift``) and ``b`` (``bias``)
-per channel or shared, ``>>`` the arithmetic shift (``floor`` of the division by ``2**S``).
+``y = clamp((((acc + b) * M + R) >> S) + e(acc), lo, hi) + zero_point`` for every element
+``acc`` of a stream of ``channels`` channels, ``pe`` per beat, ``vectors`` pixels per frame,
+with integer ``M >= 0`` (``multiplier``), ``R`` (``offset``), ``S >= 0`` (``shift``) and ``b``
+(``bias``) per channel or shared, ``>>`` the arithmetic shift (``floor`` of the division by
+``2**S``), and ``e(acc)`` a correction of +1 or -1 at a few accumulators per channel
+(``exceptions``, 0 elsewhere): a staircase computed in float32 is floor-affine except at the
+odd accumulator where the float result lands within rounding error of a tie.
 It replaces the 255 thresholds per channel of an 8-bit output by a handful of constants; the
 graph (:mod:`graph.requant`) derives them so that the function equals the thresholds exactly
 on the whole accumulator range.
@@ -45,7 +48,7 @@ every stage.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 
 from ..arith.netlist import resolve_architecture
 from ..checks import check_int, check_one_of, check_shape
@@ -115,8 +118,8 @@ class RequantizePlan(ChannelFold, StreamKernel):
     widths, datapath choice, timing and cost."""
 
     def __init__(self, *, channels, pe=1, input_shape, multiplier, offset=0, shift=0,
-                 low, high, bias=0, zero_point=0, vectors=1, datapath="auto",
-                 mem_style="auto", target="auto", primitives="auto"):
+                 low, high, bias=0, zero_point=0, exceptions=None, vectors=1,
+                 datapath="auto", mem_style="auto", target="auto", primitives="auto"):
         self._set_channel_fold(channels, pe, vectors)
         self._input_shape = check_shape("input_shape", input_shape, max_width=64)
         c = self._channels
@@ -130,6 +133,7 @@ class RequantizePlan(ChannelFold, StreamKernel):
         if self._high < self._low:
             raise ValueError(f"high={high} must be >= low={low}")
         self._zero_point = check_int("zero_point", zero_point)
+        self._exceptions = self._check_exceptions(exceptions)
         self._datapath_asked = check_one_of("datapath", datapath, DATAPATHS)
         self._mem_style_asked = check_one_of("mem_style", mem_style, MEM_STYLES)
         self._target = check_one_of("target", target, TARGETS)
@@ -142,6 +146,33 @@ class RequantizePlan(ChannelFold, StreamKernel):
         self._datapath = (self._datapath_asked if self._datapath_asked != "auto"
                           else self._choose_datapath())
         super().__init__()
+
+    def _check_exceptions(self, exceptions):
+        """Per channel a sorted list of ``(x, delta)``: ``exceptions`` given per channel (a
+        sequence of ``channels`` lists) or shared (a sequence of one list)."""
+        if exceptions is None:
+            return [[] for _ in range(self._channels)]
+        rows = list(exceptions)
+        if len(rows) not in (1, self._channels):
+            raise ValueError(f"exceptions must have one list of (x, delta) pairs per channel "
+                             f"({self._channels}) or one for all, not {len(rows)}")
+        lo, hi = shape_range(self._input_shape)
+        checked = []
+        for c, row in enumerate(rows):
+            pairs = []
+            for pair in row:
+                pair = tuple(pair)
+                if len(pair) != 2:
+                    raise ValueError(f"exceptions[{c}]: {pair!r} is not an (x, delta) pair")
+                x = check_int(f"exceptions[{c}] x", pair[0], lo, hi)
+                delta = check_int(f"exceptions[{c}] delta", pair[1], -1, 1)
+                if delta == 0:
+                    continue
+                pairs.append((x, delta))
+            if len({x for x, _ in pairs}) != len(pairs):
+                raise ValueError(f"exceptions[{c}]: an accumulator appears twice")
+            checked.append(sorted(pairs))
+        return checked * self._channels if len(checked) == 1 else checked
 
     # -- the normal form ----------------------------------------------------------------------
     def _normalize(self):
@@ -159,6 +190,12 @@ class RequantizePlan(ChannelFold, StreamKernel):
         lo, hi = self._clamp
         q_low = [min(max(r >> shift, lo), hi) for r in self._r]
         q_high = [min(max((r + span * m) >> shift, lo), hi) for r, m in zip(self._r, self._m)]
+        for c, pairs in enumerate(self._exceptions):
+            for x, delta in pairs:
+                value = min(max((((x - in_low) * self._m[c] + self._r[c]) >> shift) + delta,
+                                lo), hi)
+                q_low.append(value)
+                q_high.append(value)
         self._output_range = (min(q_low), max(q_high))
 
     # -- parameters ---------------------------------------------------------------------------
@@ -172,6 +209,13 @@ class RequantizePlan(ChannelFold, StreamKernel):
     offset = property(lambda self: list(self._offset), doc="``R`` per channel.")
     shift = property(lambda self: list(self._shift), doc="``S`` per channel.")
     bias = property(lambda self: list(self._bias), doc="``b`` per channel.")
+    exceptions = property(lambda self: [list(p) for p in self._exceptions],
+                          doc="Per channel the ``(x, delta)`` corrections.")
+
+    @property
+    def exception_slots(self):
+        """Corrections compared per lane: the most any channel has."""
+        return max(len(pairs) for pairs in self._exceptions)
 
     @property
     def normal_form(self):
@@ -221,11 +265,19 @@ class RequantizePlan(ChannelFold, StreamKernel):
 
     @property
     def table(self):
-        """The ``(M', R')`` pairs per fold: ``depth`` rows of ``pe`` pairs, ``depth`` being
-        :attr:`fold`, or 1 when every lane's pair is the same in all folds."""
-        pairs = [[(self._m[f * self._pe + lane], self._r[f * self._pe + lane])
-                  for lane in range(self._pe)] for f in range(self.fold)]
-        return pairs[:1] if all(row == pairs[0] for row in pairs) else pairs
+        """The constants per fold: ``depth`` rows of ``pe`` entries ``(M', R', corrections)``
+        (``corrections``: :attr:`exception_slots` pairs ``(u, delta)`` on the unsigned input,
+        unused slots ``(0, 0)``), ``depth`` being :attr:`fold`, or 1 when every lane's entry
+        is the same in all folds."""
+        in_low = shape_range(self._input_shape)[0]
+        slots = self.exception_slots
+
+        def entry(c):
+            pairs = [(x - in_low, d) for x, d in self._exceptions[c]]
+            return (self._m[c], self._r[c], tuple(pairs + [(0, 0)] * (slots - len(pairs))))
+        rows = [[entry(f * self._pe + lane) for lane in range(self._pe)]
+                for f in range(self.fold)]
+        return rows[:1] if all(row == rows[0] for row in rows) else rows
 
     @property
     def table_depth(self):
@@ -264,14 +316,26 @@ class RequantizePlan(ChannelFold, StreamKernel):
         return choices
 
     # -- datapath choice ----------------------------------------------------------------------
-    def _dsp_unfit(self):
-        """Why one DSP48E2 per lane cannot hold the product, or None."""
+    @property
+    def slices_per_lane(self):
+        """DSP48E2 slices of one lane's product on the ``dsp`` datapath: 1 when it fits
+        one 26 x 17 unsigned multiplier (either way round), else the tiles of 26 x 17 bits
+        that synthesis splits it into."""
         w, mw = self._input_shape.width, self.multiplier_width
-        if not ((w <= _DSP_A and mw <= _DSP_B) or (w <= _DSP_B and mw <= _DSP_A)):
-            return (f"a {w}-bit input times a {mw}-bit multiplier (one DSP48E2 multiplies "
-                    f"26 x 17 unsigned bits)")
-        if max(self.sum_shape.width, self.offset_shape.width) > _DSP_P + 1:
-            return f"a {self.sum_shape.width}-bit sum (a DSP48E2 adds 48 bits)"
+        return min(-(-w // _DSP_A) * -(-mw // _DSP_B), -(-w // _DSP_B) * -(-mw // _DSP_A))
+
+    def _one_slice(self):
+        """True when one DSP48E2 computes a lane's ``u * M' + R'`` (the ``Instance`` path;
+        wider products go to synthesis as a plain ``*``)."""
+        return self.slices_per_lane == 1 and \
+            max(self.sum_shape.width, self.offset_shape.width) <= _DSP_P + 1
+
+    def _dsp_unfit(self):
+        """Why the ``dsp`` datapath cannot take this product, or None."""
+        if self.slices_per_lane > 4:
+            return (f"a {self._input_shape.width}-bit input times a {self.multiplier_width}-"
+                    f"bit multiplier ({self.slices_per_lane} DSP48E2 slices per lane; at "
+                    f"most 4)")
         return None
 
     def _choose_datapath(self):
@@ -323,18 +387,35 @@ class RequantizePlan(ChannelFold, StreamKernel):
             packed = -(-pe // self.lanes_per_dsp)
             cost = Resources(dsp=packed)
         if table:
-            stored = pe * (self.multiplier_width + r_width)
+            stored = pe * (self.multiplier_width + r_width
+                           + self.exception_slots * (self._input_shape.width + 2))
             in_bram = self.mem_style == "bram"
             cost += memory_cost(self.table_depth, stored, self.mem_style)
             fold_bits = (self.fold - 1).bit_length()
             ffs += (0 if in_bram else stored) + pe * r_width + fold_bits
             luts += -(-fold_bits // 2) + 1
-        return cost + Resources(luts=luts, ffs=ffs)
+        return cost + Resources(luts=luts, ffs=ffs) + self._correction_cost()
+
+    def _correction_cost(self):
+        """The corrections: per lane the input register, an equality compare per slot
+        (one LUT per 3 input bits against a table value, per 6 against a constant), the
+        selection and the two 2-bit stage registers, and one more adder bit per output bit;
+        their table bits."""
+        slots = self.exception_slots
+        if not slots:
+            return Resources()
+        pe, w = self._pe, self._input_shape.width
+        per_bit = 3 if self.table_depth > 1 else 6
+        luts = pe * (slots * (-(-w // per_bit) + 1) + self.output_shape.width + 1)
+        cost = Resources(luts=luts, ffs=pe * (w + 4))
+        if self.table_depth > 1 and self.mem_style != "bram":
+            cost += Resources(ffs=pe * slots * (w + 2))
+        return cost
 
     def lane_multiplier_cost(self, lane, datapath=None):
         """:class:`~hwgen.resources.Resources` of lane ``lane``'s product ``u * M'``:
-        ``dsp``, one DSP48E2 (none for a constant ``M'`` that is 0 or a power of two, which
-        is wiring); ``lut``, for a constant ``M'`` one adder of the product width per
+        ``dsp``, :attr:`slices_per_lane` DSP48E2 slices (none for a constant ``M'`` that is 0
+        or a power of two, which is wiring); ``lut``, for a constant ``M'`` one adder of the product width per
         canonical signed digit after the first, for a table ``M'`` one adder of the input
         width plus one per multiplier bit after the first."""
         datapath = datapath or self._datapath
@@ -345,10 +426,10 @@ class RequantizePlan(ChannelFold, StreamKernel):
             if digits <= 1:
                 return Resources()
             if datapath == "dsp":
-                return Resources(dsp=1)
+                return Resources(dsp=self.slices_per_lane)
             return Resources(luts=(digits - 1) * self.product_width)
         if datapath == "dsp":
-            return Resources(dsp=1)
+            return Resources(dsp=self.slices_per_lane)
         return Resources(luts=(self.multiplier_width - 1) * (w + 1))
 
 
@@ -376,6 +457,9 @@ class Requantize(RequantizePlan, PlannedComponent):
         ``b``, added to the accumulator before the product.
     zero_point : int, default 0
         Added after the clamp.
+    exceptions : sequence of sequences of ``(x, delta)``, optional
+        Per channel (or one list for all) the accumulators ``x`` where ``delta`` (+1 or -1)
+        is added after the shift; each slot costs a comparator per lane.
     vectors : int, default 1
         Pixels per frame.
     datapath : ``"auto"`` (default), ``"dsp"`` or ``"lut"``
@@ -411,13 +495,16 @@ class Requantize(RequantizePlan, PlannedComponent):
         table = self.table
         m_shape = unsigned(self.multiplier_width)
         r_shape = self.offset_shape
+        w_slot = w
         if len(table) == 1:
-            mults = [Const(mul, m_shape) for mul, _ in table[0]]
-            offsets = [Const(r, r_shape) for _, r in table[0]]
+            mults = [Const(mul, m_shape) for mul, _, _ in table[0]]
+            offsets = [Const(r, r_shape) for _, r, _ in table[0]]
+            slots = [[(Const(x, w_slot), Const(d, signed(2))) for x, d in pairs]
+                     for _, _, pairs in table[0]]
             offsets2 = offsets
         else:
             fold, _ = fold_counter(m, self.fold, self.i.valid & advance)
-            mults, offsets = self._read_table(m, table, fold, advance)
+            mults, offsets, slots = self._read_table(m, table, fold, advance)
             offsets2 = [Signal(r_shape, name=f"offset2_{lane}") for lane in range(pe)]
             with m.If(advance):
                 m.d.sync += [o2.eq(o1) for o2, o1 in zip(offsets2, offsets)]
@@ -427,10 +514,11 @@ class Requantize(RequantizePlan, PlannedComponent):
             raw = [Cat(v[:w - 1], ~v[w - 1]) if w > 1 else ~v for v in raw]
         target, instance = resolve_architecture(self._target, self._primitives, platform)
         t_shape = self.sum_shape
-        if self._datapath == "dsp" and target == "xilinx":
+        if self._datapath == "dsp" and target == "xilinx" and self._one_slice():
             sums = self._dsp48e2_sums(m, raw, mults, offsets, offsets2, advance, instance)
         else:
             sums = self._fabric_sums(m, raw, mults, offsets2, advance)
+        corrections = self._corrections(m, raw, slots, advance)
         lo, hi = self._clamp
         out_shape = self.output_shape
         shift = self._common_shift
@@ -438,6 +526,8 @@ class Requantize(RequantizePlan, PlannedComponent):
             t = Signal(t_shape, name=f"t{lane}")
             m.d.comb += t.eq(sums[lane])
             q = t.as_signed() >> shift if t_shape.signed else t >> shift
+            if corrections is not None:
+                q = q + corrections[lane]
             clamped = Mux(q < lo, Const(lo, out_shape),
                           Mux(q > hi, Const(hi, out_shape), q))
             with m.If(advance):
@@ -445,18 +535,53 @@ class Requantize(RequantizePlan, PlannedComponent):
         return m
 
     def _read_table(self, m, table, address, enable):
-        """The registered ``(M', R')`` of every lane for the fold at ``address``."""
-        mw, rw = self.multiplier_width, self.offset_shape.width
-        width = mw + rw
-        words = [sum((((r & ((1 << rw) - 1)) << mw) | mul) << (lane * width)
-                     for lane, (mul, r) in enumerate(row)) for row in table]
+        """The registered ``(M', R', corrections)`` of every lane for the fold at
+        ``address``: each lane's word is ``M'``, then ``R'``, then per correction slot the
+        input (``w`` bits) and its delta (2 bits, signed)."""
+        mw, rw, w = self.multiplier_width, self.offset_shape.width, self._input_shape.width
+        slots = self.exception_slots
+        width = mw + rw + slots * (w + 2)
+
+        def lane_word(mul, r, pairs):
+            word = mul | (r & ((1 << rw) - 1)) << mw
+            for k, (x, d) in enumerate(pairs):
+                word |= ((d & 3) << w | x) << (mw + rw + k * (w + 2))
+            return word
+        words = [sum(lane_word(*item) << (lane * width) for lane, item in enumerate(row))
+                 for row in table]
         data = read_only_memory(m, "constants", words, unsigned(self._pe * width),
                                 self.mem_style, address, enable)
-        mults = [data[lane * width:lane * width + mw] for lane in range(self._pe)]
-        offsets = [data[lane * width + mw:(lane + 1) * width] for lane in range(self._pe)]
+        lanes = [data[lane * width:(lane + 1) * width] for lane in range(self._pe)]
+        mults = [lane[:mw] for lane in lanes]
+        offsets = [lane[mw:mw + rw] for lane in lanes]
         if self.offset_shape.signed:
             offsets = [o.as_signed() for o in offsets]
-        return mults, offsets
+        corrections = [[(lane[mw + rw + k * (w + 2):mw + rw + k * (w + 2) + w],
+                         lane[mw + rw + k * (w + 2) + w:mw + rw + (k + 1) * (w + 2)].as_signed())
+                        for k in range(slots)] for lane in lanes]
+        return mults, offsets, corrections
+
+    def _corrections(self, m, raw, slots, advance):
+        """Per lane the correction of the beat at stage 3 (a signed 2-bit value: the delta
+        of the correction slot whose input equals the beat's, else 0), or None without
+        corrections. The input is registered with the constants (stage 1), compared, and the
+        result carried along stages 2 and 3."""
+        if not self.exception_slots:
+            return None
+        out = []
+        for lane, value in enumerate(raw):
+            u = Signal(self._input_shape.width, name=f"xu{lane}")
+            with m.If(advance):
+                m.d.sync += u.eq(value)
+            hit = Const(0, signed(2))
+            for x, d in slots[lane]:
+                hit = Mux(u == x, d, hit)
+            stage2 = Signal(signed(2), name=f"corr2_{lane}")
+            stage3 = Signal(signed(2), name=f"corr3_{lane}")
+            with m.If(advance):
+                m.d.sync += [stage2.eq(hit), stage3.eq(stage2)]
+            out.append(stage3)
+        return out
 
     def _fabric_sums(self, m, raw, mults, offsets2, advance):
         """Per lane the registered sum ``u * M' + R'`` (stage 3): the input register, the
