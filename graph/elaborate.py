@@ -58,7 +58,10 @@ bottleneck stage's, and :attr:`Pipeline.latency` follows the first frame's beats
 every stage with each kernel's own output schedule (no stalls, FIFOs never full).
 """
 
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
@@ -455,9 +458,9 @@ def stitched_verilog(accelerator, name="top"):
     from hwgen.export.axis import AXIStreamShell
     from hwgen.export.verilog import component_rtlil, rtlil_ports, rtlil_to_verilog
     texts, modules = [], {}
-    for stage_name, stage in zip(stage_names(accelerator.stages), accelerator.stages):
-        module = stage_module(name, stage_name)
-        text = component_rtlil(stage.plan.build(), name=module)
+    jobs = [(stage_module(name, stage_name), stage)
+            for stage_name, stage in zip(stage_names(accelerator.stages), accelerator.stages)]
+    for (module, stage), text in zip(jobs, _stage_rtlil_texts(jobs)):
         modules[id(stage)] = (module, rtlil_ports(text, module))
         texts.append(text.replace("attribute \\top 1\n", "", 1))   # one top: the shell
     accelerator.stage_modules = modules
@@ -466,6 +469,39 @@ def stitched_verilog(accelerator, name="top"):
     finally:
         accelerator.stage_modules = None
     return rtlil_to_verilog(top, *texts)
+
+
+#: The stages being converted by :func:`_stage_rtlil_texts`'s forked workers.
+_JOBS = None
+
+
+def _stage_rtlil(index):
+    from hwgen.export.verilog import component_rtlil
+    module, stage = _JOBS[index]
+    return component_rtlil(stage.plan.build(), name=module)
+
+
+def _stage_rtlil_texts(jobs):
+    """The RTLIL text of every ``(module, stage)`` job, in order. Stages are independent, so
+    with more than one core they are converted in forked worker processes (the largest
+    first, by estimated LUTs); without ``fork`` (Windows, macOS's default) one by one."""
+    global _JOBS
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        _JOBS = jobs
+        try:
+            return [_stage_rtlil(index) for index in range(len(jobs))]
+        finally:
+            _JOBS = None
+    order = sorted(range(len(jobs)), key=lambda k: -jobs[k][1].estimate().lut_equivalent())
+    _JOBS = jobs
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            texts = dict(zip(order, pool.map(_stage_rtlil, order)))
+    finally:
+        _JOBS = None
+    return [texts[index] for index in range(len(jobs))]
 
 
 def _connect(m, source, sink):

@@ -277,7 +277,13 @@ def plan_compression(heights, *, target="generic", goal=None, final_adder="auto"
     check_one_of("goal", goal, (2, 3))
     if goal == 3 and final_adder != "ternary":
         raise ValueError("goal=3 needs final_adder='ternary'")
-    heights = tuple(heights)
+    return _planned(tuple(int(h) for h in heights), target, goal, final_adder)
+
+
+@functools.lru_cache(maxsize=4096)
+def _planned(heights, target, goal, final_adder):
+    """:func:`plan_compression` once per heap shape (plans are immutable, and folding
+    plans the same lane heaps for many candidates)."""
     if target == "generic":
         plan = _plan_generic_cheapest(heights, goal, final_adder)
         stages = plan.stages
