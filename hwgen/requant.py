@@ -144,19 +144,18 @@ def multiply_shift_with_exceptions(starts, levels, high, max_multiplier_bits=32,
     ends = np.searchsorted(order, order + (1 - 1e-9), side="right")
     best = int(np.argmax(ends - np.arange(len(order))))
     band_low, band_high = order[best], order[ends[best] - 1]
+    outside = np.nonzero((residual < band_low) | (residual > band_high))[0]
+    deltas = np.where(residual[outside] < band_low, 1, -1)
+    after = residual.copy()
+    after[outside] += deltas
+    if len(outside) > max_exceptions or after.max() - after.min() >= 1:
+        return None                     # too many displaced steps, or one by more than one
     moved = s.copy()
-    exceptions = []
-    for k in np.nonzero((residual < band_low) | (residual > band_high))[0]:
-        index = int(k) + 1
-        delta = 1 if residual[k] < band_low else -1
-        if not band_low <= residual[k] + delta <= band_high + 1e-9 and \
-                not band_low - 1e-9 <= residual[k] + delta <= band_high:
-            return None
-        moved[index] += delta
-        # the true staircase, at the one accumulator where the moved one differs from it
-        exceptions.append((int(s[index]), 1) if delta > 0 else (int(s[index]) - 1, -1))
-    if len(exceptions) > max_exceptions or np.any(np.diff(moved) <= 0) or \
-            int(moved[-1]) > int(high):
+    moved[outside + 1] += deltas
+    # the true staircase, at the one accumulator where the moved one differs from it
+    exceptions = [(int(s[k + 1]), 1) if d > 0 else (int(s[k + 1]) - 1, -1)
+                  for k, d in zip(outside, deltas)]
+    if np.any(np.diff(moved) <= 0) or int(moved[-1]) > int(high):
         return None
     fit = multiply_shift(moved, m, high, max_multiplier_bits, clamp)
     return None if fit is None else (*fit, sorted(exceptions))

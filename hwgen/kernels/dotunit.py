@@ -199,6 +199,8 @@ class DotUnitPlan(StreamKernel):
         if activation != "auto" and thresholds is None:
             raise ValueError(f"activation={activation!r} needs thresholds (without them the raw "
                              f"dot products come out)")
+        if activation == "requantize":
+            self._activation                # no exact fit is an error here, not later
 
     def _check_weights(self, weights):
         """``weights`` validated: shape ``(rows, terms)``, values in the weight shape's range

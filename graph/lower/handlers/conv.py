@@ -22,7 +22,7 @@ from ..maps import map_geometry, nhwc_index
 from ..pending import Pending, Stream
 from ..registry import handler
 from ..thresholds import materialize_for
-from .matmul import _integer_weights
+from .matmul import _integer_weights, input_zero_point, qlinear_requant
 
 __all__ = ["conv", "pad_value", "spatial_attributes"]
 
@@ -85,22 +85,24 @@ def _check_per_channel(node, what, values, pixels, channels):
     return grid[0]
 
 
-@handler("Conv")
+@handler("Conv", "ConvInteger", "QLinearConv")
 def conv(lowering, node):
     """Make the pending tensor the accumulator of a convolution (see the module
-    documentation).
+    documentation). ``ConvInteger`` and ``QLinearConv`` subtract their zero points from the
+    input and the weights (the border is the input's zero point, as in ONNX); a
+    ``QLinearConv`` adds its int32 bias to the accumulator and ends in its output
+    requantization, a quantizer step of the new pending tensor.
 
     Raises
     ------
     GraphError
         For groups other than 1 or the channel count, non-constant weights, a border that is
-        not an integer of the input, or weights that cannot be made integer.
+        not an integer of the input, weights that cannot be made integer, or zero points and
+        scales other than per-tensor (per output channel for the weights).
     """
     attrs = attributes(node)
     channels, (height, width) = map_geometry(lowering, node)
-    const = lowering.constants.parameter(node, 1, "weight")
-    q, scale, declared = lowering.constants.weights(node, const, node.input[1])
-    value = np.asarray(const.value, dtype=np.float64)
+    q, scale, value, declared = _conv_weights(lowering, node)
     rank = value.ndim - 2
     if value.ndim not in (3, 4):
         raise node_error(node, f"has weights of shape {value.shape}", "1-D or 2-D convolutions")
@@ -118,6 +120,7 @@ def conv(lowering, node):
                          "group=1, or group=C with C output channels (depthwise)")
     stride, dilation, pads = spatial_attributes(node, attrs, rank, (kh, kw))
     stream, a, b = materialize_for(lowering, node)
+    b = b - input_zero_point(lowering, node)
     pixels = height * width
     a_c = _check_per_channel(node, "scales", a, pixels, channels)
     b_c = _check_per_channel(node, "offsets", b, pixels, channels)
@@ -157,13 +160,52 @@ def conv(lowering, node):
         ints, colscale = _integer_weights(node, qk, unit)
         weights = ints.T
         offset = np.einsum("ochw,c->o", value, b_c)
-    if len(node.input) > 2 and node.input[2]:
-        offset = offset + np.asarray(lowering.constants.parameter(node, 2, "bias").value,
-                                     dtype=np.float64).reshape(-1)
+    offset = offset + _bias(lowering, node, out_channels)
     out_shape = lowering.shape(node.output[0], node)
     vectors = int(np.prod(out_shape[2:]))
     lowering.pending = Pending(
         "acc", node.output[0], nhwc_index(out_shape), stream=source, weights=weights,
         acc_scale=np.tile(colscale, vectors), acc_offset=np.tile(offset, vectors),
-        node=node, weight_type=weight_dtype(weights, declared),
+        acc_float32=node.op_type == "Conv", node=node,
+        weight_type=weight_dtype(weights, declared),
         conv={"vectors": vectors, "kernel": (kh, kw), "depthwise": depthwise})
+    if node.op_type == "QLinearConv":
+        lowering.pending.steps.append(qlinear_requant(lowering, node, (1, 4, 6), 7,
+                                                      out_shape))
+
+
+def _conv_weights(lowering, node):
+    """``(q, scale, value, declared)`` of the node's weights ``(M, C/group, *kernel)``, with
+    ``value == scale * q``; for ``ConvInteger``/``QLinearConv`` the integers less their zero
+    point (one, or one per output channel)."""
+    index = 3 if node.op_type == "QLinearConv" else 1
+    const = lowering.constants.parameter(node, index, "weight")
+    q, scale, declared = lowering.constants.weights(node, const, node.input[index])
+    value = np.asarray(const.value, dtype=np.float64)
+    if node.op_type == "Conv":
+        return q, scale, value, declared
+    zero_index = 5 if node.op_type == "QLinearConv" else 3
+    zero = lowering.constants.parameter(node, zero_index, "zero point")
+    if zero is not None:
+        zero = np.asarray(zero.value, dtype=np.int64)
+        if zero.size != 1 and (zero.ndim != 1 or zero.size != value.shape[0]):
+            raise node_error(node, f"has a weight zero point of shape {zero.shape} for "
+                             f"weights of shape {value.shape}", "one weight zero point, or "
+                             "one per output channel")
+        q = q - (zero.reshape(()) if zero.size == 1 else
+                 zero.reshape((-1,) + (1,) * (value.ndim - 1)))
+    return q, np.ones(q.shape), q.astype(np.float64), declared
+
+
+def _bias(lowering, node, out_channels):
+    """The per-output-channel bias (Conv's float input 2, QLinearConv's int32 input 8 added
+    to the accumulator), or 0."""
+    index = {"Conv": 2, "QLinearConv": 8}.get(node.op_type)
+    if index is None or len(node.input) <= index or not node.input[index]:
+        return 0.0
+    bias = np.asarray(lowering.constants.parameter(node, index, "bias").value,
+                      dtype=np.float64).reshape(-1)
+    if bias.size not in (1, out_channels):
+        raise node_error(node, f"has a bias of {bias.size} values for {out_channels} output "
+                         f"channels", "one bias per output channel")
+    return bias

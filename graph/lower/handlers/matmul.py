@@ -17,7 +17,10 @@ from ..pending import Pending, Step
 from ..registry import handler
 from ..thresholds import materialize_for
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "input_zero_point", "qlinear_requant", "INTEGER_OPS"]
+
+#: the integer ops whose activation input 2 is its zero point
+INTEGER_OPS = ("MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv")
 
 
 @dataclass
@@ -57,7 +60,7 @@ def matmul(lowering, node):
         raise node_error(node, f"has weights of shape {w.value.shape} for inputs of shape "
                          f"{shape}", "2-D weights (in features, out features)")
     stream, a, b = materialize_for(lowering, node)
-    b = b - _input_zero_point(lowering, node, b.shape)
+    b = b - input_zero_point(lowering, node)
     perm = lowering.pending.index.ravel()  # feature k -> stream element
     a_k, b_k = a[perm], b[perm]
     unit = a_k[:, None] * np.asarray(w.scale, dtype=np.float64)
@@ -77,7 +80,8 @@ def matmul(lowering, node):
                                acc_offset=offset, acc_float32=w.float_out, node=node,
                                weight_type=weight_dtype(acc_weights, w.declared))
     if node.op_type == "QLinearMatMul":
-        lowering.pending.steps.append(_qlinear_requant(lowering, node))
+        lowering.pending.steps.append(qlinear_requant(lowering, node, (1, 4, 6), 7,
+                                                      out_shape))
 
 
 def _weights(lowering, node):
@@ -121,29 +125,76 @@ def _integer_parameter(lowering, node, index):
                       dtype=np.int64)
 
 
-def _input_zero_point(lowering, node, shape):
-    """The activation's zero point of an integer MatMul (0 for float ones)."""
-    if node.op_type not in ("MatMulInteger", "QLinearMatMul") or len(node.input) <= 2:
+def input_zero_point(lowering, node):
+    """The activation's zero point of an integer MatMul or convolution (input 2 of
+    :data:`INTEGER_OPS`; 0 for float ones and when it is absent).
+
+    Raises
+    ------
+    GraphError
+        If it is not one (per-tensor) value.
+    """
+    if node.op_type not in INTEGER_OPS or len(node.input) <= 2 or not node.input[2]:
         return 0
-    zero = lowering.constants.get(node.input[2])
-    if zero is None:
-        return 0
-    return np.broadcast_to(np.asarray(zero.value, dtype=np.float64), shape)
+    zero = np.asarray(lowering.constants.parameter(node, 2, "zero point").value)
+    if zero.size != 1:
+        raise node_error(node, f"has an input zero point of shape {zero.shape}",
+                         "one (per-tensor) zero point of the activation")
+    return float(zero.ravel()[0])
 
 
-def _qlinear_requant(lowering, node):
-    """The Step of a QLinearMatMul's output requantization."""
+def qlinear_requant(lowering, node, scales, zero, out_shape):
+    """The Step of a QLinearMatMul's or QLinearConv's output requantization,
+    ``saturate(round(acc * (x_scale * w_scale / y_scale)) + y_zero_point)`` in float32 (as
+    onnxruntime computes it).
+
+    Parameters
+    ----------
+    scales : tuple
+        The input indices of ``x_scale``, ``w_scale`` and ``y_scale``.
+    zero : int
+        The input index of ``y_zero_point``.
+    out_shape : tuple
+        The node's output shape; ``w_scale`` may have one value per output channel (axis 1
+        of a convolution's map, the last axis of a matrix product).
+
+    Raises
+    ------
+    GraphError
+        If a scale is not positive, ``x_scale``, ``y_scale`` or ``y_zero_point`` is not one
+        value, or ``w_scale`` is neither one value nor one per output channel.
+    """
     constants = lowering.constants
-    a_scale, b_scale, y_scale = (np.float32(constants[node.input[i]].value)
-                                 for i in (1, 4, 6))
-    y_zero = constants[node.input[7]].value
-    multiplier = np.float32(np.float32(a_scale * b_scale) / y_scale)
-    info = np.iinfo(np.asarray(y_zero).dtype)
+    x_scale, w_scale, y_scale = (np.asarray(constants.parameter(node, i, "scale").value,
+                                            dtype=np.float32) for i in scales)
+    y_zero = np.asarray(constants.parameter(node, zero, "zero point").value)
+    for name, array in (("input scale", x_scale), ("output scale", y_scale),
+                        ("output zero point", y_zero)):
+        if array.size != 1:
+            raise node_error(node, f"has an {name} of shape {array.shape}",
+                             f"one (per-tensor) {name}")
+    for array in (x_scale, w_scale, y_scale):
+        if not np.all(np.isfinite(array) & (array > 0)):
+            raise node_error(node, f"has a scale {array.ravel()[:4].tolist()} that is not "
+                             f"positive", "positive finite scales")
+    conv = node.op_type == "QLinearConv"
+    channels = out_shape[1] if conv else out_shape[-1]
+    if w_scale.size != 1:
+        if w_scale.ndim != 1 or w_scale.size != channels:
+            raise node_error(node, f"has a weight scale of shape {w_scale.shape} for "
+                             f"{channels} output channels", "one weight scale, or one per "
+                             "output channel")
+        if conv:
+            w_scale = w_scale.reshape((1, channels) + (1,) * (len(out_shape) - 2))
+    x_scale, y_scale = x_scale.reshape(()), y_scale.reshape(())
+    multiplier = (np.float32(x_scale * w_scale) / y_scale).astype(np.float32)
+    info = np.iinfo(y_zero.dtype)
+    offset = int(y_zero.ravel()[0])
 
     def requant(x):
         scaled = np.round(x.astype(np.float32) * multiplier)
-        return np.clip(scaled + int(y_zero), info.min, info.max).astype(np.float64)
-    return Step(node, "quantizer", requant, np.arange(lowering.pending.channels)[None])
+        return np.clip(scaled + offset, info.min, info.max).astype(np.float64)
+    return Step(node, "quantizer", requant, lowering.pending.index)
 
 
 def _integer_weights(node, q, unit):
