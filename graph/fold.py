@@ -24,7 +24,7 @@ layer is balanced to the bottleneck at a modest size (64 products per cycle is a
 LUTs for binarized layers); ask for a target to go faster or smaller.
 
 :func:`apply_folding_json` applies a user's per-layer choices on top (``pe``, ``simd``,
-``datapath``, ``mem_style``: each layer's :attr:`fold_keys`), with one-line errors that name
+``datapath``, ``mem_style``, ``activation``: each layer's :attr:`fold_keys`), with one-line errors that name
 the layer and the valid values.
 """
 

@@ -35,6 +35,10 @@ and the cost of that input side (:meth:`DotUnitPlan._issue_estimate`):
   (raw outputs, in :attr:`~DotUnitPlan.acc_shape`), or into a fused thresholding unit
   (:func:`~hwgen.kernels.threshold.threshold_plan`; for ``xnor`` the thresholds move into
   the agreement count's domain, ``2p - N >= T`` iff ``p >= ceil((T + N) / 2)``).
+  With thresholds, ``activation`` picks the fused unit: the thresholding unit, or a
+  :class:`~hwgen.kernels.requantize.RequantizePlan` fitted exactly to the thresholds on the
+  reachable accumulators of every channel (:func:`hwgen.requant.fit_thresholds`), ``auto``
+  by the two estimates in LUT-equivalents.
 
 Pipeline, one operation per advancing cycle: the input side issues an operation
 (``take``) with its activations registered; the weight word is read in the same cycle

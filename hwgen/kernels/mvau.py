@@ -40,6 +40,9 @@ Data flow, for each vector::
   unrolled form where that is cheaper) and the outputs are ``bias + #{t : T[c][t] <= acc}``.
   For ``xnor`` the thresholds move into the popcount's domain
   (``2p - MW >= T`` iff ``p >= ceil((T + MW) / 2)``), so the comparators are narrower.
+  For 8-bit outputs (255 thresholds per channel) the thresholds may instead become an exact
+  multiply-shift, :class:`~hwgen.kernels.requantize.Requantize` (``activation``): a DSP
+  slice or a LUT multiplier per lane in place of the threshold memories.
   Without thresholds the raw dot products come out, in :attr:`acc_shape`, which holds the
   worst case (``MW`` times the extreme products).
 * **Offsets.** Without thresholds, ``offsets`` (one integer per output channel) are added to
@@ -219,6 +222,13 @@ class MVAU(MVAUPlan, DotUnit):
         later). A write reaches operations that read the word after it.
     threshold_impl : ``"auto"`` (default), ``"binary"`` or ``"unrolled"``
     threshold_mem_style : ``"auto"`` (default), ``"registers"``, ``"lutram"`` or ``"bram"``
+    activation : ``"auto"`` (default), ``"thresholds"`` or ``"requantize"``
+        With ``thresholds``: the fused unit is a thresholding unit, or a
+        :class:`~hwgen.kernels.requantize.Requantize` whose multiply-shift equals the
+        thresholds on every reachable accumulator (:func:`hwgen.requant.fit_thresholds`; an
+        error where there is none); ``auto``, the one :meth:`estimate` says is cheaper in
+        LUT-equivalents (Requantize tried from 16 thresholds per channel). :attr:`activation`
+        says which.
     pipeline_every : int, default 2
         Register after every K logic stages of the compressor trees (0: none).
     register_reads : bool, default False

@@ -180,6 +180,13 @@ class VVAU(VVAUPlan, DotUnit):
         Weight memory.
     threshold_impl : ``"auto"`` (default), ``"binary"`` or ``"unrolled"``
     threshold_mem_style : ``"auto"`` (default), ``"registers"``, ``"lutram"`` or ``"bram"``
+    activation : ``"auto"`` (default), ``"thresholds"`` or ``"requantize"``
+        With ``thresholds``: the fused unit is a thresholding unit, or a
+        :class:`~hwgen.kernels.requantize.Requantize` whose multiply-shift equals the
+        thresholds on every reachable accumulator (:func:`hwgen.requant.fit_thresholds`; an
+        error where there is none); ``auto``, the one :meth:`estimate` says is cheaper in
+        LUT-equivalents (Requantize tried from 16 thresholds per channel). :attr:`activation`
+        says which.
     pipeline_every : int, default 2
         Register after every K logic stages of the compressor trees (0: none).
     register_reads : bool, default False
