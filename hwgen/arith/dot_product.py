@@ -40,6 +40,7 @@ with ``per_lane_activations`` each lane has its own (a VVAU, a depthwise convolu
 own, so the cost is the same; only the port ``a`` is ``lanes`` times wider.
 """
 
+import functools
 from amaranth.hdl import Cat, Const, Module, Shape, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
@@ -203,6 +204,14 @@ def heap_of(mode, weight_shape, act_shape, simd):
     return lane_heap(mode, weights, acts, weight_shape, act_shape)
 
 
+@functools.lru_cache(maxsize=1024)
+def _heap_summary(mode, weight_shape, act_shape, simd):
+    """``(heights, (min, max), first-stage LUTs)`` of :func:`heap_of`, once per operand
+    shapes and ``simd`` (folding plans the same lanes for many candidates)."""
+    heap, luts = heap_of(mode, weight_shape, act_shape, simd)
+    return tuple(heap.heights()), (heap.min, heap.max), luts
+
+
 class FabricDotProductPlan(Plan):
     """The analysis of :class:`FabricDotProduct` (same parameters): tree plans, latency and
     cost."""
@@ -223,10 +232,10 @@ class FabricDotProductPlan(Plan):
         self._weight_shape, self._act_shape = weight_shape, act_shape
         self._simd, self._lanes, self._max_terms = simd, lanes, max_terms
         self._pipeline_every, self._target, self._primitives = pipeline_every, target, primitives
-        heap, self._first_stage_luts = heap_of(mode, weight_shape, act_shape, simd)
-        self._sum_range = (heap.min, heap.max)
+        heights, self._sum_range, self._first_stage_luts = _heap_summary(
+            mode, weight_shape, act_shape, simd)
         architectures = ("generic", "xilinx") if target == "auto" else (target,)
-        self._plans = {arch: plan_compression(heap.heights(), target=arch)
+        self._plans = {arch: plan_compression(heights, target=arch)
                        for arch in architectures}
         self._tree_latency = max(plan.latency(pipeline_every) for plan in self._plans.values())
         lo, hi = self._sum_range
