@@ -10,7 +10,9 @@ Layout (each subpackage one layer of the architecture):
   thresholding (:class:`BinarySearchThreshold`, :class:`UnrolledThreshold`,
   :func:`Threshold`), :class:`LabelSelect`, :class:`PopcountStream`, and the CNN kernels
   :class:`SlidingWindow`, :class:`Pad`, :class:`MaxPool`, :class:`AvgPool`,
-  :class:`GlobalAccPool`, :class:`AddStreams`, :class:`ChannelwiseOp`;
+  :class:`GlobalAccPool`, :class:`AddStreams`, :class:`ChannelwiseOp`, and
+  :class:`Requantize` (exact multiply-shift requantization; constants from thresholds by
+  :mod:`hwgen.requant`);
 * :mod:`hwgen.plumbing`: :class:`StreamFIFO`, :class:`WidthConverter`, :class:`Duplicate`,
   :class:`Concat`;
 * :mod:`hwgen.vendor`: Xilinx primitives (``LUT6_2``, ``CARRY8``, ``LUT6``,
@@ -42,6 +44,7 @@ from .kernels.pad import Pad, PadPlan
 from .kernels.pool import (AvgPool, AvgPoolPlan, GlobalAccPool, GlobalAccPoolPlan, MaxPool,
                            MaxPoolPlan)
 from .kernels.popcount import PopcountStream, PopcountStreamPlan
+from .kernels.requantize import Requantize, RequantizePlan
 from .kernels.swg import SlidingWindow, SlidingWindowPlan
 from .kernels.threshold import (BinarySearchThreshold, BinarySearchThresholdPlan, Threshold,
                                 UnrolledThreshold, UnrolledThresholdPlan, threshold_plan)
@@ -66,7 +69,7 @@ __all__ = [
     "LabelSelectPlan", "PopcountStream", "PopcountStreamPlan", "VVAU", "VVAUPlan",
     "SlidingWindow", "SlidingWindowPlan", "Pad", "PadPlan", "MaxPool", "MaxPoolPlan", "AvgPool",
     "AvgPoolPlan", "GlobalAccPool", "GlobalAccPoolPlan", "AddStreams", "AddStreamsPlan",
-    "ChannelwiseOp", "ChannelwiseOpPlan",
+    "ChannelwiseOp", "ChannelwiseOpPlan", "Requantize", "RequantizePlan",
     # plumbing
     "StreamFIFO", "StreamFIFOPlan", "WidthConverter", "WidthConverterPlan", "Duplicate",
     "DuplicatePlan", "Concat", "ConcatPlan", "SkidBuffer",
