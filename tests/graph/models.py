@@ -247,3 +247,141 @@ def integer_input_model(r, elem_type):
     acc = b.node("MatMulInteger", ["x", b.const(r.integers(-3, 4, size=(8, 5)),
                                                 np_type=np.int8)], name="mmi")
     return b.build(b.node("Cast", [acc], to=TensorProto.FLOAT))
+
+
+# --- integer ONNX ops on integer graph inputs -----------------------------------------------
+
+INTEGER_NP_TYPES = {TensorProto.UINT8: np.uint8, TensorProto.INT8: np.int8}
+
+
+def integer_inputs(r, elem_type, n, shape):
+    """``n`` random inputs of an integer graph input over its element type's whole range."""
+    info = np.iinfo(INTEGER_NP_TYPES[elem_type])
+    return r.integers(info.min, info.max + 1, size=(n,) + tuple(shape))
+
+
+def _integer_const(b, value, np_type):
+    return b.const(np.asarray(value, dtype=np_type), np_type=np_type)
+
+
+def _to_uint8(b, x, scale):
+    """Cast an int32 accumulator to float, scale it and quantize it to uint8 (zero point
+    128)."""
+    x = b.node("Cast", [x], to=TensorProto.FLOAT)
+    x = b.node("Mul", [x, np.array(scale, np.float32)])
+    return b.node("QuantizeLinear", [x, b.const(np.float32(1.0)),
+                                     _integer_const(b, 128, np.uint8)], name="requant")
+
+
+def _flatten_nhwc(b, x):
+    """A feature map as a graph output: NHWC (the stream order), flattened."""
+    x = b.node("Transpose", [x], perm=[0, 2, 3, 1], name="to_nhwc")
+    return b.node("Flatten", [x], axis=1, name="flatten")
+
+
+def matmul_integer_model(r, elem_type, features=(16, 10)):
+    """A ``MatMulInteger`` on a uint8 or int8 graph input (input zero point, int8 weights
+    with a zero point per column), cast to float, scaled and quantized to uint8."""
+    np_type = INTEGER_NP_TYPES[elem_type]
+    b = Builder((1, features[0]), elem_type=elem_type, name="matmulinteger")
+    weights = _integer_const(b, r.integers(-8, 8, size=features), np.int8)
+    x_zero = _integer_const(b, 128 if np_type == np.uint8 else -3, np_type)
+    w_zero = _integer_const(b, r.integers(-2, 3, size=features[1]), np.int8)
+    acc = b.node("MatMulInteger", ["x", weights, x_zero, w_zero], name="mmi")
+    return b.build(_to_uint8(b, acc, 1 / 64), TensorProto.UINT8)
+
+
+def qlinear_matmul_model(r, elem_type, features=(16, 10), per_column=False, y_zero=None):
+    """A ``QLinearMatMul`` on a uint8 graph input (uint8 weights and output) or an int8 one
+    (int8 weights and output), with zero points; power-of-two scales (one, or one per
+    column when ``per_column``)."""
+    np_type = INTEGER_NP_TYPES[elem_type]
+    b = Builder((1, features[0]), elem_type=elem_type, name="qlinearmatmul")
+    if np_type == np.uint8:
+        weights, w_zero, x_zero = r.integers(0, 16, size=features), 8, 100
+        y_zero = 128 if y_zero is None else y_zero
+    else:
+        weights, w_zero, x_zero = r.integers(-8, 8, size=features), 0, -5
+        y_zero = -4 if y_zero is None else y_zero
+    w_scale = np.float32(0.25)
+    if per_column:
+        w_scale = (0.25 * 2.0 ** r.integers(-1, 2, size=features[1])).astype(np.float32)
+    y = b.node("QLinearMatMul", ["x", b.const(np.float32(0.5)), _integer_const(b, x_zero, np_type),
+                                 _integer_const(b, weights, np_type), b.const(w_scale),
+                                 _integer_const(b, w_zero, np_type), b.const(np.float32(4.0)),
+                                 _integer_const(b, y_zero, np_type)], name="qlmm")
+    return b.build(y, elem_type)
+
+
+def conv_integer_model(r, elem_type, channels=(3, 4), size=6):
+    """A 3x3 ``ConvInteger`` (padding 1) on a ``(1, 3, 6, 6)`` uint8 or int8 graph input,
+    uint8 weights, both zero points; cast, scaled and quantized to uint8, output in NHWC
+    order."""
+    np_type = INTEGER_NP_TYPES[elem_type]
+    b = Builder((1, channels[0], size, size), elem_type=elem_type, name="convinteger")
+    weights = _integer_const(b, r.integers(0, 9, size=(channels[1], channels[0], 3, 3)),
+                             np.uint8)
+    x_zero = _integer_const(b, 3 if np_type == np.uint8 else -2, np_type)
+    acc = b.node("ConvInteger", ["x", weights, x_zero, _integer_const(b, 4, np.uint8)],
+                 name="convint", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    return b.build(_flatten_nhwc(b, _to_uint8(b, acc, 1 / 64)), TensorProto.UINT8)
+
+
+def _qlinear_conv(b, r, x, np_type, in_ch, out_ch, per_channel, bias, group=1,
+                  x_scale=0.5, y_scale=4.0, x_zero=None, y_zero=None, name="qlconv",
+                  kernel=(3, 3), **attrs):
+    if x_zero is None:
+        x_zero = 3 if np_type == np.uint8 else -2
+    if y_zero is None:
+        y_zero = 128 if np_type == np.uint8 else -6
+    weights = r.integers(-4, 5, size=(out_ch, in_ch // group) + tuple(kernel))
+    w_scale = np.float32(0.25)
+    if per_channel:
+        w_scale = (0.25 * 2.0 ** r.integers(-1, 2, size=out_ch)).astype(np.float32)
+    inputs = [x, b.const(np.float32(x_scale)), _integer_const(b, x_zero, np_type),
+              _integer_const(b, weights, np.int8), b.const(w_scale),
+              _integer_const(b, np.zeros(out_ch) if per_channel else 0, np.int8),
+              b.const(np.float32(y_scale)), _integer_const(b, y_zero, np_type)]
+    if bias:
+        inputs.append(b.const(r.integers(-100, 101, size=out_ch), np_type=np.int32))
+    return b.node("QLinearConv", inputs, name=name, kernel_shape=list(kernel), group=group,
+                  **attrs)
+
+
+def qlinear_conv_model(r, elem_type, per_channel=False, bias=True, channels=(3, 4), size=6,
+                       depthwise=False, y_zero=None, one_d=False):
+    """A 3x3 ``QLinearConv`` (padding 1) on a ``(1, 3, 6, 6)`` uint8 or int8 graph input:
+    int8 weights with one power-of-two scale or one per output channel, an int32 bias, the
+    output of the input's type, in NHWC order. ``depthwise``: group = channels; ``one_d``: a
+    1-D convolution (kernel 3, stride 2, padding 1) on ``(1, 3, 4 * size)``."""
+    np_type = INTEGER_NP_TYPES[elem_type]
+    in_ch = channels[1] if depthwise else channels[0]
+    spatial, kernel, attrs = (size, size), (3, 3), {"pads": [1, 1, 1, 1]}
+    if one_d:
+        spatial, kernel, attrs = (4 * size,), (3,), {"pads": [1, 1], "strides": [2]}
+    b = Builder((1, in_ch) + spatial, elem_type=elem_type, name="qlinearconv")
+    y = _qlinear_conv(b, r, "x", np_type, in_ch, channels[1], per_channel, bias,
+                      group=channels[1] if depthwise else 1, y_zero=y_zero, kernel=kernel,
+                      **attrs)
+    if one_d:
+        y = b.node("Transpose", [y], perm=[0, 2, 1], name="to_nlc")
+        return b.build(b.node("Flatten", [y], axis=1, name="flatten"), elem_type)
+    return b.build(_flatten_nhwc(b, y), elem_type)
+
+
+def qlinear_cnn_model(r, size=6):
+    """An integer CNN as an ONNX quantizer writes one: uint8 ``(1, 3, 6, 6)`` input,
+    QLinearConv (3x3, padding 1, per-channel scales, bias), a depthwise QLinearConv (3x3, no
+    padding, stride 1), Transpose to NHWC and Flatten, QLinearMatMul to 5 uint8 outputs."""
+    b = Builder((1, 3, size, size), elem_type=TensorProto.UINT8, name="qlinearcnn")
+    x = _qlinear_conv(b, r, "x", np.uint8, 3, 4, True, True, pads=[1, 1, 1, 1], name="conv0")
+    x = _qlinear_conv(b, r, x, np.uint8, 4, 4, False, True, group=4, x_scale=4.0,
+                      x_zero=128, y_scale=8.0, name="dw1")
+    x = _flatten_nhwc(b, x)
+    features = 4 * (size - 2) ** 2
+    u8 = lambda v: _integer_const(b, v, np.uint8)  # noqa: E731
+    y = b.node("QLinearMatMul", [x, b.const(np.float32(8.0)), u8(128),
+                                 u8(r.integers(0, 16, size=(features, 5))),
+                                 b.const(np.float32(0.125)), u8(8), b.const(np.float32(32.0)),
+                                 u8(100)], name="fc")
+    return b.build(y, TensorProto.UINT8)

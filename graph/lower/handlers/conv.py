@@ -10,6 +10,14 @@ stride 1 reads the map's pixels directly -- and the new pending
 tensor is the accumulator of the weights as integers (``(OC, K_h * K_w * C)``, or
 ``(C, K_h * K_w)`` depthwise), one vector per output pixel. The MVAU or VVAU is made when
 that accumulator is materialized (:mod:`graph.lower.thresholds`).
+
+``ConvInteger`` and ``QLinearConv`` are lowered the same way, as ``MatMulInteger`` and
+``QLinearMatMul`` are in :mod:`~graph.lower.handlers.matmul`: the input's zero point (one per
+tensor) is subtracted from its values, so the border is that zero point; the weights' (one,
+or one per output channel) from the weights. The accumulator is the node's int32 output
+(``QLinearConv`` adds its int32 bias); a ``QLinearConv``'s requantization to ``y_scale`` and
+``y_zero_point`` (weight scales per tensor or per output channel) is the quantizer step that
+the MVAU's or VVAU's thresholds take.
 """
 
 import numpy as np

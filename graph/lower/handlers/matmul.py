@@ -121,8 +121,20 @@ def _gemm(lowering, node, w):
 
 
 def _integer_parameter(lowering, node, index):
-    return np.asarray(lowering.constants.parameter(node, index, "zero point").value,
+    """The weights' zero point: one, or one per column (output feature).
+
+    Raises
+    ------
+    GraphError
+        For any other shape.
+    """
+    zero = np.asarray(lowering.constants.parameter(node, index, "zero point").value,
                       dtype=np.int64)
+    weights = np.shape(lowering.constants[node.input[index - 2]].value)
+    if zero.size != 1 and (zero.ndim != 1 or len(weights) != 2 or zero.size != weights[1]):
+        raise node_error(node, f"has a weight zero point of shape {zero.shape} for weights "
+                         f"of shape {weights}", "one weight zero point, or one per column")
+    return zero.reshape(()) if zero.size == 1 else zero
 
 
 def input_zero_point(lowering, node):
