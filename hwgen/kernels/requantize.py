@@ -267,14 +267,15 @@ class RequantizePlan(ChannelFold, StreamKernel):
     def table(self):
         """The constants per fold: ``depth`` rows of ``pe`` entries ``(M', R', corrections)``
         (``corrections``: :attr:`exception_slots` pairs ``(u, delta)`` on the unsigned input,
-        unused slots ``(0, 0)``), ``depth`` being :attr:`fold`, or 1 when every lane's entry
-        is the same in all folds."""
+        the unused slots ``(0, 0)`` first), ``depth`` being :attr:`fold`, or 1 when every
+        lane's entry is the same in all folds."""
         in_low = shape_range(self._input_shape)[0]
         slots = self.exception_slots
 
         def entry(c):
             pairs = [(x - in_low, d) for x, d in self._exceptions[c]]
-            return (self._m[c], self._r[c], tuple(pairs + [(0, 0)] * (slots - len(pairs))))
+            # unused slots first: a later slot wins where inputs match (u = 0 of an unused one)
+            return (self._m[c], self._r[c], tuple([(0, 0)] * (slots - len(pairs)) + pairs))
         rows = [[entry(f * self._pe + lane) for lane in range(self._pe)]
                 for f in range(self.fold)]
         return rows[:1] if all(row == rows[0] for row in rows) else rows
@@ -355,45 +356,129 @@ class RequantizePlan(ChannelFold, StreamKernel):
 
     # -- cost ---------------------------------------------------------------------------------
     def estimate(self):
-        """Analytic :class:`~hwgen.resources.Resources` on UltraScale+, modelled on what Yosys
-        (``synth_xilinx -family xcup``) builds from the generic Verilog: per lane the input,
-        product, sum and output registers, the multiplier (:meth:`lane_multiplier_cost`),
-        the offset adder (on the carry chain; none for a constant offset of zero), the
-        clamp (two comparisons of the shifted sum with constants and a multiplexer per
-        output bit); with a constants table, its memory, the read registers and the fold
-        counter; four valid bits."""
+        """Analytic :class:`~hwgen.resources.Resources` on UltraScale+, modelled bit by bit on
+        what Yosys (``synth_xilinx -family xcup``) builds from the exported Verilog: DSP48E2
+        instances for ``target="xilinx"`` on the ``dsp`` datapath, else the generic Verilog
+        (``target="auto"`` included: what a design exported without a platform has).
+
+        - Flip-flops: the register bits that vary and are used. Per lane the input ``u`` (the
+          bits a power-of-two ``M'`` moves into the used product bits, else all), the
+          product from the lowest bit the kept sum bits depend on (where synthesis sees the
+          constants before it builds the adder, in the logic, a table in registers or in
+          block RAM: the offset's trailing zeros, capped by the shift, and ``M'``'s trailing
+          zeros; from a LUT ROM, bit 0), the sum from the shift up, the output (a lane with
+          ``M' = 0`` is a constant); with a table, the constants read (one per distinct
+          column of the table that is not all zeros; none in block RAM), the offsets delayed
+          a stage and the fold counter; four valid bits. A DSP48E2 instance holds the lane's
+          input, product and sum (packed slices: the inputs and the products).
+        - LUTs: the product (:meth:`lane_multiplier_cost`); the offset adder on the carry
+          chain, one LUT per sum bit whose offsets are not all zeros (none for constants,
+          which the chain takes as they are); the clamp, a LUT per output bit and, per
+          reachable bound, a LUT6 tree over the shifted sum (none for a bound at a power of
+          two, folded into the output LUTs while the sum has at most 4 bits more than the
+          output); a signed input's flipped sign bit; a table in logic,
+          ``max(1, (depth - 16) / 16)`` LUTs per distinct varying column (what Yosys makes
+          of a ROM), and the fold counter; the handshake.
+        - DSP48E2 slices and block RAMs (holding the table's columns that vary) exactly.
+
+        Checked against Yosys (``tests/hwgen/test_requantize.py``): LUTs within 25% + 4,
+        flip-flops within 2 (products below about 9 bits are rougher); the corrections
+        (``exceptions``) are added as :meth:`_correction_cost` says."""
         return self._estimate(self._datapath)
 
     def _estimate(self, datapath):
-        pe, w = self._pe, self._input_shape.width
-        t_width = self.sum_shape.width
-        q_width = max(1, t_width - self._common_shift)
-        out_width = self.output_shape.width
-        table = self.table_depth > 1
-        r_width = self.offset_shape.width
-        ffs = pe * (w + self.product_width + t_width + out_width) + LATENCY
-        luts = 0
-        if table or any(self._r):
-            luts += pe * t_width                            # the offset adder
-        clamp_lo, clamp_hi = self._clamp
-        t_lo, t_hi = self._t_range
-        compares = ((t_lo >> self._common_shift) < clamp_lo) + \
-            ((t_hi >> self._common_shift) > clamp_hi)
-        luts += pe * (compares * (-(-q_width // 4) + 1) + (out_width if compares else 0))
+        pe, w, shift = self._pe, self._input_shape.width, self._common_shift
+        t_width, r_width = self.sum_shape.width, self.offset_shape.width
+        out_width, mw = self.output_shape.width, self.multiplier_width
+        table = self.table
+        depth = len(table)
+        in_bram = depth > 1 and self.mem_style == "bram"
+        # where synthesis sees the constants before it builds the adder (not a LUT ROM's)
+        known = depth == 1 or self.mem_style in ("registers", "bram")
+        instance = datapath == "dsp" and self._target == "xilinx" and self._one_slice()
+        packed = instance and self.lanes_per_dsp > 1
+        q_width = max(t_width - shift, int(self.sum_shape.signed))
+        lo, hi = self._clamp
+
+        def trailing_zeros(value):
+            return (value & -value).bit_length() - 1 if value else t_width
+
+        def columns(values, width):
+            """The table's bit columns (a tuple over the folds each) of ``values``."""
+            mask = (1 << width) - 1
+            return [tuple((v & mask) >> bit & 1 for v in values) for bit in range(width)]
+
+        def bound_cost(power_of_two):
+            excess = q_width - out_width
+            if power_of_two:
+                return 0 if excess <= 4 else -(-excess // 5)
+            return -(-(q_width - 1) // 5)
+        # (reached, at a power of two) of each bound of the clamp
+        bounds = [((self._t_range[0] >> shift) < lo, lo == 0 or (lo < 0 and -lo & (-lo - 1) == 0)),
+                  ((self._t_range[1] >> shift) > hi, hi >= -1 and (hi + 1) & hi == 0)]
+        clamp = sum(bound_cost(nice) for reached, nice in bounds if reached)
+        clamp += out_width if any(reached for reached, _ in bounds) else 0
+
+        luts, ffs = 1, LATENCY                  # the handshake; the valid bits
         cost = Resources()
+        m_columns, r_columns = [], []
         for lane in range(pe):
+            mults = [row[lane][0] for row in table]
+            offsets = [row[lane][1] for row in table]
+            m_columns += columns(mults, mw)
+            r_columns += columns(offsets, r_width)
             cost += self.lane_multiplier_cost(lane, datapath)
-        if datapath == "dsp" and self.lanes_per_dsp > 1:
-            packed = -(-pe // self.lanes_per_dsp)
-            cost = Resources(dsp=packed)
-        if table:
-            stored = pe * (self.multiplier_width + r_width
-                           + self.exception_slots * (self._input_shape.width + 2))
-            in_bram = self.mem_style == "bram"
-            cost += memory_cost(self.table_depth, stored, self.mem_style)
+            if depth == 1 and mults[0] == 0 and not instance:
+                constant = min(max(offsets[0] >> shift, lo), hi)
+                ffs += bin(constant & ((1 << out_width) - 1)).count("1")
+                continue
+            ffs += out_width
+            luts += clamp
+            if instance and not packed:
+                continue                        # input, product, offset and sum in the slice
+            ffs += q_width
+            if depth > 1:                       # the adder's LUTs: offset bits not all 0
+                live = [any(column) for column in columns(offsets, r_width)]
+                luts += sum(live) + (t_width - r_width) * (self.offset_shape.signed and live[-1])
+            if instance:
+                continue                        # packed: input and product in the slice
+            luts += self._input_shape.signed   # the flipped sign bit before its register
+            m_or = r_or = 0
+            for mul, r in zip(mults, offsets):
+                m_or, r_or = m_or | mul, r_or | r & ((1 << r_width) - 1)
+            low = min(trailing_zeros(r_or), shift) if known else 0
+            if depth == 1 and m_or & (m_or - 1) == 0:       # a power of two: wiring
+                k = trailing_zeros(m_or)
+                ffs += max(0, min(k + w, t_width) - max(low, k)) + w - max(0, min(w, low - k))
+                continue
+            top = w + m_or.bit_length() if depth == 1 and datapath == "dsp" else \
+                self.product_width
+            ffs += w + max(0, min(top, t_width) - max(low, trailing_zeros(m_or) if known else 0))
+        if depth > 1:
             fold_bits = (self.fold - 1).bit_length()
-            ffs += (0 if in_bram else stored) + pe * r_width + fold_bits
+            ffs += fold_bits
             luts += -(-fold_bits // 2) + 1
+            slots = [[column for k in range(self.exception_slots)
+                      for column in columns([row[lane][2][k][0] | (row[lane][2][k][1] & 3) << w
+                                             for row in table], w + 2)]
+                     for lane in range(pe)]
+            slot_columns = [column for lane in slots for column in lane]
+            if in_bram:                         # only the columns that vary
+                stored = sum(len(set(c)) > 1 for c in m_columns + r_columns + slot_columns)
+                cost += memory_cost(depth, stored, "bram")
+                ffs += 0 if instance and not packed else \
+                    sum(len(set(c)) > 1 for c in r_columns)
+            else:
+                read = {c for c in m_columns + r_columns if any(c)}
+                ffs += len(read)
+                if not instance or packed:
+                    ffs += len({c for c in r_columns if any(c)})    # the delayed offsets
+                address = {tuple(f >> bit & 1 for f in range(depth)) for bit in range(fold_bits)}
+                logic = {c for c in read | set(slot_columns) if len(set(c)) > 1} - address
+                if depth > 2:
+                    luts += -(-len(logic) * max(16, depth - 16) // 16)
+        if packed:
+            cost = Resources(dsp=-(-pe // self.lanes_per_dsp))
         return cost + Resources(luts=luts, ffs=ffs) + self._correction_cost()
 
     def _correction_cost(self):
@@ -413,24 +498,76 @@ class RequantizePlan(ChannelFold, StreamKernel):
         return cost
 
     def lane_multiplier_cost(self, lane, datapath=None):
-        """:class:`~hwgen.resources.Resources` of lane ``lane``'s product ``u * M'``:
-        ``dsp``, :attr:`slices_per_lane` DSP48E2 slices (none for a constant ``M'`` that is 0
-        or a power of two, which is wiring); ``lut``, for a constant ``M'`` one adder of the product width per
-        canonical signed digit after the first, for a table ``M'`` one adder of the input
-        width plus one per multiplier bit after the first."""
+        """:class:`~hwgen.resources.Resources` of lane ``lane``'s product ``u * M'`` as
+        synthesis builds it. A constant ``M'`` that is 0 or a power of two is wiring (but
+        for a DSP48E2 instance). ``dsp``: with ``target="xilinx"`` one DSP48E2 instance
+        where one slice holds the lane (packing is counted by :meth:`estimate`); else the
+        plain ``*``, which Yosys puts in DSP48E2 slices from 9 product bits on: the wider
+        operand in 26-bit, the other in 17-bit tiles (one slice each), the tiles' partial
+        products summed in the fabric (one LUT per adder bit), and in LUTs below 9 bits, as
+        the ``lut`` datapath's table multiplier. ``lut``: for a constant ``M'`` with ``n``
+        canonical signed digits an adder tree of ``(n - 1) * (w + 1) + (n - 2) * w / 4``
+        LUTs; for ``M'`` from a table, ``j`` bits of which are set in some fold, an array
+        of ``2 * w * (j - 2) + product_width`` LUTs (``w * j`` at most for products below 9
+        bits), or where the table holds one ``M'`` for the lane, the adder tree of its
+        ``j`` set bits plus ``product_width`` LUTs gating them (none in block RAM, where
+        synthesis sees the constant); each at most what the used product bits cost as
+        functions of all the operand bits (``2**(inputs - 6)`` LUT6 each)."""
         datapath = datapath or self._datapath
-        column = {row[lane][0] for row in self.table}
-        w = self._input_shape.width
-        if len(column) == 1:
-            digits = len(_csd(column.pop()))
-            if digits <= 1:
-                return Resources()
-            if datapath == "dsp":
-                return Resources(dsp=self.slices_per_lane)
-            return Resources(luts=(digits - 1) * self.product_width)
+        w, shift = self._input_shape.width, self._common_shift
+        table = self.table
+        mults = [row[lane][0] for row in table]
+        offsets = [row[lane][1] for row in table]
+        constant = len(table) == 1
+        m_or = 0
+        for mul in mults:
+            m_or |= mul
+        if datapath == "dsp" and self._target == "xilinx" and self._one_slice():
+            return Resources(dsp=1)
+        if constant and m_or & (m_or - 1) == 0:
+            return Resources()
+        bits = m_or.bit_length() if constant else self.multiplier_width
+        # the product bits the kept sum bits depend on, when synthesis knows the offset
+        known = constant or self.mem_style in ("registers", "bram")
+        r_or = 0
+        for r in offsets:
+            r_or |= r & ((1 << self.offset_shape.width) - 1)
+        low = min((r_or & -r_or).bit_length() - 1 if r_or else shift, shift) if known else 0
+        needed = max(1, min(self.product_width, self.sum_shape.width) - low)
+
+        def as_functions(inputs):
+            return needed * (1 << max(0, inputs - 6))
+
+        def array(j):
+            tree = w if j <= 1 else 2 * w * (j - 2) + self.product_width
+            if self.product_width < 9:
+                tree = min(tree, w * j)     # small: the adders fold into the AND terms' LUTs
+            return min(tree, as_functions(w + j))
         if datapath == "dsp":
-            return Resources(dsp=self.slices_per_lane)
-        return Resources(luts=(self.multiplier_width - 1) * (w + 1))
+            if min(w, bits) >= 2 and w + bits >= 9:
+                def tiles(a, b):
+                    """``(slices, adder bits)`` of an ``a`` x ``b``-bit product."""
+                    if a > _DSP_A or b > _DSP_B:
+                        cut = _DSP_A if a > _DSP_A else _DSP_B
+                        parts = [tiles(cut, b), tiles(a - cut, b)] if a > _DSP_A else \
+                            [tiles(a, cut), tiles(a, b - cut)]
+                        return (sum(p[0] for p in parts),
+                                sum(p[1] for p in parts) + a + b - cut)
+                    return 1, 0
+                slices, adders = tiles(max(w, bits), min(w, bits))
+                return Resources(dsp=slices, luts=adders)
+            return Resources(luts=array(bin(m_or).count("1") if constant else bits))
+
+        def tree(terms):
+            return (terms - 1) * (w + 1) + (terms - 2) * w // 4 if terms > 1 else 0
+        if constant:
+            return Resources(luts=min(tree(len(_csd(m_or))), as_functions(w)))
+        if len(set(mults)) == 1:
+            # one M' in every fold, read with the table: the sum of its bits' shifted inputs,
+            # each gated by its read bit (a constant in block RAM)
+            gates = 0 if self.mem_style == "bram" else self.product_width
+            return Resources(luts=min(tree(bin(m_or).count("1")) + gates, as_functions(w + 1)))
+        return Resources(luts=array(bin(m_or).count("1")))
 
 
 class Requantize(RequantizePlan, PlannedComponent):
