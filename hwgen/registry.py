@@ -449,6 +449,8 @@ KERNELS = {entry.name: entry for entry in [
                 Param("bias", "npy", "b per channel, added before the product",
                       metavar="B.npy"),
                 Param("zero_point", "signed_int", "added after the clamp", default=0),
+                Param("exceptions", "npy", "corrections (x, delta), shape (C, E, 2) or "
+                      "(1, E, 2); delta -1, 0 (unused) or +1", metavar="E.npy"),
                 Param("vectors", "int", "pixels per frame", default=1),
                 Param("datapath", "choice", "multiplier", default="auto",
                       choices=REQUANT_DATAPATHS),

@@ -498,6 +498,12 @@ def test_hwgen_verilog_requantize(tmp_path, capsys):
     assert "input [23:0] s_axis_tdata;" in text        # 2 x signed(12)
     assert "output [15:0] m_axis_tdata;" in text       # 2 x unsigned(7), to bytes
     assert "latency 4 cycles" in capsys.readouterr().err
+    np.save(tmp_path / "e.npy", np.array([[[5, 1], [-7, -1]]]))
+    corrected = hwgen_verilog(tmp_path, "requantize", "--channels", "4", "--pe", "2",
+                              "--input-shape", "s12", "--multiplier", str(files["m"]),
+                              "--low", "0", "--high", "100", "--exceptions",
+                              str(tmp_path / "e.npy"))
+    assert "corr3_0" in corrected and "corr3_0" not in text
     assert main(["verilog", "requantize", "--channels", "4", "--input-shape", "s12",
                  "--multiplier", str(files["bad"]), "--low", "0", "--high", "9",
                  "-o", str(tmp_path / "bad.v")]) == 2
