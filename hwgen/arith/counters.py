@@ -72,8 +72,9 @@ class Counter:
         return (sum(self.inputs) - self.outputs) / self.luts
 
 
+@functools.lru_cache(maxsize=4096)
 def max_sum_bits(inputs):
-    """Output bits of a counter with ``inputs[j]`` bits in column ``j``."""
+    """Output bits of a counter with ``inputs[j]`` bits in column ``j`` (a tuple)."""
     return sum(count << j for j, count in enumerate(inputs)).bit_length()
 
 
@@ -171,17 +172,17 @@ class GPC:
     kind: str = "lut"  # "lut": generic logic; "carry": generic logic on a carry chain
                        # (:func:`carry_layout`); "lut6_2": full adder in one LUT6_2
 
-    @property
+    @functools.cached_property
     def outputs(self):
         return max_sum_bits(self.used)
 
-    @property
+    @functools.cached_property
     def luts(self):
         if self.kind == "carry":
             return carry_layout(self.used).luts
         return 1 if self.kind == "lut6_2" else self.outputs
 
-    @property
+    @functools.cached_property
     def carry_positions(self):
         """Carry-chain positions of a ``carry`` counter as built: its positions, one below
         them that feeds the carry-in, and one above for the carry-out if that can be 1."""
