@@ -294,20 +294,27 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
     y_int = network.execute(x_checked)
     ir_values = network.output_values(y_int)
     result = {"frames": n, "onnx_agree": None, "rtl_agree": None, "accuracy": None}
+    reference_error = None
 
     model = Path(model) if model is not None else Path(out_dir) / "model.onnx"
     if model.is_file():
         progress(f"ONNX reference on {n} frames")
         ref_x = np.asarray(x).reshape((n,) + tuple(network.input_shape))
         ref = np.asarray(reference(model, ref_x)).reshape(n, -1)
-        if network.output.kind == "label":
-            result["onnx_agree"] = _compare("the IR", y_int.reshape(n, -1),
-                                            "the ONNX reference", ref.astype(np.int64))
-        else:
-            result["onnx_agree"] = _compare("the IR", ir_values.astype(np.float32),
-                                            "the ONNX reference",
-                                            _on_grid(network, y_int, ref).astype(np.float32))
-        progress(f"  ONNX reference == IR on {n}/{n} frames")
+        try:
+            if network.output.kind == "label":
+                result["onnx_agree"] = _compare("the IR", y_int.reshape(n, -1),
+                                                "the ONNX reference", ref.astype(np.int64))
+            else:
+                result["onnx_agree"] = _compare(
+                    "the IR", ir_values.astype(np.float32), "the ONNX reference",
+                    _on_grid(network, y_int, ref).astype(np.float32))
+            progress(f"  ONNX reference == IR on {n}/{n} frames")
+        except GraphError as error:
+            # the hardware is still checked against the IR, so that the report says
+            # which side the disagreement is on
+            reference_error = str(error)
+            progress(f"  {reference_error}")
     else:
         progress(f"no ONNX model ({model}): skipping the reference")
 
@@ -378,8 +385,15 @@ def verify(out_dir, inputs, expected=None, sim="verilator", model=None, *, seed=
         except (GraphError, HarnessError, SimulatorNotFoundError) as failure:
             first = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
             found = f"the layers could not be simulated on their own ({first})"
+        if reference_error:
+            found += f"; besides, {reference_error}"
         raise GraphError(f"{error}; {found}") from None
     result["rtl_agree"] = n
+    if reference_error:
+        raise GraphError(f"{reference_error}; the RTL equals the IR on {n}/{n} frames, so the "
+                         f"disagreement is between the model and its import (for QDQ models "
+                         f"with float scales: a float32 rounding tie the two compute "
+                         f"differently)")
     if per_layer:
         frames = min(n, PER_LAYER_FRAMES)
         stages = _localize(out_dir, accelerator, x_int, frames - 1, waves=waves, seed=seed,

@@ -227,3 +227,26 @@ def test_an_integer_typed_input_compiles_and_verifies(tmp_path):
     x = r.integers(0, 256, size=(500, 8)).astype(np.float32)
     result = verify(out, x, progress=None)
     assert result["onnx_agree"] == result["rtl_agree"] == 500
+
+
+def test_a_reference_disagreement_still_checks_the_rtl(tmp_path):
+    """A model.onnx that no longer matches the compiled network (one weight changed): verify
+    still simulates the RTL, and the error says the RTL equals the IR, so the disagreement is
+    between the model and its import."""
+    r = np.random.default_rng(31)
+    model = integer_input_model(r, TensorProto.UINT8)
+    onnx.save(model, tmp_path / "u8.onnx")
+    out = tmp_path / "out"
+    assert main(["compile", str(tmp_path / "u8.onnx"), "-o", str(out)]) == 0
+    weights = next(init for init in model.graph.initializer if init.dims and
+                   len(init.dims) == 2)
+    array = onnx.numpy_helper.to_array(weights).copy()
+    array.flat[0] = array.flat[0] + (1 if array.flat[0] < 3 else -1)
+    weights.CopyFrom(onnx.numpy_helper.from_array(array, weights.name))
+    onnx.save(model, out / "model.onnx")
+    x = r.integers(0, 256, size=(200, 8)).astype(np.float32)
+    with pytest.raises(GraphError, match=r"the IR and the ONNX reference disagree on \d+ of "
+                                         r"200 frames .*; the RTL equals the IR on 200/200 "
+                                         r"frames, so the disagreement is between the model "
+                                         r"and its import"):
+        verify(out, x, progress=None)
