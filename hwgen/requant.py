@@ -182,6 +182,8 @@ def _staircase_of_thresholds(thresholds, bias, low, high):
 
 
 _FITS = {}
+#: Layer fits kept (the oldest goes first).
+_KEPT_FITS = 256
 
 
 def fit_thresholds(thresholds, bias, low, high, max_multiplier_bits=32,
@@ -219,6 +221,8 @@ def fit_thresholds(thresholds, bias, low, high, max_multiplier_bits=32,
     key = (t.shape, t.tobytes(), int(bias), low.tobytes(), high.tobytes(), max_multiplier_bits,
            max_exceptions)
     if key not in _FITS:
+        if len(_FITS) >= _KEPT_FITS:
+            del _FITS[next(iter(_FITS))]            # the oldest
         _FITS[key] = _fit(t, int(bias), low, high, max_multiplier_bits, max_exceptions)
     result = _FITS[key]
     return None if result is None else {k: list(v) if isinstance(v, list) else v
