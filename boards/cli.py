@@ -213,8 +213,41 @@ def _load_array(path, option):
 
 # --- registration ----------------------------------------------------------------------------
 
+def _explore(args):
+    from .explore import main_explore
+    return main_explore(args)
+
+
 def add_commands(subparsers):
-    """Add ``boards``, ``build``, ``program`` and ``run`` to the ``hwgen`` command line."""
+    """Add ``boards``, ``build``, ``program``, ``run`` and ``explore`` to the ``hwgen``
+    command line."""
+    from .explore import TARGETS as EXPLORE_TARGETS
+    p = subparsers.add_parser(
+        "explore", help="design-space exploration: frames/s against measured resources",
+        description="Enumerate the legal foldings of MODEL across a throughput range, keep "
+                    "those the estimates put on or near the Pareto front, and compile and "
+                    "measure each (Yosys for xcup; Yosys and nextpnr, with Fmax, for the open "
+                    "boards) on a Dask cluster: a local one, or --scheduler. Results are "
+                    "cached in DIR/cache by the candidate's hash, so a rerun computes only "
+                    "what is missing. Writes DIR/explore.json, pareto.png, explore.html and a "
+                    "folding JSON per Pareto point (for hwgen compile --folding). Needs the "
+                    "explore extra: pip install 'hwgen[explore]'.")
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("-o", "--out", required=True, metavar="DIR")
+    p.add_argument("--fps", default=None, metavar="MIN:MAX",
+                   help="throughput range in frames/s (default: 1/100 to 4x the default "
+                        "folding's)")
+    p.add_argument("--points", type=positive_int, default=8, metavar="N",
+                   help="rates tried across the range (default 8)")
+    p.add_argument("--targets", default="xcup", metavar="T,T",
+                   help=f"comma-separated, of {', '.join(EXPLORE_TARGETS)} (default xcup)")
+    p.add_argument("--clock-mhz", type=positive_float, default=100.0, metavar="F")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="a running dask-scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=positive_int, default=2, metavar="K",
+                   help="local cluster workers (default 2)")
+    p.set_defaults(run=_explore)
+
     p = subparsers.add_parser(
         "boards", help="list the target boards",
         description="List the boards hwgen builds for: device, clock, resources, toolchain and "

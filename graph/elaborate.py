@@ -61,6 +61,7 @@ every stage with each kernel's own output schedule (no stalls, FIFOs never full)
 import multiprocessing
 import os
 import re
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -475,24 +476,27 @@ def stitched_verilog(accelerator, name="top"):
 _JOBS = None
 
 
-def _stage_rtlil(index):
+def component_rtlil_of(module, stage):
+    """The RTLIL text of one stage as module ``module``."""
     from hwgen.export.verilog import component_rtlil
-    module, stage = _JOBS[index]
     return component_rtlil(stage.plan.build(), name=module)
+
+
+def _stage_rtlil(index):
+    return component_rtlil_of(*_JOBS[index])
 
 
 def _stage_rtlil_texts(jobs):
     """The RTLIL text of every ``(module, stage)`` job, in order. Stages are independent, so
     with more than one core they are converted in forked worker processes (the largest
-    first, by estimated LUTs); without ``fork`` (Windows, macOS's default) one by one."""
+    first, by estimated LUTs); without ``fork`` (Windows, macOS's default), or in a process
+    with other threads, one by one."""
     global _JOBS
     workers = min(len(jobs), os.cpu_count() or 1)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        _JOBS = jobs
-        try:
-            return [_stage_rtlil(index) for index in range(len(jobs))]
-        finally:
-            _JOBS = None
+    # forking is only safe from a single-threaded process (not from a Dask worker's thread)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or \
+            threading.active_count() > 1:
+        return [component_rtlil_of(module, stage) for module, stage in jobs]
     order = sorted(range(len(jobs)), key=lambda k: -jobs[k][1].estimate().lut_equivalent())
     _JOBS = jobs
     try:
