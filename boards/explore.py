@@ -141,10 +141,12 @@ def _source_version():
     return digest.hexdigest()[:16]
 
 
-def candidate_hash(model_bytes, folding, clock_mhz, targets, version):
+def candidate_hash(model_bytes, folding, clock_mhz, targets, version, measure):
+    """The cache key of a candidate: the model's bytes, the folding, the clock, the targets,
+    the source version and the measurement."""
     data = json.dumps({"model": hashlib.sha256(model_bytes).hexdigest(), "folding": folding,
                        "clock_mhz": clock_mhz, "targets": list(targets), "version": version,
-                       "rows": _ROW_VERSION}, sort_keys=True)
+                       "measure": measure, "rows": _ROW_VERSION}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:20]
 
 
@@ -194,7 +196,8 @@ def evaluate_candidate(spec):
         try:
             if left is not None and left <= 0:
                 raise TimeoutError(f"time limit of {spec['timeout']:g} s reached")
-            found = _MEASURE(spec["dir"], target, spec["clock_mhz"], timeout=left)
+            found = _measurer(spec["measure"])(spec["dir"], target, spec["clock_mhz"],
+                                               timeout=left)
         except Exception as error:                          # recorded, not raised
             rows.append(dict(row, status="failed", reason=f"{target}: {_one_line(error)}"))
             continue
@@ -212,8 +215,11 @@ def evaluate_candidate(spec):
     return rows
 
 
-#: The measurement a task runs (tests replace it with recorded results).
-_MEASURE = measure
+def _measurer(reference):
+    """The measurement function named ``"module:function"`` (imported on the worker)."""
+    import importlib
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _one_line(error):
@@ -247,18 +253,18 @@ def _client(scheduler, workers):
                            "'hwgen[explore]'") from None
     if scheduler:
         try:
-            return Client(scheduler, timeout="10s"), None
+            return Client(scheduler, timeout="5s"), None
         except (OSError, TimeoutError) as error:
             raise ExploreError(f"cannot reach the Dask scheduler at {scheduler} "
                                f"({_one_line(error)})") from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=":0")
     return Client(cluster), cluster
 
 
 def explore(model, out_dir, *, fps=None, points=8, targets=("xcup",), clock_mhz=100.0,
             scheduler=None, workers=2, margin=0.15, timeout=1800.0, client=None,
-            progress=print):
+            measure="boards.explore:measure", progress=print):
     """Explore the foldings of ``model`` (see the module documentation).
 
     Parameters
@@ -283,6 +289,9 @@ def explore(model, out_dir, *, fps=None, points=8, targets=("xcup",), clock_mhz=
         Seconds per candidate.
     client : dask.distributed.Client, optional
         An existing client (then ``scheduler`` and ``workers`` are unused).
+    measure : str
+        ``"module:function"`` of the measurement (:func:`measure`'s signature), imported on
+        the workers: another flow (Vivado, recorded results) plugs in here.
     progress : callable or None
 
     Returns
@@ -315,6 +324,20 @@ def explore(model, out_dir, *, fps=None, points=8, targets=("xcup",), clock_mhz=
     fps_min, fps_max = (float(v) for v in fps)
     if not (0 < fps_min <= fps_max and math.isfinite(fps_max)):
         raise ExploreError(f"fps range {fps_min:g}:{fps_max:g} is empty: need 0 < MIN <= MAX")
+    own = None
+    if client is None:                  # connect first: an unreachable scheduler fails fast
+        client, own = _client(scheduler, workers)
+    try:
+        return _explore(client, network, model, out_dir, fps_min, fps_max, points, names,
+                        clock_mhz, margin, timeout, measure, progress, start)
+    finally:
+        if own is not None:
+            client.close()
+            own.close()
+
+
+def _explore(client, network, model, out_dir, fps_min, fps_max, points, names, clock_mhz,
+             margin, timeout, measure, progress, start):
     progress(f"enumerating foldings for {points} rates in {fps_min:,.0f}..{fps_max:,.0f} "
              f"frames/s at {clock_mhz:g} MHz")
     candidates = enumerate_candidates(network, fps_min, fps_max, points, clock_mhz)
@@ -327,25 +350,18 @@ def explore(model, out_dir, *, fps=None, points=8, targets=("xcup",), clock_mhz=
     version = _source_version()
     specs = []
     for candidate in chosen:
-        digest = candidate_hash(model_bytes, candidate["folding"], clock_mhz, names, version)
+        digest = candidate_hash(model_bytes, candidate["folding"], clock_mhz, names, version,
+                                measure)
         specs.append({"hash": digest, "model": str(model.resolve()),
                       "dir": str((out / "candidates" / digest).resolve()),
                       "cache": str((out / "cache" / f"{digest}.json").resolve()),
                       "targets": names, "clock_mhz": clock_mhz, "timeout": timeout,
+                      "measure": measure,
                       **{key: candidate[key] for key in ("folding", "target_fps",
                                                          "cycles_per_frame", "est",
                                                          "est_fps", "layers")}})
     cached = sum(Path(spec["cache"]).is_file() for spec in specs)
-    own = None
-    if client is None:
-        client, own = _client(scheduler, workers)
-    rows = []
-    try:
-        rows = _run(client, specs, progress)
-    finally:
-        if own is not None:
-            client.close()
-            own.close()
+    rows = _run(client, specs, progress)
     result = _summary(rows, specs, cached, time.monotonic() - start)
     _write_outputs(out, result)
     progress(f"wrote {out}/: explore.json, pareto.png, explore.html and "

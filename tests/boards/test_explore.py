@@ -1,0 +1,168 @@
+"""hwgen explore on Dask: the digits MLP over a small range on a local cluster of 2 workers,
+Yosys replaced by recorded results (tests/boards/explore_fakes.py). The Pareto set equals one
+computed by hand from the rows; failures are recorded without stopping the others; a worker
+killed mid-task is retried with nothing lost or duplicated; a rerun computes only what the
+cache lacks; the HTML holds every row and the PNG decodes; bad input is one line."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.distributed")
+from dask.distributed import Client, LocalCluster  # noqa: E402
+
+from boards.explore import ExploreError, explore  # noqa: E402
+from hwgen.cli import main  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+MODEL = HERE.parent.parent / "examples" / "digits_w1a1.onnx"
+RANGE = (4000, 1_600_000)
+FAKES = "explore_fakes:"
+
+pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="examples not built")
+
+
+@pytest.fixture(scope="module")
+def client():
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    import sys
+    sys.path.insert(0, str(HERE))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        yield client
+
+
+def run(client, out, **options):
+    options = {"fps": RANGE, "points": 5, "targets": ("xcup", "ulx3s-85f"),
+               "measure": FAKES + "recorded", "client": client, "progress": None, **options}
+    return explore(MODEL, out, **options)
+
+
+def by_hand_front(rows, target):
+    """Indices of the ok rows of ``target`` that no other such row beats (at least the
+    frames/s for at most the LUT-equivalents, one strictly)."""
+    ok = [(k, r["fps"], r["measured"]["lut_eq"]) for k, r in enumerate(rows)
+          if r["target"] == target and r["status"] == "ok"]
+    return sorted(k for k, f, c in ok
+                  if not any(f2 >= f and c2 <= c and (f2 > f or c2 < c) for _, f2, c2 in ok))
+
+
+@pytest.fixture(scope="module")
+def explored(client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("explore")
+    return out, run(client, out)
+
+
+def test_rows_and_the_pareto_front(explored):
+    out, result = explored
+    rows = result["rows"]
+    assert result["candidates"] >= 3 and not result["failed"]
+    assert len(rows) == 2 * result["candidates"]
+    for row in rows:
+        assert row["status"] == "ok"
+        clock = row["fmax_mhz"] or 100.0
+        assert row["fps"] == pytest.approx(clock * 1e6 / row["cycles_per_frame"])
+        m = row["measured"]
+        assert m["lut_eq"] == m["luts"] + 64 * m["bram18"] + 100 * m["dsp"]
+        assert (row["fmax_mhz"] is None) == (row["target"] == "xcup")
+    for target in ("xcup", "ulx3s-85f"):
+        assert result["pareto"][target] == by_hand_front(rows, target)
+    on_disk = json.loads((out / "explore.json").read_text())
+    assert on_disk["pareto"] == result["pareto"] and len(on_disk["rows"]) == len(rows)
+
+
+def test_every_pareto_folding_compiles_to_its_row(explored, tmp_path):
+    out, result = explored
+    files = result["folding_files"]
+    assert len(files) == len({i for v in result["pareto"].values() for i in v})
+    first = files[0]
+    row = next(r for r in result["rows"] if r["candidate"] == first["candidate"])
+    assert main(["compile", str(MODEL), "-o", str(tmp_path / "c"), "--folding",
+                 str(out / first["file"])]) == 0
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert report["cycles_per_frame"] == row["cycles_per_frame"]
+
+
+def test_html_and_png_hold_every_row(explored):
+    out, result = explored
+    page = (out / "explore.html").read_text()
+    assert page.count("<tr>") == len(result["rows"]) + 1          # and the header
+    for row in result["rows"]:
+        assert row["candidate"] in page
+    assert page.count("<svg") == sum(len(v) for v in result["pareto"].values())
+    from PIL import Image
+    image = Image.open(out / "pareto.png")
+    image.load()
+    assert image.size[0] >= 600 and image.size[1] >= 300
+    assert np.asarray(image).std() > 0                             # not blank
+
+
+def test_a_failing_candidate_is_recorded_and_the_others_finish(client, explored, tmp_path,
+                                                               monkeypatch):
+    _, result = explored
+    slowest = max(r["cycles_per_frame"] for r in result["rows"])
+    monkeypatch.setenv("EXPLORE_FAIL_CYCLES", str(slowest))
+    failed = run(client, tmp_path, measure=FAKES + "failing")
+    bad = [r for r in failed["rows"] if r["status"] != "ok"]
+    assert bad and all(r["cycles_per_frame"] == slowest for r in bad)
+    assert all("Yosys ran out of memory (injected)" in r["reason"] for r in bad)
+    assert len(failed["failed"]) == 1
+    assert sum(r["status"] == "ok" for r in failed["rows"]) == len(failed["rows"]) - len(bad)
+    assert not any(Path(tmp_path, "cache", f"{c}.json").exists() for c in failed["failed"])
+
+
+def test_rerun_computes_only_what_the_cache_lacks(client, tmp_path, monkeypatch):
+    count = tmp_path / "count.txt"
+    monkeypatch.setenv("EXPLORE_COUNT", str(count))
+    first = run(client, tmp_path / "out")
+    measured = count.read_text().splitlines()
+    assert len(measured) == 2 * first["candidates"]
+    # an interrupted run: two candidates never finished
+    lost = [row["candidate"] for row in first["rows"][::2][:2]]
+    for candidate in lost:
+        (tmp_path / "out" / "cache" / f"{candidate}.json").unlink()
+    count.write_text("")
+    second = run(client, tmp_path / "out")
+    again = count.read_text().splitlines()
+    assert sorted({line.split()[0] for line in again}) == sorted(lost)
+    assert len(again) == 2 * len(lost)
+    assert second["cached"] == first["candidates"] - len(lost)
+    assert [r["measured"] for r in second["rows"]] == [r["measured"] for r in first["rows"]]
+
+
+def test_a_killed_worker_is_retried_without_losing_or_duplicating(tmp_path, monkeypatch):
+    marker = tmp_path / "kill.marker"
+    marker.write_text("")
+    monkeypatch.setenv("EXPLORE_KILL_MARKER", str(marker))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), str(HERE.parent.parent)]))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        result = run(client, tmp_path / "out", measure=FAKES + "dies_once")
+    assert marker.with_suffix(".claimed").exists()                 # a worker did die
+    candidates = [r["candidate"] for r in result["rows"]]
+    assert not result["failed"]
+    assert len(candidates) == 2 * len(set(candidates)) == 2 * result["candidates"]
+
+
+@pytest.mark.parametrize("options, pattern", [
+    ({"fps": (5000, 100)}, r"fps range 5000:100 is empty: need 0 < MIN <= MAX"),
+    ({"targets": "xcup,zynq"}, r"unknown target 'zynq'; valid targets: xcup, ulx3s-85f, "
+                               r"icebreaker"),
+    ({"fps": (1e12, 2e12)}, r"no legal folding reaches any rate in 1e\+12..2e\+12 frames/s at "
+                            r"100 MHz \("),
+])
+def test_bad_input_is_one_line(client, tmp_path, options, pattern):
+    with pytest.raises(ExploreError, match=pattern):
+        run(client, tmp_path, **options)
+
+
+def test_an_unreachable_scheduler_is_named(tmp_path, capsys):
+    assert main(["explore", str(MODEL), "-o", str(tmp_path), "--fps", "4000:8000",
+                 "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("hwgen: error: cannot reach the Dask scheduler at "
+                            "tcp://127.0.0.1:1") and "\n" not in error
