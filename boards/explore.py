@@ -157,8 +157,11 @@ def measure(out_dir, target, clock_mhz, timeout=None):
     if target == "xcup":
         from .synth import synthesize
         report = synthesize(out_dir / "top.v", top="top", family="xcup", timeout=timeout)
-        return {"luts": report["luts"], "ffs": report["ffs"], "bram18": report["bram18"],
-                "dsp": report["dsp"], "fmax_mhz": None}
+        found = {"luts": report["luts"], "ffs": report["ffs"], "bram18": report["bram18"],
+                 "dsp": report["dsp"], "fmax_mhz": None}
+        # for `hwgen report OUT --html`, next to the estimate
+        (out_dir / "synth-xcup.json").write_text(json.dumps(found, indent=1) + "\n")
+        return found
     from .build import build
     from .cli import _load
     from .targets import get_target

@@ -6,8 +6,10 @@ verify`` whose simulation disagrees with the reference is such an error). Set
 ``HWGEN_TRACEBACK=1`` to see the traceback of an unexpected error.
 """
 
+import json
 import os
 import sys
+from pathlib import Path
 
 from hwgen.cli import positive_float, print_error
 
@@ -176,8 +178,40 @@ def _add_verify(commands):
 
 def _report(args):
     from .compile import format_report, read_report
-    sys.stdout.write(format_report(read_report(args.out)))
+    report = read_report(args.out)
+    if args.html is None:
+        sys.stdout.write(format_report(report))
+        return 0
+    from .html import report_page
+    path = Path(args.html) if args.html else Path(args.out) / "report.html"
+    path.write_text(report_page(report, _measurements(Path(args.out))))
+    print(f"wrote {path}")
     return 0
+
+
+def _measurements(out):
+    """Whole-design measurements found in a compile directory: ``synth-FAMILY.json``
+    (Yosys cell counts, as ``hwgen explore`` writes them) and ``board-NAME/report.json``
+    (a board build: utilization and Fmax)."""
+    found = []
+    for path in sorted(out.glob("synth-*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found.append({"target": path.stem[len("synth-"):], **{
+            k: data.get(k) for k in ("luts", "ffs", "bram18", "dsp", "fmax_mhz")}})
+    for path in sorted(out.glob("board-*/report.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        used = data.get("utilization", {})
+        found.append({"target": data.get("board", path.parent.name),
+                      "luts": used.get("luts", used.get("lcs")), "ffs": used.get("ffs"),
+                      "bram18": used.get("bram"), "dsp": used.get("dsp"),
+                      "fmax_mhz": data.get("fmax_mhz")})
+    return found
 
 
 def _add_report(commands):
@@ -187,6 +221,12 @@ def _add_report(commands):
                     "SIMD, datapath, cycles per frame and estimated LUT/FF/LUTRAM/BRAM/DSP, "
                     "with totals, frames/s and latency at the clock.")
     parser.add_argument("out", metavar="OUT", help="a directory written by 'hwgen compile'")
+    parser.add_argument("--html", nargs="?", const="", default=None, metavar="FILE",
+                        help="write a self-contained page instead (default OUT/report.html): "
+                             "the dataflow of the kernels with PE/SIMD, FIFO depths and the "
+                             "bottleneck, per-layer bars of cycles and resources, and the "
+                             "estimate next to the measurements found in OUT (synth-*.json, "
+                             "board-*/report.json)")
     parser.set_defaults(run=_guarded(_report))
 
 

@@ -140,3 +140,30 @@ def test_help(capsys, command, options):
     out = capsys.readouterr().out
     for option in options:
         assert option in out
+
+
+def test_report_html_page(compiled, capsys, tmp_path):
+    """``hwgen report OUT --html``: one dataflow box per stage with the bottleneck marked,
+    per-layer bars, every stage in the table, and a measurement found in OUT next to the
+    estimate."""
+    import shutil
+    out = tmp_path / "c"
+    shutil.copytree(compiled, out)
+    (out / "synth-xcup.json").write_text(json.dumps({"luts": 1234, "ffs": 2345, "bram18": 3,
+                                                     "dsp": 0, "fmax_mhz": None}))
+    status, text, _ = run(capsys, "report", out, "--html")
+    assert status == 0 and text.strip() == f"wrote {out / 'report.html'}"
+    page = (out / "report.html").read_text()
+    report = json.loads((out / "report.json").read_text())
+    stages = report["layers"]
+    dataflow = page.split("<h2>Dataflow</h2>")[1].split("<h2>")[0]
+    assert dataflow.count("<rect") == len(stages)
+    assert dataflow.count("(bottleneck)") == 1
+    assert f"{report['bottleneck']} (" in dataflow and "stroke='#c0392b'" in dataflow
+    for row in stages:
+        assert f"<td>{row['name']}</td>" in page
+    bars = page.split("<h2>Per layer</h2>")[1]
+    assert bars.count("<title>cycles per frame:") == len(stages)
+    assert "<td>measured: xcup</td><td>1234</td><td>2345</td><td>3</td>" in page
+    status, _, _ = run(capsys, "report", out, "--html", tmp_path / "page.html")
+    assert status == 0 and (tmp_path / "page.html").read_text() == page
