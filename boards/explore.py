@@ -248,12 +248,21 @@ def _parse_targets(targets):
     return names
 
 
+def _require_extras():
+    """Dask and matplotlib, or an error that names the extra to install."""
+    missing = []
+    for module in ("dask.distributed", "matplotlib"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module.split(".")[0])
+    if missing:
+        raise ExploreError(f"hwgen explore needs {' and '.join(missing)}: pip install "
+                           f"'hwgen[explore]' (from a checkout: pip install -e '.[explore]')")
+
+
 def _client(scheduler, workers):
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise ExploreError("hwgen explore needs Dask and matplotlib: pip install "
-                           "'hwgen[explore]'") from None
+    from dask.distributed import Client, LocalCluster
     if scheduler:
         try:
             return Client(scheduler, timeout="5s"), None
@@ -307,6 +316,7 @@ def explore(model, out_dir, *, fps=None, points=8, targets=("xcup",), clock_mhz=
     from graph.importer import import_model
     progress = progress or (lambda *args: None)
     start = time.monotonic()
+    _require_extras()
     names = _parse_targets(targets)
     model = Path(model)
     if not model.is_file():

@@ -166,3 +166,11 @@ def test_an_unreachable_scheduler_is_named(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith("hwgen: error: cannot reach the Dask scheduler at "
                             "tcp://127.0.0.1:1") and "\n" not in error
+
+
+def test_without_the_extra_the_error_names_it(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ExploreError, match=r"hwgen explore needs matplotlib: pip install "
+                                           r"'hwgen\[explore\]'"):
+        explore(MODEL, tmp_path, progress=None)
