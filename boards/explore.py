@@ -382,19 +382,47 @@ def _explore(client, network, model, out_dir, fps_min, fps_max, points, names, c
     return result
 
 
+def _expected_work(spec):
+    """A rough measure of a candidate's Yosys run, to start the longest first: the estimated
+    LUTs (logic mapping) plus one per 25 cycles of its layers (the memories' initial values,
+    one Verilog line per word, which read_verilog parses: the more folded, the deeper)."""
+    return spec["est"]["luts"] + sum(layer.get("cycles") or 0 for layer in spec["layers"]) / 25
+
+
 def _run(client, specs, progress):
+    """Evaluate every spec on the cluster, the longest expected first (:func:`_expected_work`),
+    with at most one task per worker thread in flight: Dask hands a small batch out to the
+    workers at once, round robin, so submitting all of them would fix the assignment up front
+    and one worker could be left with two long tasks while the other idles."""
     from dask.distributed import as_completed
-    futures = [client.submit(evaluate_candidate, spec, key=f"hwgen-explore-{spec['hash']}",
-                             pure=False, retries=1) for spec in specs]
+    queue = sorted(specs, key=_expected_work, reverse=True)
+    owner = {}
+
+    def submit(spec):
+        future = client.submit(evaluate_candidate, spec, key=f"hwgen-explore-{spec['hash']}",
+                               pure=False, retries=1)
+        owner[future.key] = spec
+        return future
+
+    def slots():
+        return max(1, sum(client.nthreads().values()))
+
+    running = min(slots(), len(queue))
+    pending = as_completed([submit(queue.pop(0)) for _ in range(running)])
     rows, done, failed = [], 0, 0
     last = 0.0
-    for future in as_completed(futures):
+    for future in pending:
+        running -= 1
+        spec = owner[future.key]
         try:
             found = future.result()
         except Exception as error:                      # the task could not run at all
-            spec = specs[futures.index(future)]
             found = [dict(_row_base(spec, t), status="failed",
                           reason=f"task: {_one_line(error)}") for t in spec["targets"]]
+        future.release()
+        while queue and running < slots():              # workers may have joined or left
+            pending.add(submit(queue.pop(0)))
+            running += 1
         rows.extend(found)
         done += 1
         failed += any(row["status"] != "ok" for row in found)

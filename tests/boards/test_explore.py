@@ -174,3 +174,21 @@ def test_without_the_extra_the_error_names_it(tmp_path, monkeypatch):
     with pytest.raises(ExploreError, match=r"hwgen explore needs matplotlib: pip install "
                                            r"'hwgen\[explore\]'"):
         explore(MODEL, tmp_path, progress=None)
+
+
+@pytest.mark.slow
+def test_real_yosys_measurement_on_a_small_range(client, tmp_path, monkeypatch):
+    """The default measurement (Yosys synth_xilinx -family xcup, no recorded results) on
+    three rates of the digits MLP, every synthesis run afresh (an empty synthesis cache)."""
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "hwgen-cache"))
+    result = explore(MODEL, tmp_path / "out", fps=(48_828, 312_500), points=3,
+                     targets=("xcup",), client=client, progress=None)
+    rows = result["rows"]
+    assert result["candidates"] >= 2 and len(rows) == result["candidates"]
+    assert not result["failed"] and result["cached"] == 0
+    for row in rows:
+        assert row["status"] == "ok", row.get("reason")
+        assert row["target"] == "xcup" and row["fmax_mhz"] is None
+        assert row["measured"]["luts"] > 0 and row["measured"]["ffs"] > 0
+    assert len(list((tmp_path / "hwgen-cache" / "synth").glob("*.json"))) == len(rows)
+    assert result["pareto"]["xcup"] == by_hand_front(rows, "xcup")
