@@ -29,6 +29,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -150,17 +151,38 @@ def candidate_hash(model_bytes, folding, clock_mhz, targets, version, measure):
     return hashlib.sha256(data.encode()).hexdigest()[:20]
 
 
+#: Verilog bytes below which stages are synthesized together (a Yosys run starts in seconds).
+PIECE_BYTES = 256 * 1024
+_STAGE_MODULE = re.compile(r"top_s[0-9]+_\w+")     # graph.elaborate.stage_module("top", ...)
+
+
 def measure(out_dir, target, clock_mhz, timeout=None):
     """Measured resources of the accelerator compiled in ``out_dir`` for ``target``: a dict
-    ``luts``, ``ffs``, ``bram18``, ``dsp``, ``fmax_mhz`` (None for ``xcup``)."""
+    ``luts``, ``ffs``, ``bram18``, ``dsp``, ``fmax_mhz`` (None for ``xcup``).
+
+    ``xcup`` is synthesized in out-of-context pieces (:func:`boards.synth.synthesize_parts`):
+    the stage modules in groups of roughly equal Verilog size, as many as the largest stage
+    allows but none much under :data:`PIECE_BYTES` (a small design is one piece: the whole
+    design). Run in a Dask task, the pieces are tasks of their own (:func:`_cluster_map`), so
+    the workers share a large candidate; elsewhere they run one after the other. The pieces
+    add up to within a few LUTs of the whole design (``benchmarks/explore.py`` compares)."""
     out_dir = Path(out_dir)
     if target == "xcup":
-        from .synth import synthesize
-        report = synthesize(out_dir / "top.v", top="top", family="xcup", timeout=timeout)
+        from .synth import group_parts, synthesize_parts, verilog_modules
+        verilog = (out_dir / "top.v").read_text()
+        modules = verilog_modules(verilog)
+        parts = [name for name in modules if _STAGE_MODULE.fullmatch(name)]
+        groups = group_parts({name: len(modules[name]) for name in parts},
+                             min_size=PIECE_BYTES)
+        report = synthesize_parts(verilog, top="top", parts=parts, groups=groups,
+                                  family="xcup", timeout=timeout, map=_cluster_map)
         found = {"luts": report["luts"], "ffs": report["ffs"], "bram18": report["bram18"],
                  "dsp": report["dsp"], "fmax_mhz": None}
         # for `hwgen report OUT --html`, next to the estimate
-        (out_dir / "synth-xcup.json").write_text(json.dumps(found, indent=1) + "\n")
+        (out_dir / "synth-xcup.json").write_text(json.dumps(
+            dict(found, pieces=[{key: piece.get(key) for key in
+                                 ("parts", "luts", "ffs", "bram18", "dsp", "seconds")}
+                                for piece in report["pieces"]]), indent=1) + "\n")
         return found
     from .build import build
     from .cli import _load
@@ -172,6 +194,27 @@ def measure(out_dir, target, clock_mhz, timeout=None):
     return {"luts": used.get("luts", used.get("lcs")), "ffs": used.get("ffs"),
             "bram18": used.get("bram", 0), "dsp": used.get("dsp", 0),
             "fmax_mhz": report["fmax_mhz"]}
+
+
+def _cluster_map(function, jobs):
+    """``map`` on the Dask cluster when called in one of its tasks, else the built-in one.
+    The calling task secedes while it waits (:func:`distributed.worker_client`), so its own
+    worker runs pieces too; the largest job is given the highest priority, and identical jobs
+    (by their bytes) are one Dask key, computed once."""
+    try:
+        from distributed import get_worker, worker_client
+        get_worker()
+    except (ImportError, ValueError):
+        return [function(job) for job in jobs]
+    import pickle
+    with worker_client() as client:
+        futures = []
+        for job in jobs:
+            data = pickle.dumps(job)
+            futures.append(client.submit(
+                function, job, priority=len(data),
+                key=f"hwgen-piece-{hashlib.sha256(data).hexdigest()[:20]}"))
+        return client.gather(futures)
 
 
 def evaluate_candidate(spec):
@@ -391,9 +434,11 @@ def _expected_work(spec):
 
 def _run(client, specs, progress):
     """Evaluate every spec on the cluster, the longest expected first (:func:`_expected_work`),
-    with at most one task per worker thread in flight: Dask hands a small batch out to the
-    workers at once, round robin, so submitting all of them would fix the assignment up front
-    and one worker could be left with two long tasks while the other idles."""
+    with at most two candidates per worker thread in flight. A candidate's task compiles,
+    then secedes while its synthesis pieces run as tasks of their own (:func:`measure`), so
+    two per thread keep the workers busy with the pieces of one candidate while the next
+    compiles; submitting all of them would hand them out to the workers up front, round
+    robin, and one worker could be left with two long candidates while the other idles."""
     from dask.distributed import as_completed
     queue = sorted(specs, key=_expected_work, reverse=True)
     owner = {}
@@ -405,7 +450,7 @@ def _run(client, specs, progress):
         return future
 
     def slots():
-        return max(1, sum(client.nthreads().values()))
+        return 2 * max(1, sum(client.nthreads().values()))
 
     running = min(slots(), len(queue))
     pending = as_completed([submit(queue.pop(0)) for _ in range(running)])

@@ -61,6 +61,11 @@ __all__ = [
     "cell_counts",
     "cache_dir",
     "yosys_version",
+    "verilog_modules",
+    "split_parts",
+    "group_parts",
+    "synthesize_parts",
+    "combine_reports",
 ]
 
 #: Family name -> vendor class used to interpret the cells.
@@ -414,6 +419,198 @@ def synthesize(verilog, *, top, family="xcup", extra_sources=(), flatten=True, c
             pass  # a read-only cache is not an error
     report["cached"] = False
     return report
+
+
+# --- out-of-context parts ------------------------------------------------------------------
+
+_MODULE_NAME = r"(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)"
+_MODULE_START = re.compile(rf"^module\s+{_MODULE_NAME}")
+_INSTANCE = re.compile(rf"^\s+{_MODULE_NAME}\s+{_MODULE_NAME}\s*\(")
+_PORT = re.compile(r"^\s*(input|output|inout)\b[^;]*;")
+
+
+def verilog_modules(verilog):
+    """The modules of Verilog as Yosys writes it (``module`` and ``endmodule`` at the start
+    of their lines, as Amaranth's output has them): ``{name: text}``, in file order, each text
+    with the attribute lines just above its ``module``. Names lose an escaping backslash."""
+    modules, pending, current, name = {}, [], None, None
+    for line in verilog.splitlines(keepends=True):
+        if current is None:
+            start = _MODULE_START.match(line)
+            if start:
+                name, current = start.group(1).lstrip("\\"), pending + [line]
+                pending = []
+            elif line.lstrip().startswith("(*"):
+                pending.append(line)
+            elif line.strip():
+                pending = []
+            continue
+        current.append(line)
+        if line.startswith("endmodule"):
+            if name in modules:
+                raise ValueError(f"module {name!r} is defined twice")
+            modules[name] = "".join(current)
+            current = None
+    if current is not None:
+        raise ValueError(f"module {name!r} has no endmodule")
+    return modules
+
+
+def _instances(text, modules):
+    """Names of the modules in ``modules`` that ``text`` (one module) instantiates."""
+    found = set()
+    for line in text.splitlines()[1:]:
+        match = _INSTANCE.match(line)
+        if match and match.group(1).lstrip("\\") in modules:
+            found.add(match.group(1).lstrip("\\"))
+    return found
+
+
+def _blackbox(text):
+    """A black-box stub of one module: its header and port declarations."""
+    lines = text.splitlines()
+    start = next(k for k, line in enumerate(lines) if _MODULE_START.match(line))
+    ports = [line for line in lines[start + 1:] if _PORT.match(line)]
+    return "(* blackbox *)\n" + "\n".join([lines[start]] + ports + ["endmodule"]) + "\n"
+
+
+_PORT_DECL = re.compile(r"^\s*(input|output|inout)\s+((?:signed\s+)?(?:\[[^\]]*\]\s*)?)"
+                        r"([A-Za-z_][A-Za-z0-9_$]*)\s*;")
+
+
+def _wrapper(name, parts, modules):
+    """A module ``name`` that instantiates each of ``parts`` with every port brought out
+    (``p<k>_<port>``), so that several parts synthesize as one piece and nothing is left
+    undriven or unused."""
+    ports, decls, instances = [], [], []
+    for k, part in enumerate(parts):
+        connections = []
+        for line in modules[part].splitlines():
+            match = _PORT_DECL.match(line)
+            if match:
+                direction, shape, port = match.groups()
+                ports.append(f"p{k}_{port}")
+                decls.append(f"  {direction} {shape}p{k}_{port};")
+                connections.append(f"    .{port}(p{k}_{port})")
+        instances.append(f"  {part} part{k} (\n" + ",\n".join(connections) + "\n  );")
+    return (f"module {name}({', '.join(ports)});\n" + "\n".join(decls + instances) +
+            "\nendmodule\n")
+
+
+def split_parts(verilog, *, top, parts, groups=None):
+    """Split a design into pieces that synthesize out of context: ``[(top name, verilog)]``.
+
+    ``parts`` are module names; ``groups`` lists them in pieces (default: one part each).
+    The first piece is ``top`` with the glue between the parts, the first group's parts and a
+    black box for every other part; each further group is a wrapper module instantiating its
+    parts. With one group the first piece is the whole design, unchanged. The pieces' cells
+    add up to the whole design's, except for optimisations across a part's ports (constants
+    or unused outputs crossing it), which a streaming design has few of.
+    """
+    verilog = _read_source(verilog)[1]
+    modules = verilog_modules(verilog)
+    groups = [[part] for part in parts] if groups is None else [list(g) for g in groups]
+    for name in [top, *parts]:
+        if name not in modules:
+            raise ValueError(f"module {name!r} is not in the design; it has "
+                             f"{', '.join(list(modules)[:8])}{' ...' if len(modules) > 8 else ''}")
+    if sorted(p for g in groups for p in g) != sorted(parts) or not all(groups):
+        raise ValueError(f"groups={groups!r} must hold every one of parts={list(parts)!r} once")
+    children = {name: _instances(text, modules) for name, text in modules.items()}
+
+    def below(root):
+        seen, stack = set(), [root]
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(children[name])
+        return seen
+
+    trees = [set().union(*(below(part) for part in group)) for group in groups]
+    later = set().union(*trees[1:]) - trees[0]
+    first = [m for m in modules if m in below(top) and m not in later]
+    stubs = "".join(_blackbox(modules[part]) for group in groups[1:] for part in group)
+    pieces = [(top, "".join(modules[m] for m in first) + stubs)]
+    for k, (group, tree) in enumerate(zip(groups[1:], trees[1:]), 1):
+        name = f"{top}_piece{k}"
+        while name in modules:
+            name += "_"
+        pieces.append((name, "".join(modules[m] for m in modules if m in tree) +
+                       _wrapper(name, group, modules)))
+    return pieces
+
+
+def group_parts(sizes, *, min_size):
+    """Parts in groups of roughly equal size for :func:`split_parts`: ``sizes`` maps a part
+    to its cost (e.g. Verilog bytes); as many groups as it takes for none to be much larger
+    than the largest part, but none much below ``min_size`` (a Yosys run's start-up is a few seconds), largest first into the
+    smallest group. Returns a list of lists, the largest group first."""
+    total = sum(sizes.values())
+    if not sizes:
+        return []
+    count = max(1, min(len(sizes), math.ceil(total / max(max(sizes.values()), 1)),
+                       int(total // max(min_size, 1))))
+    bins = [[0, []] for _ in range(count)]
+    for part in sorted(sizes, key=lambda p: (-sizes[p], p)):
+        target = min(bins, key=lambda b: b[0])
+        target[0] += sizes[part]
+        target[1].append(part)
+    return [names for _, names in sorted(bins, key=lambda b: -b[0])]
+
+
+_SUMMED = ("luts", "ffs", "latches", "carry", "carry_bits", "dsp", "dsp48e2", "bram18", "uram",
+           "lutram", "srl", "lut_sites", "seconds")
+
+
+def combine_reports(reports, *, ignore_cells=()):
+    """One report for several pieces synthesized apart: counts added, ``carry8_equiv``
+    recomputed from the summed carry bits, and ``cells`` without the black boxes named in
+    ``ignore_cells``."""
+    out = {key: 0 for key in _SUMMED}
+    out.update(lut_sizes={}, muxf={}, cells={})
+    for report in reports:
+        for key in _SUMMED:
+            out[key] += report.get(key) or 0
+        for field in ("lut_sizes", "muxf", "cells"):
+            for key, n in report.get(field, {}).items():
+                if field == "cells" and key in ignore_cells:
+                    continue
+                out[field][key] = out[field].get(key, 0) + n
+    out["seconds"] = round(out["seconds"], 2)
+    out["carry8_equiv"] = math.ceil(out["carry_bits"] / 8)
+    out["cells"] = dict(sorted(out["cells"].items()))
+    out["lut_sizes"] = dict(sorted(out["lut_sizes"].items()))
+    out["family"] = reports[0].get("family") if reports else None
+    out["cached"] = all(report.get("cached") for report in reports)
+    return out
+
+
+def _synthesize_piece(job):
+    """One piece of :func:`synthesize_parts` (a module-level function: picklable)."""
+    (name, text), options = job
+    return synthesize(text, top=name, **options)
+
+
+def synthesize_parts(verilog, *, top, parts, groups=None, family="xcup", flatten=True,
+                     cache=True, timeout=None, map=map):
+    """Synthesize a design as out-of-context pieces (:func:`split_parts`) and add them up.
+
+    ``map(function, jobs)`` runs the pieces: the built-in one after the other, or a parallel
+    one (a Dask cluster's, a process pool's); each piece is synthesized as :func:`synthesize`
+    would, with its own cache entry, so a piece shared by several designs is synthesized once.
+    Returns the summed report (:func:`combine_reports`) with ``top`` and ``pieces``: per
+    piece, its ``parts`` and its report without ``cells``.
+    """
+    groups = [[part] for part in parts] if groups is None else groups
+    pieces = split_parts(verilog, top=top, parts=parts, groups=groups)
+    options = {"family": family, "flatten": flatten, "cache": cache, "timeout": timeout}
+    reports = list(map(_synthesize_piece, [(piece, options) for piece in pieces]))
+    out = combine_reports(reports, ignore_cells=set(parts))
+    out["top"] = top
+    out["pieces"] = [dict({k: v for k, v in report.items() if k != "cells"}, parts=group)
+                     for group, report in zip(groups, reports)]
+    return out
 
 
 def main(argv=None):

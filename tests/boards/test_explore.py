@@ -148,6 +148,63 @@ def test_a_killed_worker_is_retried_without_losing_or_duplicating(tmp_path, monk
     assert len(candidates) == 2 * len(set(candidates)) == 2 * result["candidates"]
 
 
+def test_pieces_are_tasks_of_their_own(client):
+    import explore_fakes
+    from dask.distributed import get_task_stream
+    assert explore_fakes.fan_out([2, 3]) == [4, 9]                  # outside Dask: map()
+    with get_task_stream(client) as stream:
+        assert client.submit(explore_fakes.fan_out, [2, 3, 2, 5], pure=False).result() == \
+            [4, 9, 4, 25]
+    keys = [str(task["key"]) for task in stream.data]
+    pieces = [key for key in keys if key.startswith("hwgen-piece-")]
+    assert len(pieces) == len(set(pieces)) == 3                       # the repeated job once
+
+
+def test_a_worker_killed_in_a_piece_is_retried(tmp_path, monkeypatch):
+    import explore_fakes
+    marker = tmp_path / "kill.marker"
+    marker.write_text("")
+    monkeypatch.setenv("EXPLORE_KILL_MARKER", str(marker))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), str(HERE.parent.parent)]))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        jobs = list(range(1, 9))
+        found = client.submit(explore_fakes.fan_out, jobs, pure=False, retries=1).result()
+    assert marker.with_suffix(".claimed").exists()                  # a worker did die
+    assert found == [job * job for job in jobs]
+
+
+def test_xcup_is_measured_in_pieces(explored, monkeypatch):
+    """measure("xcup"): the stage modules in groups, every one exactly once, the pieces'
+    counts added up and written to synth-xcup.json."""
+    from boards import explore as module
+    from boards import synth
+    out, result = explored
+    seen = []
+
+    def fake(job):
+        (name, text), options = job
+        modules = synth.verilog_modules(text)
+        seen.append((name, modules))
+        return synth.cell_counts({"LUT4": len(text) % 97, "FDRE": len(modules)})
+
+    monkeypatch.setattr(synth, "_synthesize_piece", fake)
+    monkeypatch.setattr(module, "PIECE_BYTES", 1)
+    directory = out / "candidates" / result["rows"][0]["candidate"]
+    found = module.measure(directory, "xcup", 100.0)
+    whole = synth.verilog_modules((directory / "top.v").read_text())
+    stages = sorted(name for name in whole if module._STAGE_MODULE.fullmatch(name))
+    assert len(stages) >= 9 and len(seen) >= 2 and seen[0][0] == "top"
+    written = json.loads((directory / "synth-xcup.json").read_text())
+    assert sorted(p for piece in written["pieces"] for p in piece["parts"]) == stages
+    real = [sorted(n for n in modules if n in stages and not
+                   modules[n].startswith("(* blackbox *)")) for _, modules in seen]
+    assert sorted(n for names in real for n in names) == stages
+    assert found["luts"] == sum(piece["luts"] for piece in written["pieces"])
+    assert found["ffs"] == sum(len(modules) for _, modules in seen)
+    assert (found["bram18"], found["dsp"], found["fmax_mhz"]) == (0, 0, None)
+
+
 @pytest.mark.parametrize("options, pattern", [
     ({"fps": (5000, 100)}, r"fps range 5000:100 is empty: need 0 < MIN <= MAX"),
     ({"targets": "xcup,zynq"}, r"unknown target 'zynq'; valid targets: xcup, ulx3s-85f, "

@@ -225,3 +225,166 @@ def test_yosys_error_is_quoted(fresh_cache):
         synthesize("module bad(input a, output b);\nassign b = a &;\nendmodule\n", top="bad")
     with pytest.raises(SynthesisError, match="nosuch"):
         synthesize(ADDER, top="nosuch")
+
+
+# --- out-of-context pieces -------------------------------------------------------------------
+
+# Two stages in the Yosys-written style Amaranth emits: a top, a wrapper level, escaped
+# submodule names, attribute lines above each module.
+STAGED = r"""/* Generated */
+(* generator = "Amaranth" *)
+module top(clk, a, y);
+  input clk;
+  input [3:0] a;
+  output [3:0] y;
+  wire [3:0] m;
+  \top.kernel  kernel (
+    .clk(clk),
+    .a(a),
+    .y(y)
+  );
+endmodule
+
+(* generator = "Amaranth" *)
+module \top.kernel (clk, a, y);
+  input clk;
+  input [3:0] a;
+  output [3:0] y;
+  wire [3:0] m;
+  top_s0_inc s0 (
+    .clk(clk),
+    .a(a),
+    .y(m)
+  );
+  top_s1_acc s1 (
+    .clk(clk),
+    .a(m),
+    .y(y)
+  );
+endmodule
+
+(* generator = "Amaranth" *)
+module top_s0_inc(clk, a, y);
+  input clk;
+  input [3:0] a;
+  output [3:0] y;
+  \top_s0_inc.reg  r (
+    .clk(clk),
+    .d(a + 4'h1),
+    .q(y)
+  );
+endmodule
+
+module \top_s0_inc.reg (clk, d, q);
+  input clk;
+  input [3:0] d;
+  output [3:0] q;
+  reg [3:0] q = 4'h0;
+  always @(posedge clk) q <= d;
+endmodule
+
+(* generator = "Amaranth" *)
+module top_s1_acc(clk, a, y);
+  input clk;
+  input signed [3:0] a;
+  output [3:0] y;
+  reg [3:0] y = 4'h0;
+  always @(posedge clk) y <= y + a;
+endmodule
+"""
+STAGES = ["top_s0_inc", "top_s1_acc"]
+
+
+def test_verilog_modules():
+    modules = synth.verilog_modules(STAGED)
+    assert list(modules) == ["top", "top.kernel", "top_s0_inc", "top_s0_inc.reg", "top_s1_acc"]
+    assert modules["top"].startswith('(* generator = "Amaranth" *)\nmodule top(')
+    assert modules["top_s0_inc.reg"].startswith("module \\top_s0_inc.reg (")
+    assert all(text.rstrip().endswith("endmodule") for text in modules.values())
+    assert "".join(modules.values()) in STAGED.replace("\n\n", "\n")
+    with pytest.raises(ValueError, match="module 'top' is defined twice"):
+        synth.verilog_modules(STAGED + STAGED)
+    with pytest.raises(ValueError, match="module 'half' has no endmodule"):
+        synth.verilog_modules("module half(a);\n  input a;\n")
+
+
+def test_split_parts_pieces():
+    modules = synth.verilog_modules(STAGED)
+    whole = synth.split_parts(STAGED, top="top", parts=STAGES, groups=[STAGES])
+    assert whole == [("top", "".join(modules.values()))]
+    first, second = synth.split_parts(STAGED, top="top", parts=STAGES)
+    assert first[0] == "top" and second[0] == "top_piece1"
+    # the first piece: glue and stage 0 as they are, stage 1 a black box with its ports
+    inside = synth.verilog_modules(first[1])
+    assert list(inside) == ["top", "top.kernel", "top_s0_inc", "top_s0_inc.reg", "top_s1_acc"]
+    assert inside["top_s0_inc.reg"] == modules["top_s0_inc.reg"]
+    assert inside["top_s1_acc"] == ("(* blackbox *)\nmodule top_s1_acc(clk, a, y);\n"
+                                    "  input clk;\n  input signed [3:0] a;\n"
+                                    "  output [3:0] y;\nendmodule\n")
+    # the second: stage 1 under a wrapper that brings every port out
+    inside = synth.verilog_modules(second[1])
+    assert list(inside) == ["top_s1_acc", "top_piece1"]
+    assert inside["top_s1_acc"] == modules["top_s1_acc"]
+    wrapper = inside["top_piece1"]
+    assert wrapper.startswith("module top_piece1(p0_clk, p0_a, p0_y);\n")
+    assert "  input signed [3:0] p0_a;" in wrapper and "  output [3:0] p0_y;" in wrapper
+    assert "  top_s1_acc part0 (\n    .clk(p0_clk),\n    .a(p0_a),\n    .y(p0_y)\n  );" in wrapper
+
+
+def test_split_parts_errors():
+    with pytest.raises(ValueError, match=r"module 'top_s9_x' is not in the design; it has top, "):
+        synth.split_parts(STAGED, top="top", parts=["top_s9_x"])
+    with pytest.raises(ValueError, match=r"groups=\[\['top_s0_inc'\]\] must hold every one of "
+                                         r"parts=\['top_s0_inc', 'top_s1_acc'\] once"):
+        synth.split_parts(STAGED, top="top", parts=STAGES, groups=[["top_s0_inc"]])
+
+
+def test_group_parts():
+    assert synth.group_parts({}, min_size=1) == []
+    sizes = {"a": 10, "b": 10, "c": 6, "d": 4}
+    # as many groups as the largest part allows: 30 // 10
+    assert synth.group_parts(sizes, min_size=1) == [["a"], ["b"], ["c", "d"]]
+    assert synth.group_parts(sizes, min_size=15) == [["a", "c"], ["b", "d"]]
+    assert synth.group_parts(sizes, min_size=100) == [["a", "b", "c", "d"]]
+
+
+def test_combine_reports():
+    one = cell_counts({"LUT3": 2, "CARRY4": 1, "FDRE": 3, "top_s1_acc": 1})
+    two = cell_counts({"LUT6": 1, "CARRY4": 2, "RAMB36E2": 1, "DSP48E2": 1})
+    one["seconds"], two["seconds"] = 1.25, 2.5
+    both = synth.combine_reports([one, two], ignore_cells={"top_s1_acc"})
+    assert (both["luts"], both["ffs"], both["bram18"], both["dsp"]) == (3, 3, 2, 1)
+    assert both["carry_bits"] == 12 and both["carry8_equiv"] == 2
+    assert both["lut_sizes"] == {1: 0, 2: 0, 3: 2, 4: 0, 5: 0, 6: 1}
+    assert both["cells"] == {"CARRY4": 3, "DSP48E2": 1, "FDRE": 3, "LUT3": 2, "LUT6": 1,
+                             "RAMB36E2": 1}
+    assert both["seconds"] == 3.75 and not both["cached"]
+
+
+def test_synthesize_parts_map(monkeypatch):
+    jobs = []
+
+    def fake(job):
+        (name, text), options = job
+        jobs.append((name, options))
+        return cell_counts({"LUT4": len(synth.verilog_modules(text)), "FDRE": 1})
+
+    monkeypatch.setattr(synth, "_synthesize_piece", fake)
+    used = []
+    report = synth.synthesize_parts(STAGED, top="top", parts=STAGES, timeout=9,
+                                    map=lambda f, items: used.append(1) or list(map(f, items)))
+    assert used == [1]
+    assert jobs == [(name, {"family": "xcup", "flatten": True, "cache": True, "timeout": 9})
+                    for name in ("top", "top_piece1")]
+    assert report["luts"] == 5 + 2 and report["ffs"] == 2 and report["top"] == "top"
+    assert [(p["parts"], p["luts"]) for p in report["pieces"]] == [
+        (["top_s0_inc"], 5), (["top_s1_acc"], 2)]
+
+
+@pytest.mark.slow
+def test_pieces_add_up_to_the_whole_design(fresh_cache):
+    whole = synthesize(STAGED, top="top", family="xcup")
+    split = synth.synthesize_parts(STAGED, top="top", parts=STAGES, family="xcup")
+    for key in ("luts", "ffs", "carry_bits", "bram18", "dsp"):
+        assert split[key] == whole[key], key
+    assert whole["ffs"] == 8 and split["cells"].get("top_s1_acc") is None
