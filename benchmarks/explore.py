@@ -45,8 +45,11 @@ Per model:
 
 Per-candidate rows (``candidates``): cycles per frame, the estimate, the measurement of
 both runs (``same_measurement``: Yosys is deterministic), the sequential wall time and the
-Dask task's compute time on its worker (from the worker's transition log: ``dask_task_s``,
-``worker``, and ``task_start_s``/``task_end_s`` from the start of step 1).
+Dask task's time on its worker, waiting for its synthesis pieces included (from the
+worker's transition log: ``dask_task_s``, ``worker``, and ``task_start_s``/``task_end_s``
+from the start of step 1). The xcup measurement splits a candidate into out-of-context
+pieces, each a Dask task (``boards.explore.measure``); ``piece_tasks`` lists them (worker,
+seconds, start and end) and ``piece_busy_s_per_worker`` adds up each worker's Yosys time.
 """
 
 import argparse
@@ -117,7 +120,7 @@ def _task_log(dask_worker):
     begun, out = {}, []
     for entry in dask_worker.state.log:
         key = str(entry[0])
-        if not key.startswith("hwgen-explore-") or len(entry) < 4:
+        if not key.startswith(("hwgen-explore-", "hwgen-piece-")) or len(entry) < 4:
             continue
         start, finish, stamp = entry[1], entry[2], entry[-1]
         if finish == "executing":
@@ -138,12 +141,15 @@ def run_dask(model, out, fps, points, workers, clock_mhz, timeout, cache):
         result = explore(model, out, fps=fps, points=points, targets=("xcup",),
                          clock_mhz=clock_mhz, timeout=timeout, client=client,
                          measure=MEASURE, progress=stamps)
-        tasks = {}
+        tasks, pieces = {}, []
         for worker, log in sorted(client.run(_task_log).items()):
             for key, begin, end in log:
-                tasks[key[len("hwgen-explore-"):]] = {
-                    "seconds": round(end - begin, 1), "worker": worker,
-                    "start_s": round(begin - epoch, 1), "end_s": round(end - epoch, 1)}
+                entry = {"seconds": round(end - begin, 1), "worker": worker,
+                         "start_s": round(begin - epoch, 1), "end_s": round(end - epoch, 1)}
+                if key.startswith("hwgen-piece-"):
+                    pieces.append(dict(entry, key=key))
+                else:
+                    tasks[key[len("hwgen-explore-"):]] = entry
     finally:
         client.close()
         cluster.close()
@@ -151,7 +157,8 @@ def run_dask(model, out, fps, points, workers, clock_mhz, timeout, cache):
     began, ended = stamps.at("enumerating"), stamps.at("wrote")
     enumerated = next((t for t, line in stamps.lines if "distinct foldings" in line), None)
     evaluation = ended - enumerated if enumerated and ended else None
-    return result, seconds, evaluation, tasks, (enumerated - began if enumerated else None)
+    return (result, seconds, evaluation, tasks, pieces,
+            enumerated - began if enumerated else None)
 
 
 def run_sequential(model, work, rows, fps, points, clock_mhz, timeout, cache):
@@ -261,7 +268,7 @@ def run_model(name, work, args):
     points = args.points or points
     progress(f"{name}: default folding {default:,.0f} frames/s; exploring {points} rates in "
              f"{fps[0]:,.0f}..{fps[1]:,.0f} frames/s on {args.workers} Dask workers")
-    result, dask_s, dask_eval_s, tasks, dask_enum_s = run_dask(
+    result, dask_s, dask_eval_s, tasks, pieces, dask_enum_s = run_dask(
         model, work / f"{name}-dask", fps, points, args.workers, clock, args.timeout,
         work / f"{name}-hwgen-cache-dask")
     rows = result["rows"]
@@ -302,6 +309,9 @@ def run_model(name, work, args):
                                          out / entry["file"], row, x_file, args.frames))
         progress(f"  compiled: {pareto[-1]['compiled']}, verified: {pareto[-1]['verified']}")
     task_seconds = [c["dask_task_s"] for c in candidates if c["dask_task_s"] is not None]
+    busy = {}
+    for piece in pieces:
+        busy[piece["worker"]] = round(busy.get(piece["worker"], 0) + piece["seconds"], 1)
     return {
         "model": name, "default_fps": round(default, 1),
         "fps_range": [round(v, 1) for v in fps], "points": points, "clock_mhz": clock,
@@ -315,6 +325,9 @@ def run_model(name, work, args):
         "ratio_eval": round(loop_s / dask_eval_s, 2) if dask_eval_s else None,
         "task_s_max": max(task_seconds, default=None),
         "task_s_sum": round(sum(task_seconds), 1),
+        "pieces": len(pieces), "piece_s_max": max((p["seconds"] for p in pieces), default=None),
+        "piece_s_sum": round(sum(p["seconds"] for p in pieces), 1),
+        "piece_busy_s_per_worker": busy, "piece_tasks": pieces,
         "errors": relative_errors(ok),
         "same_measurements": all(c["same_measurement"] for c in candidates
                                  if c["status"] == "ok"),
@@ -330,8 +343,9 @@ def summary(results):
         lines.append(f"{r['model']}: {r['candidates']} candidates ({r['failed']} failed); "
                      f"Dask ({r['workers']} workers) {r['dask_s']:.0f} s, sequential "
                      f"{r['seq_s']:.0f} s: {r['ratio']:.2f}x (tasks only: "
-                     f"{r['ratio_eval']}x; longest task {r['task_s_max']} s of "
-                     f"{r['task_s_sum']} s); target >= {RATIO_TARGET}x met: "
+                     f"{r['ratio_eval']}x; {r['pieces']} synthesis pieces, longest "
+                     f"{r['piece_s_max']} s of {r['piece_s_sum']} s; Yosys busy per worker "
+                     f"{r['piece_busy_s_per_worker']}); target >= {RATIO_TARGET}x met: "
                      f"{'yes' if met else 'no'}")
         errors = ", ".join(
             f"{key} {e['mean']:.1%} mean / {e['max']:.1%} max (bias {e['bias']:+.1%})"

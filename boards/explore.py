@@ -427,8 +427,8 @@ def _explore(client, network, model, out_dir, fps_min, fps_max, points, names, c
 
 def _expected_work(spec):
     """A rough measure of a candidate's Yosys run, to start the longest first: the estimated
-    LUTs (logic mapping) plus one per 25 cycles of its layers (the memories' initial values,
-    one Verilog line per word, which read_verilog parses: the more folded, the deeper)."""
+    LUTs (logic mapping) plus one per 25 cycles of its layers (the memories: the more folded,
+    the deeper, and Yosys maps every word of their initial values)."""
     return spec["est"]["luts"] + sum(layer.get("cycles") or 0 for layer in spec["layers"]) / 25
 
 

@@ -388,3 +388,65 @@ def test_pieces_add_up_to_the_whole_design(fresh_cache):
     for key in ("luts", "ffs", "carry_bits", "bram18", "dsp"):
         assert split[key] == whole[key], key
     assert whole["ffs"] == 8 and split["cells"].get("top_s1_acc") is None
+
+
+MEMORY = r"""module rom(clk, a, d);
+  input clk;
+  input [2:0] a;
+  output [7:0] d;
+  reg [7:0] d = 8'h00;
+  (* ram_style = "block" *)
+  reg [7:0] words [7:0];
+  initial begin
+    words[0] = 8'h1f;
+    words[1] = 8'ha0;
+    words[2] = 8'h03;
+    words[5] = 8'hff;
+    words[6] = 8'h7e;
+  end
+  reg [3:0] \odd.name  [1:0];
+  initial begin
+    \odd.name [0] = 4'h9;
+    \odd.name [1] = 4'h6;
+  end
+  reg [3:0] partial [1:0];
+  initial begin
+    partial[0] = 4'hx;
+    partial[1] = 4'h6;
+  end
+  always @(posedge clk) d <= words[a] ^ {\odd.name [a[0]], partial[a[0]]};
+endmodule
+"""
+
+
+def test_memory_init_files():
+    text, files = synth.memory_init_files(MEMORY, prefix="src0_mem")
+    assert files == {"src0_mem0.hex": "@0\n1f\na0\n03\n@5\nff\n7e\n",
+                     "src0_mem1.hex": "@0\n9\n6\n"}
+    assert '  initial $readmemh("src0_mem0.hex", words);' in text
+    assert '  initial $readmemh("src0_mem1.hex", \\odd.name );' in text
+    assert "partial[0] = 4'hx;" in text                      # not fully defined: left alone
+    assert "words[" not in text.replace("words[a]", "")
+    assert synth.memory_init_files(ADDER) == (ADDER, {})
+
+
+@pytest.mark.slow
+def test_memory_init_files_build_the_same_memories(fresh_cache, tmp_path):
+    """Yosys builds the same $mem_v2 cells (INIT included) from the $readmemh files as from
+    the initial blocks."""
+    text, files = synth.memory_init_files(MEMORY)
+    for name, data in files.items():
+        (tmp_path / name).write_text(data)
+    (tmp_path / "a.v").write_text(MEMORY)
+    (tmp_path / "b.v").write_text(text)
+    found = {}
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.ys").write_text(
+            f"read_verilog -sv {name}.v\nhierarchy -top rom\nproc\nmemory_collect\n"
+            f"select -set m t:$mem_v2\nwrite_json -selected {name}.json\n")
+        (tmp_path / "synth.ys").write_text((tmp_path / f"{name}.ys").read_text())
+        synth._run_yosys(tmp_path, 120)
+        cells = json.loads((tmp_path / f"{name}.json").read_text())["modules"]["rom"]["cells"]
+        found[name] = {key: cell["parameters"] for key, cell in cells.items()
+                       if cell["type"] == "$mem_v2"}
+    assert len(found["a"]) == 3 and found["a"] == found["b"]
