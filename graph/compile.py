@@ -169,7 +169,9 @@ def read_report(out_dir):
 def _stage_row(stage):
     """One report row: name, kernel, cycles, the registry's hardware columns, the layer's
     datatypes, and the estimate."""
-    row = {"name": stage.name, "kind": stage.kind, "cycles": stage.cycles_per_frame}
+    row = {"name": stage.name, "kind": stage.kind, "cycles": stage.cycles_per_frame,
+           "inputs": [source.name if source is not None else "input"
+                      for source, _ in stage.sources.values()]}
     row.update(stage.report_row())
     if stage.layer is not None:
         row.update({key: getattr(stage.layer, key) for key in _LAYER_COLUMNS
@@ -181,7 +183,7 @@ def _stage_row(stage):
 
 def build_report(accelerator, clock_mhz, target_fps=None, model=None):
     """The report dict of an accelerator: ``layers`` (one row per stage: ``name``, ``kind``,
-    ``shape``, datatypes, ``pe``, ``simd``, ``datapath``, ``cycles`` and the estimate
+    ``inputs`` (the stages it reads, ``"input"`` for the network's), ``shape``, datatypes, ``pe``, ``simd``, ``datapath``, ``cycles`` and the estimate
     ``luts``/``ffs``/``lutram``/``bram18``/``dsp48e2``), ``totals``, ``cycles_per_frame``,
     ``est_fps``, ``latency_cycles``, ``latency_us``, ``bottleneck`` and the stream formats."""
     network = accelerator.network

@@ -35,42 +35,107 @@ def layer_bars(layers, width=640, bar=12):
             + "".join(rows) + f"<text x='0' y='{y + 14}' font-size='11'>{legend}</text></svg>")
 
 
+_BOX_W, _BOX_H, _GAP = 150, 64, 24
+_ARROW = ("<defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='8' refY='4' "
+          "orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#555'/></marker></defs>")
+
+
+def _box(row, x, y, bottleneck):
+    """One stage's box: name and kind, PE/SIMD (a FIFO's or converter's shape), cycles."""
+    hot = row.get("name") == bottleneck
+    parts = [f"<rect x='{x}' y='{y}' width='{_BOX_W}' height='{_BOX_H}' rx='6' "
+             f"fill='{'#fde0dd' if hot else '#eef3fb'}' stroke='"
+             f"{'#c0392b' if hot else '#4c72b0'}' stroke-width='{3 if hot else 1}'/>"]
+    fold = ", ".join(f"{key.upper()} {row[key]}" for key in ("pe", "simd")
+                     if row.get(key) is not None)
+    detail = row.get("shape", "") if row.get("kind") in ("fifo", "width") else fold
+    lines = [f"{row.get('name', '')} ({row.get('kind', '')})", detail,
+             f"{row.get('cycles', 0):,} cycles" + (" (bottleneck)" if hot else "")]
+    for j, text in enumerate(lines):
+        parts.append(f"<text x='{x + 6}' y='{y + 18 + 16 * j}' font-size='11'>"
+                     f"{html.escape(str(text))}</text>")
+    return parts
+
+
+def _is_chain(layers):
+    """Whether every stage reads just the one before it (rows without ``inputs`` count as
+    such: reports written before the column existed)."""
+    return all(row.get("inputs") in (None, [layers[k - 1]["name"] if k else "input"])
+               for k, row in enumerate(layers))
+
+
 def dataflow_svg(layers, bottleneck=None, per_row=6):
-    """An inline SVG of the pipeline: one box per stage in stream order (wrapping after
-    ``per_row``), with its kind, PE/SIMD, cycles per frame, and for FIFOs their depth (the
-    ``shape`` column); the bottleneck's box is outlined in red."""
-    box_w, box_h, gap = 150, 64, 24
+    """An inline SVG of the pipeline: one box per stage with its kind, PE/SIMD, cycles per
+    frame, and for FIFOs their depth (the ``shape`` column); the bottleneck's box is
+    outlined in red. A chain of stages is drawn in stream order, wrapping after ``per_row``;
+    a graph with forks and joins (rows' ``inputs``) top to bottom, one row of boxes per
+    depth from the input, an arrow per stream."""
+    if not _is_chain(layers):
+        return _dataflow_dag(layers, bottleneck)
     parts = []
     for k, row in enumerate(layers):
         col, line = k % per_row, k // per_row
-        x, y = col * (box_w + gap) + 4, line * (box_h + gap) + 4
-        hot = row.get("name") == bottleneck
-        parts.append(f"<rect x='{x}' y='{y}' width='{box_w}' height='{box_h}' rx='6' "
-                     f"fill='{'#fde0dd' if hot else '#eef3fb'}' stroke='"
-                     f"{'#c0392b' if hot else '#4c72b0'}' stroke-width='{3 if hot else 1}'/>")
-        fold = ", ".join(f"{key.upper()} {row[key]}" for key in ("pe", "simd")
-                         if row.get(key) is not None)
-        detail = row.get("shape", "") if row.get("kind") in ("fifo", "width") else fold
-        lines = [f"{row.get('name', '')} ({row.get('kind', '')})", detail,
-                 f"{row.get('cycles', 0):,} cycles" + (" (bottleneck)" if hot else "")]
-        for j, text in enumerate(lines):
-            parts.append(f"<text x='{x + 6}' y='{y + 18 + 16 * j}' font-size='11'>"
-                         f"{html.escape(str(text))}</text>")
+        x, y = col * (_BOX_W + _GAP) + 4, line * (_BOX_H + _GAP) + 4
+        parts += _box(row, x, y, bottleneck)
         if k + 1 < len(layers):
             if col + 1 < per_row:
-                parts.append(f"<line x1='{x + box_w}' y1='{y + box_h / 2}' "
-                             f"x2='{x + box_w + gap}' y2='{y + box_h / 2}' stroke='#555' "
+                parts.append(f"<line x1='{x + _BOX_W}' y1='{y + _BOX_H / 2}' "
+                             f"x2='{x + _BOX_W + _GAP}' y2='{y + _BOX_H / 2}' stroke='#555' "
                              f"marker-end='url(#arrow)'/>")
             else:
-                parts.append(f"<line x1='{x + box_w / 2}' y1='{y + box_h}' x2='4' "
-                             f"y2='{y + box_h + gap}' stroke='#555' marker-end='url(#arrow)'/>")
+                parts.append(f"<line x1='{x + _BOX_W / 2}' y1='{y + _BOX_H}' x2='4' "
+                             f"y2='{y + _BOX_H + _GAP}' stroke='#555' "
+                             f"marker-end='url(#arrow)'/>")
     lines_n = max(1, -(-len(layers) // per_row))
-    width = min(len(layers), per_row) * (box_w + gap) + 8
-    height = lines_n * (box_h + gap) + 8
-    marker = ("<defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='8' refY='4' "
-              "orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#555'/></marker></defs>")
+    width = min(len(layers), per_row) * (_BOX_W + _GAP) + 8
+    height = lines_n * (_BOX_H + _GAP) + 8
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
-            + marker + "".join(parts) + "</svg>")
+            + _ARROW + "".join(parts) + "</svg>")
+
+
+def _dataflow_dag(layers, bottleneck):
+    """:func:`dataflow_svg` of a graph: a stage's depth is one more than its deepest input's;
+    the stages of one depth side by side, in stream order; an edge from the bottom of its
+    source to the top of its reader (a skip over several depths curves to the side)."""
+    names = [row["name"] for row in layers]
+    depth = {"input": -1}
+    for row in layers:                                  # stream order is topological
+        depth[row["name"]] = 1 + max([depth.get(name, -1) for name in row.get("inputs") or
+                                      ["input"]])
+    lanes, place = {}, {}
+    for row in layers:
+        level = depth[row["name"]]
+        place[row["name"]] = (lanes.get(level, 0), level)
+        lanes[level] = lanes.get(level, 0) + 1
+    pitch_x, pitch_y = _BOX_W + _GAP, _BOX_H + 2 * _GAP
+
+    def corner(name):
+        lane, level = place[name]
+        return lane * pitch_x + 4, level * pitch_y + 4
+
+    parts = []
+    for row in layers:
+        x, y = corner(row["name"])
+        for source in row.get("inputs") or []:
+            if source not in place:
+                continue
+            sx, sy = corner(source)
+            x1, y1, x2, y2 = sx + _BOX_W / 2, sy + _BOX_H, x + _BOX_W / 2, y
+            if depth[row["name"]] - depth[source] > 1:     # a skip: bow out to the right
+                bow = x1 + _BOX_W / 2 + _GAP / 2 + 12 * (depth[row["name"]] - depth[source])
+                parts.append(f"<path d='M{x1},{y1} C{bow},{y1 + pitch_y} {bow},{y2 - pitch_y} "
+                             f"{x2},{y2}' fill='none' stroke='#555' "
+                             f"marker-end='url(#arrow)'/>")
+            else:
+                parts.append(f"<line x1='{x1}' y1='{y1}' x2='{x2}' y2='{y2}' stroke='#555' "
+                             f"marker-end='url(#arrow)'/>")
+    for row in layers:
+        parts += _box(row, *corner(row["name"]), bottleneck)
+    width = max(lanes.values()) * pitch_x + _BOX_W + 8
+    height = (max(lanes) + 1) * pitch_y + 8
+    assert len(names) == len(place)
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
+            + _ARROW + "".join(parts) + "</svg>")
 
 
 def report_page(report, measured=()):

@@ -167,3 +167,31 @@ def test_report_html_page(compiled, capsys, tmp_path):
     assert "<td>measured: xcup</td><td>1234</td><td>2345</td><td>3</td>" in page
     status, _, _ = run(capsys, "report", out, "--html", tmp_path / "page.html")
     assert status == 0 and (tmp_path / "page.html").read_text() == page
+    # a chain: every stage reads the one before it, and the diagram is drawn as one
+    assert [row["inputs"] for row in stages] == \
+        [["input"]] + [[row["name"]] for row in stages[:-1]]
+    assert dataflow.count("<line") == len(stages) - 1 and "<path d='M0" in dataflow
+
+
+def test_dataflow_diagram_of_a_fork_and_a_join():
+    """Forks and joins are drawn by depth from the input: a box per stage, one arrow per
+    stream (a skip over several depths is a curve), boxes apart, the join below both
+    branches."""
+    import re
+    from graph.html import dataflow_svg
+    layers = [{"name": "conv0", "kind": "mvau", "inputs": ["input"], "cycles": 10},
+              {"name": "conv0.fork", "kind": "duplicate", "inputs": ["conv0"], "cycles": 10},
+              {"name": "res0", "kind": "mvau", "inputs": ["conv0.fork"], "cycles": 40},
+              {"name": "res1", "kind": "mvau", "inputs": ["res0"], "cycles": 30},
+              {"name": "add.i0.fifo", "kind": "fifo", "inputs": ["conv0.fork"],
+               "shape": "depth 96", "cycles": 10},
+              {"name": "add", "kind": "add", "inputs": ["add.i0.fifo", "res1"], "cycles": 10}]
+    svg = dataflow_svg(layers, "res0")
+    boxes = re.findall(r"<rect x='([\d.]+)' y='([\d.]+)' width", svg)
+    assert len(boxes) == len(set(boxes)) == len(layers)
+    where = {row["name"]: tuple(map(float, box)) for row, box in zip(layers, boxes)}
+    assert where["res0"][1] == where["add.i0.fifo"][1] > where["conv0.fork"][1]
+    assert where["add"][1] > where["res1"][1] > where["res0"][1]
+    curves = re.findall(r"<path d='M([\d.]+),([\d.]+) C", svg)
+    assert svg.count("<line") == 5 and len(curves) == 1         # add.i0.fifo -> add skips
+    assert "depth 96" in svg and svg.count("(bottleneck)") == 1
