@@ -439,43 +439,48 @@ def _run(client, specs, progress):
     two per thread keep the workers busy with the pieces of one candidate while the next
     compiles; submitting all of them would hand them out to the workers up front, round
     robin, and one worker could be left with two long candidates while the other idles."""
-    from dask.distributed import as_completed
+    from dask.distributed import wait
     queue = sorted(specs, key=_expected_work, reverse=True)
-    owner = {}
+    owner, active = {}, set()
 
     def submit(spec):
         future = client.submit(evaluate_candidate, spec, key=f"hwgen-explore-{spec['hash']}",
                                pure=False, retries=1)
         owner[future.key] = spec
-        return future
+        active.add(future)
 
     def slots():
         return 2 * max(1, sum(client.nthreads().values()))
 
-    running = min(slots(), len(queue))
-    pending = as_completed([submit(queue.pop(0)) for _ in range(running)])
     rows, done, failed = [], 0, 0
-    last = 0.0
-    for future in pending:
-        running -= 1
-        spec = owner[future.key]
+    shown, last = None, 0.0
+    while queue or active:
+        while queue and len(active) < slots():          # workers may have joined or left
+            submit(queue.pop(0))
         try:
-            found = future.result()
-        except Exception as error:                      # the task could not run at all
-            found = [dict(_row_base(spec, t), status="failed",
-                          reason=f"task: {_one_line(error)}") for t in spec["targets"]]
-        future.release()
-        while queue and running < slots():              # workers may have joined or left
-            pending.add(submit(queue.pop(0)))
-            running += 1
-        rows.extend(found)
-        done += 1
-        failed += any(row["status"] != "ok" for row in found)
+            finished = wait(list(active), timeout=2, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            finished = ()
+        for future in finished:
+            active.discard(future)
+            spec = owner[future.key]
+            try:
+                found = future.result()
+            except Exception as error:                  # the task could not run at all
+                found = [dict(_row_base(spec, t), status="failed",
+                              reason=f"task: {_one_line(error)}") for t in spec["targets"]]
+            future.release()
+            rows.extend(found)
+            done += 1
+            failed += any(row["status"] != "ok" for row in found)
+        pieces = sum(str(key).startswith("hwgen-piece-")
+                     for keys in client.processing().values() for key in keys)
+        line = (f"  candidates: {done}/{len(specs)} done, {failed} failed, {len(active)} "
+                f"running, {len(queue)} queued; {pieces} synthesis pieces at the workers")
         now = time.monotonic()
-        if now - last > 1 or done == len(specs):
-            progress(f"  candidates: {done}/{len(specs)} done, {failed} failed, "
-                     f"{len(specs) - done} running or queued")
-            last = now
+        if line != shown and (now - last > 1 or not (queue or active)):
+            progress(line)
+            shown, last = line, now
     order = {spec["hash"]: k for k, spec in enumerate(specs)}
     return sorted(rows, key=lambda r: (order[r["candidate"]], r["target"]))
 

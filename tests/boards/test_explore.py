@@ -106,7 +106,13 @@ def test_a_failing_candidate_is_recorded_and_the_others_finish(client, explored,
     _, result = explored
     slowest = max(r["cycles_per_frame"] for r in result["rows"])
     monkeypatch.setenv("EXPLORE_FAIL_CYCLES", str(slowest))
-    failed = run(client, tmp_path, measure=FAKES + "failing")
+    lines = []
+    failed = run(client, tmp_path, measure=FAKES + "failing", progress=lines.append)
+    import re
+    assert re.fullmatch(rf"  candidates: {failed['candidates']}/{failed['candidates']} done, "
+                        r"1 failed, 0 running, 0 queued; 0 synthesis pieces at the workers",
+                        lines[-2]), lines
+    assert lines[-1].startswith(f"wrote {tmp_path}/: explore.json, pareto.png")
     bad = [r for r in failed["rows"] if r["status"] != "ok"]
     assert bad and all(r["cycles_per_frame"] == slowest for r in bad)
     assert all("Yosys ran out of memory (injected)" in r["reason"] for r in bad)
