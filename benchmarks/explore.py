@@ -45,11 +45,12 @@ Per model:
 
 Per-candidate rows (``candidates``): cycles per frame, the estimate, the measurement of
 both runs (``same_measurement``: Yosys is deterministic), the sequential wall time and the
-Dask task's time on its worker, waiting for its synthesis pieces included (from the
+time of the candidate's Dask compile task (``prepare_task``) on its worker (from the
 worker's transition log: ``dask_task_s``, ``worker``, and ``task_start_s``/``task_end_s``
-from the start of step 1). The xcup measurement splits a candidate into out-of-context
-pieces, each a Dask task (``boards.explore.measure``); ``piece_tasks`` lists them (worker,
-seconds, start and end) and ``piece_busy_s_per_worker`` adds up each worker's Yosys time.
+from the start of step 1). explore() synthesizes xcup in out-of-context pieces, each a Dask
+task (``boards.explore.piece_task``); ``piece_tasks`` lists them (worker, seconds, start
+and end) and ``piece_busy_s_per_worker`` adds up each worker's Yosys time. The sequential
+loop does the same pieces one after the other (``boards.explore.measure``).
 """
 
 import argparse

@@ -154,36 +154,54 @@ def candidate_hash(model_bytes, folding, clock_mhz, targets, version, measure):
 #: Verilog bytes below which stages are synthesized together (a Yosys run starts in seconds).
 PIECE_BYTES = 256 * 1024
 _STAGE_MODULE = re.compile(r"top_s[0-9]+_\w+")     # graph.elaborate.stage_module("top", ...)
+#: The default measurement: its ``xcup`` target is synthesized in pieces (:func:`xcup_pieces`).
+DEFAULT_MEASURE = "boards.explore:measure"
+
+
+def xcup_pieces(out_dir):
+    """The out-of-context pieces of the accelerator compiled in ``out_dir`` for ``xcup``:
+    the stage modules in groups of roughly equal Verilog size (:func:`boards.synth.group_parts`),
+    as many as the largest stage allows but none much under :data:`PIECE_BYTES` (a small
+    design is one piece: the whole design). Returns ``(parts, groups, pieces)``, ``pieces``
+    as :func:`boards.synth.split_parts` gives them."""
+    from .synth import group_parts, split_parts, verilog_modules
+    verilog = (Path(out_dir) / "top.v").read_text()
+    modules = verilog_modules(verilog)
+    parts = [name for name in modules if _STAGE_MODULE.fullmatch(name)]
+    groups = group_parts({name: len(modules[name]) for name in parts}, min_size=PIECE_BYTES)
+    return parts, groups, split_parts(verilog, top="top", parts=parts, groups=groups)
+
+
+def _xcup_found(out_dir, parts, groups, reports):
+    """The ``xcup`` measurement from its pieces' reports; ``synth-xcup.json`` in ``out_dir``
+    (for ``hwgen report OUT --html``, next to the estimate) with every piece."""
+    from .synth import combine_reports
+    total = combine_reports(reports, ignore_cells=set(parts))
+    found = {"luts": total["luts"], "ffs": total["ffs"], "bram18": total["bram18"],
+             "dsp": total["dsp"], "fmax_mhz": None}
+    pieces = [dict({key: report.get(key) for key in ("luts", "ffs", "bram18", "dsp",
+                                                       "seconds")}, parts=group)
+              for group, report in zip(groups, reports)]
+    (Path(out_dir) / "synth-xcup.json").write_text(
+        json.dumps(dict(found, pieces=pieces), indent=1) + "\n")
+    return found
 
 
 def measure(out_dir, target, clock_mhz, timeout=None):
     """Measured resources of the accelerator compiled in ``out_dir`` for ``target``: a dict
     ``luts``, ``ffs``, ``bram18``, ``dsp``, ``fmax_mhz`` (None for ``xcup``).
 
-    ``xcup`` is synthesized in out-of-context pieces (:func:`boards.synth.synthesize_parts`):
-    the stage modules in groups of roughly equal Verilog size, as many as the largest stage
-    allows but none much under :data:`PIECE_BYTES` (a small design is one piece: the whole
-    design). Run in a Dask task, the pieces are tasks of their own (:func:`_cluster_map`), so
-    the workers share a large candidate; elsewhere they run one after the other. The pieces
-    add up to within a few LUTs of the whole design (``benchmarks/explore.py`` compares)."""
+    ``xcup`` is Yosys ``synth_xilinx -family xcup`` on the pieces of :func:`xcup_pieces`, one
+    after the other, added up (:func:`explore` runs them as tasks of their own instead); the
+    pieces add up to within a few LUTs of the whole design (``benchmarks/explore.py``
+    compares). The open boards are :func:`boards.build.build` behind the UART host link."""
     out_dir = Path(out_dir)
     if target == "xcup":
-        from .synth import group_parts, synthesize_parts, verilog_modules
-        verilog = (out_dir / "top.v").read_text()
-        modules = verilog_modules(verilog)
-        parts = [name for name in modules if _STAGE_MODULE.fullmatch(name)]
-        groups = group_parts({name: len(modules[name]) for name in parts},
-                             min_size=PIECE_BYTES)
-        report = synthesize_parts(verilog, top="top", parts=parts, groups=groups,
-                                  family="xcup", timeout=timeout, map=_cluster_map)
-        found = {"luts": report["luts"], "ffs": report["ffs"], "bram18": report["bram18"],
-                 "dsp": report["dsp"], "fmax_mhz": None}
-        # for `hwgen report OUT --html`, next to the estimate
-        (out_dir / "synth-xcup.json").write_text(json.dumps(
-            dict(found, pieces=[{key: piece.get(key) for key in
-                                 ("parts", "luts", "ffs", "bram18", "dsp", "seconds")}
-                                for piece in report["pieces"]]), indent=1) + "\n")
-        return found
+        from .synth import synthesize
+        parts, groups, pieces = xcup_pieces(out_dir)
+        reports = [synthesize(text, top=name, family="xcup", timeout=timeout)
+                   for name, text in pieces]
+        return _xcup_found(out_dir, parts, groups, reports)
     from .build import build
     from .cli import _load
     from .targets import get_target
@@ -196,48 +214,65 @@ def measure(out_dir, target, clock_mhz, timeout=None):
             "fmax_mhz": report["fmax_mhz"]}
 
 
-def _cluster_map(function, jobs):
-    """``map`` on the Dask cluster when called in one of its tasks, else the built-in one.
-    The calling task secedes while it waits (:func:`distributed.worker_client`), so its own
-    worker runs pieces too; the largest job is given the highest priority, and identical jobs
-    (by their bytes) are one Dask key, computed once."""
+def _cached(spec):
     try:
-        from distributed import get_worker, worker_client
-        get_worker()
-    except (ImportError, ValueError):
-        return [function(job) for job in jobs]
-    import pickle
-    with worker_client() as client:
-        futures = []
-        for job in jobs:
-            data = pickle.dumps(job)
-            futures.append(client.submit(
-                function, job, priority=len(data),
-                key=f"hwgen-piece-{hashlib.sha256(data).hexdigest()[:20]}"))
-        return client.gather(futures)
+        return json.loads(Path(spec["cache"]).read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def evaluate_candidate(spec):
-    """One Dask task: compile the candidate into ``spec["dir"]`` and measure it for every
-    target. Returns one row per target; an error or a time limit becomes a failed row with
-    its reason (the cached result is written only when every target succeeded)."""
-    cache = Path(spec["cache"])
-    if cache.is_file():
-        try:
-            return json.loads(cache.read_text())
-        except (OSError, ValueError):
-            pass
+def _compile(spec):
+    """Compile the candidate into ``spec["dir"]``; None, or the failed rows."""
     from graph.compile import compile_model
-    start = time.monotonic()
-    rows = []
     try:
         compile_model(spec["model"], spec["dir"], clock_mhz=spec["clock_mhz"],
                       folding=spec["folding"], target_fps=spec["target_fps"], progress=None)
     except Exception as error:                              # recorded, not raised
         return [dict(_row_base(spec, target), status="failed",
                      reason=f"compile: {_one_line(error)}") for target in spec["targets"]]
+    return None
+
+
+def _row(spec, target, found=None, error=None):
+    """A target's row from its measurement, or failed with the error (an exception or its
+    line)."""
+    row = _row_base(spec, target)
+    if error is not None:
+        return dict(row, status="failed", reason=f"{target}: {_one_line(error)}")
+    found = dict(found)
+    fmax = found.pop("fmax_mhz")
+    clock = fmax if fmax is not None else spec["clock_mhz"]
+    found["lut_eq"] = lut_equivalent(found["luts"] or 0, found["bram18"] or 0,
+                                     found["dsp"] or 0)
+    return dict(row, status="ok", measured=found, fmax_mhz=fmax,
+                fps=clock * 1e6 / spec["cycles_per_frame"])
+
+
+def _store(spec, rows):
+    """Cache the rows when every target succeeded (written whole, then renamed)."""
+    if all(row["status"] == "ok" for row in rows):
+        cache = Path(spec["cache"])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(rows, indent=1))
+        os.replace(tmp, cache)
+    return rows
+
+
+def evaluate_candidate(spec):
+    """Compile the candidate into ``spec["dir"]`` and measure it for every target, one after
+    the other: a row per target; an error or a time limit becomes a failed row with its
+    reason (the result is cached only when every target succeeded). :func:`explore` does
+    the same work as separate Dask tasks."""
+    cached = _cached(spec)
+    if cached is not None:
+        return cached
+    start = time.monotonic()
+    failed = _compile(spec)
+    if failed:
+        return failed
+    rows = []
     for target in spec["targets"]:
-        row = _row_base(spec, target)
         left = None if spec["timeout"] is None else spec["timeout"] - (time.monotonic() - start)
         try:
             if left is not None and left <= 0:
@@ -245,20 +280,62 @@ def evaluate_candidate(spec):
             found = _measurer(spec["measure"])(spec["dir"], target, spec["clock_mhz"],
                                                timeout=left)
         except Exception as error:                          # recorded, not raised
-            rows.append(dict(row, status="failed", reason=f"{target}: {_one_line(error)}"))
+            rows.append(_row(spec, target, error=error))
             continue
-        fmax = found.pop("fmax_mhz")
-        clock = fmax if fmax is not None else spec["clock_mhz"]
-        found["lut_eq"] = lut_equivalent(found["luts"] or 0, found["bram18"] or 0,
-                                         found["dsp"] or 0)
-        rows.append(dict(row, status="ok", measured=found, fmax_mhz=fmax,
-                         fps=clock * 1e6 / spec["cycles_per_frame"]))
-    if all(row["status"] == "ok" for row in rows):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(rows, indent=1))
-        os.replace(tmp, cache)
-    return rows
+        rows.append(_row(spec, target, found))
+    return _store(spec, rows)
+
+
+# --- the tasks :func:`explore` sends to Dask ----------------------------------------------
+
+def prepare_task(spec):
+    """Task: the cached rows (``{"rows": ...}``), or compile the candidate and list the work
+    left: ``{"pieces": [(top, file, bytes)], "parts", "groups"}`` for ``xcup`` under the
+    default measurement (the pieces written to ``DIR/candidates/<hash>/pieces``), the other
+    targets being one task each. A failed compile is ``{"rows": failed rows}``."""
+    cached = _cached(spec)
+    if cached is not None:
+        return {"rows": cached}
+    failed = _compile(spec)
+    if failed:
+        return {"rows": failed}
+    if "xcup" not in spec["targets"] or spec["measure"] != DEFAULT_MEASURE:
+        return {"pieces": None}
+    try:
+        parts, groups, pieces = xcup_pieces(spec["dir"])
+    except Exception as error:                              # recorded, not raised
+        return {"rows": [dict(_row_base(spec, target), status="failed",
+                              reason=f"xcup: {_one_line(error)}")
+                         for target in spec["targets"]]}
+    folder = Path(spec["dir"]) / "pieces"
+    folder.mkdir(exist_ok=True)
+    listed = []
+    for k, (name, text) in enumerate(pieces):
+        path = folder / f"piece{k}.v"
+        path.write_text(text)
+        listed.append((name, str(path), len(text)))
+    return {"pieces": listed, "parts": parts, "groups": groups}
+
+
+def piece_task(path, top, timeout):
+    """Task: Yosys ``xcup`` on one piece file (:func:`boards.synth.synthesize`, cached):
+    ``{"report"}`` or ``{"error"}`` (what it raised, in a line: a task that raises would be
+    run again, and Yosys fails the same way twice)."""
+    from .synth import synthesize
+    try:
+        return {"report": synthesize(Path(path), top=top, family="xcup", timeout=timeout)}
+    except Exception as error:                              # recorded, not raised
+        return {"error": _one_line(error)}
+
+
+def target_task(spec, target):
+    """Task: the measurement of one target of a compiled candidate (``{"found"}`` or
+    ``{"error"}``: the first line of what it raised)."""
+    try:
+        return {"found": _measurer(spec["measure"])(spec["dir"], target, spec["clock_mhz"],
+                                                    timeout=spec["timeout"])}
+    except Exception as error:                              # recorded, not raised
+        return {"error": _one_line(error)}
 
 
 def _measurer(reference):
@@ -433,50 +510,135 @@ def _expected_work(spec):
 
 
 def _run(client, specs, progress):
-    """Evaluate every spec on the cluster, the longest expected first (:func:`_expected_work`),
-    with at most two candidates per worker thread in flight. A candidate's task compiles,
-    then secedes while its synthesis pieces run as tasks of their own (:func:`measure`), so
-    two per thread keep the workers busy with the pieces of one candidate while the next
-    compiles; submitting all of them would hand them out to the workers up front, round
-    robin, and one worker could be left with two long candidates while the other idles."""
+    """Evaluate every spec on the cluster: a list scheduler in this process, one task per
+    worker thread in flight, so that a free thread always takes the next task (submitting
+    everything at once lets Dask hand tasks out to the workers up front, and one could be
+    left with two long ones while another idles). First every candidate's
+    :func:`prepare_task` (compile, in :func:`_expected_work` order), then the rest, the
+    longest first: the open boards' builds (:func:`target_task`), then the ``xcup`` pieces
+    (:func:`piece_task`) by size. A candidate's rows are made and cached here once all of
+    its tasks are done."""
+    import heapq
+    import itertools
     from dask.distributed import wait
-    queue = sorted(specs, key=_expected_work, reverse=True)
-    owner, active = {}, set()
+    queue, tie = [], itertools.count()
 
-    def submit(spec):
-        future = client.submit(evaluate_candidate, spec, key=f"hwgen-explore-{spec['hash']}",
-                               pure=False, retries=1)
-        owner[future.key] = spec
+    def push(priority, kind, payload):
+        heapq.heappush(queue, (priority, next(tie), kind, payload))
+
+    for rank, spec in enumerate(sorted(specs, key=_expected_work, reverse=True)):
+        push((0, rank), "prepare", spec)
+    state = {spec["hash"]: {"left": None, "rows": {}, "reports": {}, "error": None}
+             for spec in specs}
+    owner, active, rows = {}, set(), []
+    done = failed = pieces_done = pieces_all = begun = 0
+
+    def submit(kind, payload):
+        nonlocal begun
+        spec = payload if kind == "prepare" else payload[0]
+        if kind == "prepare":
+            begun += 1
+            future = client.submit(prepare_task, spec, key=f"hwgen-explore-{spec['hash']}",
+                                   pure=False, retries=1)
+        elif kind == "piece":
+            _, index, (top, path, _size) = payload
+            future = client.submit(piece_task, path, top, spec["timeout"], pure=False,
+                                   key=f"hwgen-piece-{spec['hash']}-{index}", retries=1)
+        else:
+            future = client.submit(target_task, spec, payload[1], pure=False, retries=1,
+                                   key=f"hwgen-target-{spec['hash']}-{payload[1]}")
+        owner[future.key] = (kind, payload)
         active.add(future)
 
-    def slots():
-        return 2 * max(1, sum(client.nthreads().values()))
+    def finish(spec, found):
+        nonlocal done, failed
+        rows.extend(found)
+        done += 1
+        failed += any(row["status"] != "ok" for row in found)
 
-    rows, done, failed = [], 0, 0
+    def settle(spec):
+        """The candidate's rows, once nothing of it is left to run."""
+        entry = state[spec["hash"]]
+        if entry["left"]:
+            return
+        if "xcup" in entry.get("parts_of", {}):
+            parts, groups = entry["parts_of"]["xcup"]
+            if entry["error"] is not None:
+                entry["rows"]["xcup"] = _row(spec, "xcup", error=entry["error"])
+            else:
+                reports = [entry["reports"][k] for k in range(len(groups))]
+                try:
+                    found = _xcup_found(spec["dir"], parts, groups, reports)
+                    entry["rows"]["xcup"] = _row(spec, "xcup", found)
+                except Exception as error:              # recorded, not raised
+                    entry["rows"]["xcup"] = _row(spec, "xcup", error=error)
+        finish(spec, _store(spec, [entry["rows"][target] for target in spec["targets"]]))
+
+    def slots():
+        return max(1, sum(client.nthreads().values()))
+
     shown, last = None, 0.0
     while queue or active:
         while queue and len(active) < slots():          # workers may have joined or left
-            submit(queue.pop(0))
+            _, _, kind, payload = heapq.heappop(queue)
+            submit(kind, payload)
         try:
             finished = wait(list(active), timeout=2, return_when="FIRST_COMPLETED").done
         except TimeoutError:
             finished = ()
         for future in finished:
             active.discard(future)
-            spec = owner[future.key]
+            kind, payload = owner.pop(future.key)
+            spec = payload if kind == "prepare" else payload[0]
+            entry = state[spec["hash"]]
             try:
-                found = future.result()
-            except Exception as error:                  # the task could not run at all
-                found = [dict(_row_base(spec, t), status="failed",
-                              reason=f"task: {_one_line(error)}") for t in spec["targets"]]
+                result, error = future.result(), None
+            except Exception as raised:                 # the task could not run at all
+                result, error = None, raised
             future.release()
-            rows.extend(found)
-            done += 1
-            failed += any(row["status"] != "ok" for row in found)
-        pieces = sum(str(key).startswith("hwgen-piece-")
-                     for keys in client.processing().values() for key in keys)
-        line = (f"  candidates: {done}/{len(specs)} done, {failed} failed, {len(active)} "
-                f"running, {len(queue)} queued; {pieces} synthesis pieces at the workers")
+            if kind == "prepare":
+                if error is not None:
+                    finish(spec, [dict(_row_base(spec, t), status="failed",
+                                       reason=f"task: {_one_line(error)}")
+                                  for t in spec["targets"]])
+                elif "rows" in result:
+                    finish(spec, result["rows"])
+                else:
+                    others = list(spec["targets"])
+                    if result["pieces"] is not None:
+                        others.remove("xcup")
+                        entry["parts_of"] = {"xcup": (result["parts"], result["groups"])}
+                        for index, piece in enumerate(result["pieces"]):
+                            push((2, -piece[2]), "piece", (spec, index, piece))
+                        pieces_all += len(result["pieces"])
+                    for target in others:
+                        push((1, 0), "target", (spec, target))
+                    entry["left"] = len(others) + len(result["pieces"] or ())
+                    settle(spec)
+                continue
+            entry["left"] -= 1
+            if kind == "piece":
+                pieces_done += 1
+                if error is None and "error" in result:
+                    error = result["error"]
+                if error is not None:
+                    entry["error"] = entry["error"] or error
+                else:
+                    entry["reports"][payload[1]] = result["report"]
+            else:
+                target = payload[1]
+                if error is not None:
+                    entry["rows"][target] = dict(_row_base(spec, target), status="failed",
+                                                 reason=f"task: {_one_line(error)}")
+                elif "error" in result:
+                    entry["rows"][target] = dict(_row_base(spec, target), status="failed",
+                                                 reason=f"{target}: {result['error']}")
+                else:
+                    entry["rows"][target] = _row(spec, target, result["found"])
+            settle(spec)
+        line = (f"  candidates: {done}/{len(specs)} done, {failed} failed, {begun - done} "
+                f"running, {len(specs) - begun} queued; synthesis pieces: {pieces_done}/"
+                f"{pieces_all} done")
         now = time.monotonic()
         if line != shown and (now - last > 1 or not (queue or active)):
             progress(line)

@@ -49,24 +49,3 @@ def _count(out_dir, target):
         with open(path, "a") as file:
             file.write(f"{Path(out_dir).name} {target}\n")
 
-
-def fan_out(jobs):
-    """A task that runs ``jobs`` through :func:`boards.explore._cluster_map` with
-    :func:`square_or_die`."""
-    from boards.explore import _cluster_map
-    return _cluster_map(square_or_die, jobs)
-
-
-def square_or_die(job):
-    """A piece: ``job`` squared, except that with $EXPLORE_KILL_MARKER set, the first call
-    to claim the marker kills its own worker process."""
-    marker = os.environ.get("EXPLORE_KILL_MARKER")
-    if marker:
-        try:
-            os.rename(marker, Path(marker).with_suffix(".claimed"))
-        except OSError:
-            pass
-        else:
-            time.sleep(0.2)
-            os._exit(1)
-    return job * job

@@ -6,6 +6,7 @@ cache lacks; the HTML holds every row and the PNG decodes; bad input is one line
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +109,8 @@ def test_a_failing_candidate_is_recorded_and_the_others_finish(client, explored,
     monkeypatch.setenv("EXPLORE_FAIL_CYCLES", str(slowest))
     lines = []
     failed = run(client, tmp_path, measure=FAKES + "failing", progress=lines.append)
-    import re
     assert re.fullmatch(rf"  candidates: {failed['candidates']}/{failed['candidates']} done, "
-                        r"1 failed, 0 running, 0 queued; 0 synthesis pieces at the workers",
+                        r"1 failed, 0 running, 0 queued; synthesis pieces: 0/0 done",
                         lines[-2]), lines
     assert lines[-1].startswith(f"wrote {tmp_path}/: explore.json, pareto.png")
     bad = [r for r in failed["rows"] if r["status"] != "ok"]
@@ -154,30 +154,71 @@ def test_a_killed_worker_is_retried_without_losing_or_duplicating(tmp_path, monk
     assert len(candidates) == 2 * len(set(candidates)) == 2 * result["candidates"]
 
 
-def test_pieces_are_tasks_of_their_own(client):
-    import explore_fakes
+def _fake_synthesize(seen):
+    """A stand-in for boards.synth.synthesize: counts from the piece's text."""
+    from boards import synth
+
+    def fake(verilog, *, top, family="xcup", timeout=None, **options):
+        text = Path(verilog).read_text() if isinstance(verilog, Path) else verilog
+        modules = synth.verilog_modules(text)
+        seen.append((top, modules))
+        return synth.cell_counts({"LUT4": len(text) % 97, "FDRE": len(modules),
+                                  "RAMB18E2": text.count("weights")})
+    return fake
+
+
+def test_pieces_are_tasks_of_their_own(client, tmp_path, monkeypatch):
+    """Under the default measurement, xcup is synthesized in pieces, each a Dask task: every
+    stage module in exactly one piece, the row the sum of the pieces, synth-xcup.json
+    listing them, and the progress counting them."""
     from dask.distributed import get_task_stream
-    assert explore_fakes.fan_out([2, 3]) == [4, 9]                  # outside Dask: map()
+    from boards import explore as module
+    from boards import synth
+    seen = []
+    monkeypatch.setattr(synth, "synthesize", _fake_synthesize(seen))
+    monkeypatch.setattr(module, "PIECE_BYTES", 1)
+    lines = []
     with get_task_stream(client) as stream:
-        assert client.submit(explore_fakes.fan_out, [2, 3, 2, 5], pure=False).result() == \
-            [4, 9, 4, 25]
+        result = explore(MODEL, tmp_path, fps=(50_000, 400_000), points=2, targets=("xcup",),
+                         client=client, progress=lines.append)
     keys = [str(task["key"]) for task in stream.data]
     pieces = [key for key in keys if key.startswith("hwgen-piece-")]
-    assert len(pieces) == len(set(pieces)) == 3                       # the repeated job once
+    assert len(pieces) == len(set(pieces)) == len(seen) >= 2 * result["candidates"]
+    for row in result["rows"]:
+        assert row["status"] == "ok", row.get("reason")
+        directory = tmp_path / "candidates" / row["candidate"]
+        written = json.loads((directory / "synth-xcup.json").read_text())
+        stages = sorted(name for name in synth.verilog_modules((directory / "top.v").read_text())
+                        if module._STAGE_MODULE.fullmatch(name))
+        assert sorted(p for piece in written["pieces"] for p in piece["parts"]) == stages
+        for key in ("luts", "ffs", "bram18"):
+            assert row["measured"][key] == sum(piece[key] for piece in written["pieces"])
+    assert re.fullmatch(rf"  candidates: {result['candidates']}/{result['candidates']} done, "
+                        rf"0 failed, 0 running, 0 queued; synthesis pieces: {len(seen)}/"
+                        rf"{len(seen)} done", lines[-2]), lines
 
 
-def test_a_worker_killed_in_a_piece_is_retried(tmp_path, monkeypatch):
-    import explore_fakes
-    marker = tmp_path / "kill.marker"
-    marker.write_text("")
-    monkeypatch.setenv("EXPLORE_KILL_MARKER", str(marker))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), str(HERE.parent.parent)]))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        jobs = list(range(1, 9))
-        found = client.submit(explore_fakes.fan_out, jobs, pure=False, retries=1).result()
-    assert marker.with_suffix(".claimed").exists()                  # a worker did die
-    assert found == [job * job for job in jobs]
+def test_a_failing_piece_fails_its_candidate_only(client, tmp_path, monkeypatch):
+    from boards import explore as module
+    from boards import synth
+    seen = []
+    fake = _fake_synthesize(seen)
+
+    def failing(verilog, *, top, **options):
+        if "piece1.v" in str(verilog) and not any("boom" in line for line in seen):
+            seen.append("boom")
+            raise synth.SynthesisError("Yosys failed (exit code 1):\nERROR: injected")
+        return fake(verilog, top=top, **options)
+
+    monkeypatch.setattr(synth, "synthesize", failing)
+    monkeypatch.setattr(module, "PIECE_BYTES", 1)
+    result = explore(MODEL, tmp_path, fps=(50_000, 400_000), points=2, targets=("xcup",),
+                     client=client, progress=None)
+    bad = [row for row in result["rows"] if row["status"] != "ok"]
+    assert len(bad) == 1 and bad[0]["reason"].startswith("xcup: Yosys failed (exit code 1): "
+                                                         "ERROR: injected")
+    assert len(result["rows"]) == result["candidates"] >= 2
+    assert not (tmp_path / "cache" / f"{bad[0]['candidate']}.json").exists()
 
 
 def test_xcup_is_measured_in_pieces(explored, monkeypatch):
@@ -187,14 +228,7 @@ def test_xcup_is_measured_in_pieces(explored, monkeypatch):
     from boards import synth
     out, result = explored
     seen = []
-
-    def fake(job):
-        (name, text), options = job
-        modules = synth.verilog_modules(text)
-        seen.append((name, modules))
-        return synth.cell_counts({"LUT4": len(text) % 97, "FDRE": len(modules)})
-
-    monkeypatch.setattr(synth, "_synthesize_piece", fake)
+    monkeypatch.setattr(synth, "synthesize", _fake_synthesize(seen))
     monkeypatch.setattr(module, "PIECE_BYTES", 1)
     directory = out / "candidates" / result["rows"][0]["candidate"]
     found = module.measure(directory, "xcup", 100.0)
@@ -208,7 +242,8 @@ def test_xcup_is_measured_in_pieces(explored, monkeypatch):
     assert sorted(n for names in real for n in names) == stages
     assert found["luts"] == sum(piece["luts"] for piece in written["pieces"])
     assert found["ffs"] == sum(len(modules) for _, modules in seen)
-    assert (found["bram18"], found["dsp"], found["fmax_mhz"]) == (0, 0, None)
+    assert found["bram18"] == sum(piece["bram18"] for piece in written["pieces"]) > 0
+    assert (found["dsp"], found["fmax_mhz"]) == (0, None)
 
 
 @pytest.mark.parametrize("options, pattern", [
