@@ -5,17 +5,22 @@
 :func:`graph.fold.fold` per target rate, log-spaced, duplicates dropped), keeps those the
 estimates put on the Pareto front of frames/s against LUT-equivalents (plus a ``margin``), and
 evaluates each on a Dask cluster (:mod:`dask.distributed`: a local one by default, or the
-scheduler named). A task compiles its candidate and measures it for every target:
+scheduler named). A task compiles each candidate (:func:`prepare_task`), then it is
+measured for every target:
 
 * ``xcup``: Yosys ``synth_xilinx -family xcup`` (:func:`boards.synth.synthesize`): LUT, FF,
-  BRAM18, DSP; no Fmax (there is no open place-and-route for UltraScale+);
+  BRAM18, DSP; no Fmax (there is no open place-and-route for UltraScale+). The design is
+  synthesized in out-of-context pieces, its stages in groups of similar size, each piece a
+  task of its own (:func:`piece_task`), so one large candidate keeps every worker busy;
 * an open board (``icebreaker``, ``ulx3s-85f``): Yosys and nextpnr behind the UART host link
-  (:func:`boards.build.build`): utilization and Fmax.
+  (:func:`boards.build.build`): utilization and Fmax, a task per board (:func:`target_task`).
 
-Results are cached by the candidate's hash (model, folding, clock, targets, hwgen's source
-version) under ``DIR/cache``: a rerun, or a run that was interrupted, computes only what is
-missing. A task that raises or passes its time limit is recorded as failed, with the reason;
-the others go on. Dask reruns a task whose worker died.
+This process hands the tasks out itself, one per worker thread at a time, the longest first
+(:func:`_run`). Results are cached by the candidate's hash (model, folding, clock, targets,
+hwgen's source version) under ``DIR/cache``: a rerun, or a run that was interrupted,
+computes only what is missing. A candidate that fails (a compile error, Yosys failing or
+passing its time limit) is recorded as failed, with the reason; the others go on. Dask
+reruns a task whose worker died. ``DIR`` must be on a file system every worker sees.
 
 Outputs in ``DIR``: ``explore.json`` (one row per candidate and target), ``pareto.png``,
 ``explore.html`` and ``folding-K.json`` for every measured Pareto point (ready for
@@ -418,7 +423,7 @@ def explore(model, out_dir, *, fps=None, points=8, targets=("xcup",), clock_mhz=
     margin : float
         Candidates within this fraction of the estimated front are measured too.
     timeout : float or None
-        Seconds per candidate.
+        Seconds per Yosys run or board build.
     client : dask.distributed.Client, optional
         An existing client (then ``scheduler`` and ``workers`` are unused).
     measure : str
