@@ -221,6 +221,20 @@ def test_a_failing_piece_fails_its_candidate_only(client, tmp_path, monkeypatch)
     assert not (tmp_path / "cache" / f"{bad[0]['candidate']}.json").exists()
 
 
+def test_a_candidate_past_its_time_limit_is_recorded(client, tmp_path, monkeypatch):
+    """Real Yosys with a time limit it cannot meet: every candidate is a failed row that
+    says so, nothing is cached, and the run finishes."""
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "hwgen-cache"))
+    result = explore(MODEL, tmp_path / "out", fps=(50_000, 400_000), points=2,
+                     targets=("xcup",), timeout=0.5, client=client, progress=None)
+    assert len(result["rows"]) == result["candidates"] >= 2
+    for row in result["rows"]:
+        assert row["status"] == "failed"
+        assert row["reason"] == "xcup: Yosys did not finish within timeout=0.5 s"
+    assert sorted(result["failed"]) == sorted(r["candidate"] for r in result["rows"])
+    assert not list((tmp_path / "out" / "cache").glob("*.json"))
+
+
 def test_xcup_is_measured_in_pieces(explored, monkeypatch):
     """measure("xcup"): the stage modules in groups, every one exactly once, the pieces'
     counts added up and written to synth-xcup.json."""
