@@ -350,7 +350,7 @@ def rename_indexed_wires(verilog):
 
 
 _INIT_WORD = re.compile(r"^\s+(\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)\[([0-9]+)\] = "
-                        r"[0-9]+'h([0-9a-fA-F]+);$")
+                        r"[0-9]+'s?(?:h([0-9a-fA-F]+)|d([0-9]+)|b([01]+));$")
 
 
 def memory_init_files(verilog, prefix="mem"):
@@ -360,8 +360,9 @@ def memory_init_files(verilog, prefix="mem"):
     word, and its Verilog front end takes minutes over a few thousand of them (a 16 K-word
     weight memory: 200 s of a 270 s run), while one ``$readmemh`` of the same words is read
     in a second. The memory Yosys builds is the same (``$mem_v2`` INIT and all). Only blocks
-    of nothing but fully defined hexadecimal words of one memory are moved; the rest of the
-    text is unchanged."""
+    of nothing but fully defined words of one memory (hexadecimal, or the decimal Yosys
+    writes for words up to 32 bits, or binary) are moved; the rest of the text is
+    unchanged."""
     lines = verilog.split("\n")
     out, files, k = [], {}, 0
     while k < len(lines):
@@ -376,7 +377,10 @@ def memory_init_files(verilog, prefix="mem"):
                 words = None
                 break
             name = match.group(1)
-            words.append((int(match.group(2)), match.group(3)))
+            hexadecimal, decimal, binary = match.group(3, 4, 5)
+            value = (hexadecimal if hexadecimal is not None else
+                     f"{int(decimal if decimal is not None else binary, 10 if binary is None else 2):x}")
+            words.append((int(match.group(2)), value))
             end += 1
         if not words or end == len(lines):
             out.append(lines[k])

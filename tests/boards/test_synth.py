@@ -399,10 +399,10 @@ MEMORY = r"""module rom(clk, a, d);
   reg [7:0] words [7:0];
   initial begin
     words[0] = 8'h1f;
-    words[1] = 8'ha0;
-    words[2] = 8'h03;
+    words[1] = 8'd160;
+    words[2] = 8'b00000011;
     words[5] = 8'hff;
-    words[6] = 8'h7e;
+    words[6] = 8'sd126;
   end
   reg [3:0] \odd.name  [1:0];
   initial begin
@@ -421,7 +421,7 @@ endmodule
 
 def test_memory_init_files():
     text, files = synth.memory_init_files(MEMORY, prefix="src0_mem")
-    assert files == {"src0_mem0.hex": "@0\n1f\na0\n03\n@5\nff\n7e\n",
+    assert files == {"src0_mem0.hex": "@0\n1f\na0\n3\n@5\nff\n7e\n",
                      "src0_mem1.hex": "@0\n9\n6\n"}
     assert '  initial $readmemh("src0_mem0.hex", words);' in text
     assert '  initial $readmemh("src0_mem1.hex", \\odd.name );' in text
