@@ -70,9 +70,8 @@ from _common import format_table, progress, write_json, _ROOT
 
 MODELS = ("lfc-w1a1", "cnv-w1a1", "digits_w1a1")
 #: Default range per model, as factors of the default folding's frames/s, and points. An
-#: LFC candidate's Yosys run takes about 3 minutes (the more folded, the longer), so the
-#: default run measures four rates from half to 4 times the default one: about 25 minutes
-#: on 2 cores in all.
+#: LFC candidate's Yosys runs take about 3 minutes in all, so the default run measures four
+#: rates from half to 4 times the default one: about 20 minutes on 2 cores in all.
 RANGES = {"lfc-w1a1": ((0.5, 4), 4), "cnv-w1a1": ((1, 4), 2), "digits_w1a1": ((0.01, 4), 6)}
 RATIO_TARGET = 1.8
 QUANTITIES = (("luts", "luts"), ("ffs", "ffs"), ("bram18", "bram18"), ("dsp", "dsp"))
