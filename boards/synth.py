@@ -326,6 +326,7 @@ def _run_yosys(workdir, timeout):
 
 
 _INDEXED = re.compile(r"\\([A-Za-z_][A-Za-z0-9_$]*)\[([0-9]+)\](?=\s)")
+_PLAIN_IDENTIFIER = re.compile(r"(?<![\w$\\])[A-Za-z_][\w$]*")
 
 
 def rename_indexed_wires(verilog):
@@ -335,16 +336,19 @@ def rename_indexed_wires(verilog):
     of ``name`` (``Assert `count_id(wire->name) == 0' failed`` in ABC_OPS_REINTEGRATE,
     YosysHQ/yosys#4349, #4451) or, silently, gets merged with it (a wrong netlist). A pure
     rename: the design is unchanged. Returns ``(verilog, number of identifiers renamed)``."""
-    names = {}
+    names, taken = {}, None
 
     def fix(match):
+        nonlocal taken
         old = match.group(0)
         if old not in names:
+            if taken is None:           # every plain identifier, once (not per new name)
+                taken = set(_PLAIN_IDENTIFIER.findall(verilog))
             new = f"{match.group(1)}__{match.group(2)}"
-            while re.search(rf"(?<![\w$\\]){re.escape(new)}(?![\w$])", verilog) \
-                    or new in names.values():
+            while new in taken:
                 new += "_"
             names[old] = new
+            taken.add(new)
         return names[old]
     return _INDEXED.sub(fix, verilog), len(names)
 

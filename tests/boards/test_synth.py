@@ -450,3 +450,16 @@ def test_memory_init_files_build_the_same_memories(fresh_cache, tmp_path):
         found[name] = {key: cell["parameters"] for key, cell in cells.items()
                        if cell["type"] == "$mem_v2"}
     assert len(found["a"]) == 3 and found["a"] == found["b"]
+
+
+def test_rename_indexed_wires_avoids_every_name_in_use():
+    text = ("module m(o__payload, o__payload__0);\n  output [1:0] o__payload;\n"
+            "  output o__payload__0;\n  wire \\o__payload[0] ;\n  wire \\o__payload[1] ;\n"
+            "  wire \\x[3] ;\n  assign \\o__payload[0]  = o__payload[0];\n"
+            "  assign \\x[3]  = \\o__payload[1] ;\n  wire \\o__payload__1.keep ;\nendmodule\n")
+    renamed, count = synth.rename_indexed_wires(text)
+    assert count == 3
+    assert "wire o__payload__0_ ;" in renamed             # o__payload__0 is taken
+    assert "wire o__payload__1 ;" in renamed              # an escaped name does not count
+    assert "assign x__3  = o__payload__1 ;" in renamed
+    assert "\\o__payload[" not in renamed and "output o__payload__0;" in renamed
