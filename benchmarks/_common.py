@@ -86,6 +86,15 @@ def format_table(rows, columns):
     return "\n".join(lines)
 
 
+def model_list(parser, text, known):
+    """The comma-separated models of ``text``; an unknown one is a ``parser`` error."""
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    return models
+
+
 def write_json(path, data):
     path = Path(path)
     if path.parent != Path(""):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import format_table, hwgen_compile, progress, write_json, _ROOT
+from _common import format_table, hwgen_compile, progress, write_json, _ROOT, model_list
 
 FINN = "finn.custom_op.general"
 MODELS = ("digits_w1a1", "digits_w2a2", "lfc-w1a1", "lfc-w1a1-100k")
@@ -110,10 +110,7 @@ def main(argv=None):
     parser.add_argument("--target-fps", type=float, default=None,
                         help="throughput target for every model (default folding if unset)")
     args = parser.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    models = model_list(parser, args.models, MODELS)
     rows = run(models, args.frames, args.lfc_frames, args.target_fps)
     columns = ["model", "compile_s", "verilog_bytes", "est_fps", "sim_fps", "cycles_per_frame",
                "sim_cycles_per_frame", "latency_cycles", "sim_latency", "luts", "bram18",

@@ -66,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import format_table, progress, write_json, _ROOT
+from _common import format_table, progress, write_json, _ROOT, model_list
 
 MODELS = ("lfc-w1a1", "cnv-w1a1", "digits_w1a1")
 #: Default range per model, as factors of the default folding's frames/s, and points. An
@@ -389,10 +389,7 @@ def main(argv=None):
     parser.add_argument("--work", metavar="DIR",
                         help="keep the work files here (default: a temporary directory)")
     args = parser.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    models = model_list(parser, args.models, MODELS)
     if args.points is not None and args.points < 1:
         parser.error("--points must be at least 1")
     if args.workers < 1 or args.frames < 1:

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import format_table, hwgen_compile, progress, write_json, _ROOT
+from _common import format_table, hwgen_compile, progress, write_json, _ROOT, model_list
 
 MODELS = ("digits_w1a1", "lfc-w1a1", "cnv-w1a1")
 #: Frames of the timed cocotb runs (each some 10-30 s of wall time on a 2-core machine;
@@ -296,10 +296,7 @@ def main(argv=None):
                         help="digits frames of the verify timing, 0 to skip "
                              "(default: %(default)s)")
     args = parser.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    models = model_list(parser, args.models, MODELS)
     if args.frames_scale <= 0:
         parser.error("--frames-scale must be positive")
     rows = []
