@@ -163,30 +163,36 @@ _STAGE_MODULE = re.compile(r"top_s[0-9]+_\w+")     # graph.elaborate.stage_modul
 DEFAULT_MEASURE = "boards.explore:measure"
 
 
+def _xcup_groups(verilog):
+    """The stage modules of ``verilog`` and their groups for :func:`xcup_pieces`."""
+    from .synth import group_parts, verilog_modules
+    modules = verilog_modules(verilog)
+    parts = [name for name in modules if _STAGE_MODULE.fullmatch(name)]
+    return parts, group_parts({name: len(modules[name]) for name in parts},
+                              min_size=PIECE_BYTES)
+
+
 def xcup_pieces(out_dir):
     """The out-of-context pieces of the accelerator compiled in ``out_dir`` for ``xcup``:
     the stage modules in groups of roughly equal Verilog size (:func:`boards.synth.group_parts`),
     as many as the largest stage allows but none much under :data:`PIECE_BYTES` (a small
     design is one piece: the whole design). Returns ``(parts, groups, pieces)``, ``pieces``
     as :func:`boards.synth.split_parts` gives them."""
-    from .synth import group_parts, split_parts, verilog_modules
+    from .synth import split_parts
     verilog = (Path(out_dir) / "top.v").read_text()
-    modules = verilog_modules(verilog)
-    parts = [name for name in modules if _STAGE_MODULE.fullmatch(name)]
-    groups = group_parts({name: len(modules[name]) for name in parts}, min_size=PIECE_BYTES)
+    parts, groups = _xcup_groups(verilog)
     return parts, groups, split_parts(verilog, top="top", parts=parts, groups=groups)
 
 
-def _xcup_found(out_dir, parts, groups, reports):
-    """The ``xcup`` measurement from its pieces' reports; ``synth-xcup.json`` in ``out_dir``
-    (for ``hwgen report OUT --html``, next to the estimate) with every piece."""
-    from .synth import combine_reports
-    total = combine_reports(reports, ignore_cells=set(parts))
-    found = {"luts": total["luts"], "ffs": total["ffs"], "bram18": total["bram18"],
-             "dsp": total["dsp"], "fmax_mhz": None}
-    pieces = [dict({key: report.get(key) for key in ("luts", "ffs", "bram18", "dsp",
-                                                       "seconds")}, parts=group)
-              for group, report in zip(groups, reports)]
+def _xcup_found(out_dir, report):
+    """The ``xcup`` measurement from the pieces' combined report
+    (:func:`boards.synth.combine_pieces`); ``synth-xcup.json`` in ``out_dir`` (for
+    ``hwgen report OUT --html``, next to the estimate) with every piece."""
+    found = {"luts": report["luts"], "ffs": report["ffs"], "bram18": report["bram18"],
+             "dsp": report["dsp"], "fmax_mhz": None}
+    pieces = [dict({key: piece.get(key) for key in ("luts", "ffs", "bram18", "dsp",
+                                                      "seconds")}, parts=piece["parts"])
+              for piece in report["pieces"]]
     (Path(out_dir) / "synth-xcup.json").write_text(
         json.dumps(dict(found, pieces=pieces), indent=1) + "\n")
     return found
@@ -202,11 +208,11 @@ def measure(out_dir, target, clock_mhz, timeout=None):
     compares). The open boards are :func:`boards.build.build` behind the UART host link."""
     out_dir = Path(out_dir)
     if target == "xcup":
-        from .synth import synthesize
-        parts, groups, pieces = xcup_pieces(out_dir)
-        reports = [synthesize(text, top=name, family="xcup", timeout=timeout)
-                   for name, text in pieces]
-        return _xcup_found(out_dir, parts, groups, reports)
+        from .synth import synthesize_parts
+        verilog = (out_dir / "top.v").read_text()
+        parts, groups = _xcup_groups(verilog)
+        return _xcup_found(out_dir, synthesize_parts(
+            verilog, top="top", parts=parts, groups=groups, family="xcup", timeout=timeout))
     from .build import build
     from .cli import _load
     from .targets import get_target
@@ -522,6 +528,7 @@ def _run(client, specs, progress):
     import heapq
     import itertools
     from dask.distributed import wait
+    from .synth import combine_pieces
     queue, tie = [], itertools.count()
 
     def push(priority, kind, payload):
@@ -569,7 +576,7 @@ def _run(client, specs, progress):
             else:
                 reports = [entry["reports"][k] for k in range(len(groups))]
                 try:
-                    found = _xcup_found(spec["dir"], parts, groups, reports)
+                    found = _xcup_found(spec["dir"], combine_pieces(parts, groups, reports))
                     entry["rows"]["xcup"] = _row(spec, "xcup", found)
                 except Exception as error:              # recorded, not raised
                     entry["rows"]["xcup"] = _row(spec, "xcup", error=error)

@@ -67,6 +67,7 @@ __all__ = [
     "group_parts",
     "synthesize_parts",
     "combine_reports",
+    "combine_pieces",
 ]
 
 #: Family name -> vendor class used to interpret the cells.
@@ -665,8 +666,15 @@ def synthesize_parts(verilog, *, top, parts, groups=None, family="xcup", flatten
     pieces = split_parts(verilog, top=top, parts=parts, groups=groups)
     options = {"family": family, "flatten": flatten, "cache": cache, "timeout": timeout}
     reports = list(map(_synthesize_piece, [(piece, options) for piece in pieces]))
-    out = combine_reports(reports, ignore_cells=set(parts))
+    out = combine_pieces(parts, groups, reports)
     out["top"] = top
+    return out
+
+
+def combine_pieces(parts, groups, reports):
+    """:func:`combine_reports` of the pieces of :func:`split_parts` (their black boxes left
+    out), with ``pieces``: per piece, its ``parts`` and its report without ``cells``."""
+    out = combine_reports(reports, ignore_cells=set(parts))
     out["pieces"] = [dict({k: v for k, v in report.items() if k != "cells"}, parts=group)
                      for group, report in zip(groups, reports)]
     return out
